@@ -1,0 +1,22 @@
+"""Data keys of nequip-pol and their registration with nequip.
+
+Units follow the physics contract: eV, Angstrom, field in V/A, dipoles in e*A.
+nequip already knows ``polarization`` (graph), ``born_effective_charges`` (node, "ij");
+we add the field input and the polarizability.
+"""
+
+from nequip.data import AtomicDataDict, register_fields
+
+#: homogeneous electric field per frame, (num_frames, 3), V/A, irreps "1o"; absent means zero
+ELECTRIC_FIELD_KEY = "electric_field"
+#: cell dipole P = -dE/dE, (num_frames, 3), e*A (nequip's key)
+POLARIZATION_KEY = AtomicDataDict.POLARIZATION_KEY
+#: Born effective charges Z*_i,ab = dP_a/dr_ib, (num_atoms, 3, 3), e (nequip's key)
+BORN_CHARGE_KEY = AtomicDataDict.BORN_CHARGE_KEY
+#: polarizability alpha_ab = dP_a/dE_b, (num_frames, 3, 3), e*A^2/V, symmetric
+POLARIZABILITY_KEY = "polarizability"
+
+register_fields(
+    graph_fields=[ELECTRIC_FIELD_KEY, POLARIZABILITY_KEY],
+    cartesian_tensor_fields={POLARIZABILITY_KEY: "ij=ji"},
+)
