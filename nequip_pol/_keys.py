@@ -16,7 +16,13 @@ BORN_CHARGE_KEY = AtomicDataDict.BORN_CHARGE_KEY
 #: polarizability alpha_ab = dP_a/dE_b, (num_frames, 3, 3), e*A^2/V, symmetric
 POLARIZABILITY_KEY = "polarizability"
 
+#: each atom's share of the cell dipole (sum over its edges), (num_atoms, 3), e*A
+ATOMIC_DIPOLE_KEY = "atomic_dipoles"
+#: each atom's field enthalpy (included in ``atomic_energy``), (num_atoms, 1), eV
+PER_ATOM_FIELD_ENERGY_KEY = "atomic_field_energy"
+
 register_fields(
     graph_fields=[ELECTRIC_FIELD_KEY, POLARIZABILITY_KEY],
+    node_fields=[ATOMIC_DIPOLE_KEY, PER_ATOM_FIELD_ENERGY_KEY],
     cartesian_tensor_fields={POLARIZABILITY_KEY: "ij=ji"},
 )

@@ -10,3 +10,9 @@ def shared_data():
     if not (path / "dft").is_dir():
         pytest.skip(f"shared data not found at {path}: set {DATA_ENV_VAR} to the folder holding dft/ and qe_runs/")
     return path
+
+
+# nequip's model-test fixtures (model_dtype, molecules, diamond_carbon, ...)
+from nequip.utils.unittests import CONFTEST_PATH  # noqa: E402
+
+exec(open(CONFTEST_PATH).read())

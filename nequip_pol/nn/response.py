@@ -1,0 +1,288 @@
+"""The electric-response head shared by the NequIP-pol and Allegro-pol models.
+
+From the electric enthalpy E(R, E) of the wrapped energy model it computes, by exact
+differentiation (units eV, A, V/A, e):
+
+- ``forces`` F_i = -dE/dR_i (eV/A, (num_atoms, 3)),
+- ``virial`` and ``stress`` (eV and eV/A^3, (num_frames, 3, 3)) from the symmetric strain
+  derivative, nequip's convention (stress = (1/V) dE/d(strain), virial = -V stress),
+- ``polarization`` P = -dE/dE (cell dipole, e*A, (num_frames, 3)),
+- ``born_effective_charges`` Z*_i,ab = dP_a/dR_ib (e, (num_atoms, 3, 3)),
+- ``polarizability`` alpha_ab = dP_a/dE_b (e*A^2/V, (num_frames, 3, 3)).
+
+Two sources of P: ``"field_expansion"`` uses the closed-form P and alpha written by
+:class:`~nequip_pol.nn.FieldExpansionEnergy` (exact derivatives of its enthalpy), so Z* needs
+only first-order backward passes; ``"autograd"`` differentiates the energy with respect to the
+field (any field-dependent energy model), with Z* and alpha by a second backward pass.
+
+Z* needs one derivative of P per field direction. ``born_charge_method="vmap"`` runs the force
+backward and the three backward passes of P as *one* batched vector-Jacobian product over four
+cotangents; ``"loop"`` runs them one after the other on a retained graph.
+"""
+
+import torch
+
+from nequip.data import AtomicDataDict
+from nequip.nn import GraphModuleMixin
+from nequip.nn.model_modifier_utils import model_modifier, replace_submodules
+
+from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+
+from typing import List, Optional, Sequence
+
+RESPONSE_OUTPUTS = (POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
+POLARIZATION_SOURCES = ("field_expansion", "autograd")
+BORN_CHARGE_METHODS = ("vmap", "loop")
+
+
+def check_electric_field(data: AtomicDataDict.Type) -> None:
+    """Raise a ``ValueError`` naming ``electric_field`` if it has the wrong shape or is not finite."""
+    if ELECTRIC_FIELD_KEY not in data:
+        return
+    field = data[ELECTRIC_FIELD_KEY]
+    num_frames = AtomicDataDict.num_frames(data)
+    if field.dim() != 2 or field.shape[0] != num_frames or field.shape[1] != 3:
+        raise ValueError(
+            f"`{ELECTRIC_FIELD_KEY}` must have shape (num_frames, 3) = ({num_frames}, 3) "
+            f"in V/A, got {tuple(field.shape)}"
+        )
+    if not torch.compiler.is_compiling():
+        if not bool(torch.isfinite(field).all()):
+            raise ValueError(f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}")
+
+
+class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
+    """Forces, stress and the electric response of a field-dependent energy model.
+
+    Args:
+        func: the energy model (a ``SequentialGraphNetwork`` producing ``total_energy``)
+        response_outputs: which of ``polarization``, ``born_effective_charges``,
+            ``polarizability`` to compute (default: all); forces and stress are always computed
+        polarization_source: ``"field_expansion"`` or ``"autograd"`` (see module docstring)
+        born_charge_method: ``"vmap"`` or ``"loop"`` (see module docstring)
+        do_derivatives: if ``False``, only run ``func`` (energy only)
+    """
+
+    compute_polarization: bool
+    compute_born_charges: bool
+    compute_polarizability: bool
+    autograd_polarization: bool
+    vmap_born_charges: bool
+    do_derivatives: bool
+
+    def __init__(
+        self,
+        func: GraphModuleMixin,
+        response_outputs: Optional[Sequence[str]] = None,
+        polarization_source: str = "field_expansion",
+        born_charge_method: str = "vmap",
+        do_derivatives: bool = True,
+    ):
+        super().__init__()
+        response_outputs = list(RESPONSE_OUTPUTS if response_outputs is None else response_outputs)
+        unknown = [k for k in response_outputs if k not in RESPONSE_OUTPUTS]
+        if unknown:
+            raise ValueError(f"unknown `response_outputs` {unknown}; choose from {list(RESPONSE_OUTPUTS)}")
+        if polarization_source not in POLARIZATION_SOURCES:
+            raise ValueError(f"`polarization_source` must be one of {POLARIZATION_SOURCES}, got {polarization_source!r}")
+        if born_charge_method not in BORN_CHARGE_METHODS:
+            raise ValueError(f"`born_charge_method` must be one of {BORN_CHARGE_METHODS}, got {born_charge_method!r}")
+        if polarization_source == "field_expansion" and POLARIZATION_KEY not in func.irreps_out:
+            raise ValueError(
+                "`polarization_source='field_expansion'` needs an energy model with a FieldExpansionEnergy module"
+            )
+        self.func = func
+        self.response_outputs: List[str] = response_outputs
+        self.compute_born_charges = BORN_CHARGE_KEY in response_outputs
+        self.compute_polarizability = POLARIZABILITY_KEY in response_outputs
+        # Z* and alpha are derivatives of P, so P comes with them
+        self.compute_polarization = (
+            POLARIZATION_KEY in response_outputs or self.compute_born_charges or self.compute_polarizability
+        )
+        self.polarization_source = polarization_source
+        self.autograd_polarization = polarization_source == "autograd"
+        self.born_charge_method = born_charge_method
+        self.vmap_born_charges = born_charge_method == "vmap"
+        self.do_derivatives = do_derivatives
+
+        irreps_in = dict(func.irreps_in)
+        irreps_in[ELECTRIC_FIELD_KEY] = "1o"
+        self._init_irreps(irreps_in=irreps_in, irreps_out=func.irreps_out.copy())
+        self.irreps_out[AtomicDataDict.FORCE_KEY] = "1o"
+        self.irreps_out[AtomicDataDict.STRESS_KEY] = None
+        self.irreps_out[AtomicDataDict.VIRIAL_KEY] = None
+        if self.compute_polarization:
+            self.irreps_out[POLARIZATION_KEY] = "1o"
+        if self.compute_born_charges:
+            self.irreps_out[BORN_CHARGE_KEY] = None
+        if self.compute_polarizability:
+            self.irreps_out[POLARIZABILITY_KEY] = None
+        self.register_buffer("_empty", torch.Tensor())
+
+    def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
+        check_electric_field(data)
+        if not self.do_derivatives:
+            return self.func(data)
+        create_graph = self.training  # gradients of these outputs are trained on
+
+        num_frames = AtomicDataDict.num_frames(data)
+        batched = AtomicDataDict.BATCH_KEY in data
+        pos = data[AtomicDataDict.POSITIONS_KEY]
+        has_cell = AtomicDataDict.CELL_KEY in data
+
+        # === symmetric strain, applied to positions and cell ===
+        strain = torch.zeros((num_frames, 3, 3), dtype=pos.dtype, device=pos.device)
+        strain.requires_grad_(True)
+        symmetric_strain = 0.5 * (strain + strain.transpose(-1, -2))
+        did_pos_require_grad = pos.requires_grad
+        pos.requires_grad_(True)
+        if batched:
+            atom_strain = torch.index_select(symmetric_strain, 0, data[AtomicDataDict.BATCH_KEY])
+        else:
+            atom_strain = symmetric_strain.expand(pos.size(0), 3, 3)
+        data[AtomicDataDict.POSITIONS_KEY] = pos + torch.bmm(pos.unsqueeze(-2), atom_strain).squeeze(-2)
+        if has_cell:
+            orig_cell = data[AtomicDataDict.CELL_KEY]
+            cell = orig_cell.view(-1, 3, 3).expand(num_frames, 3, 3)
+            data[AtomicDataDict.CELL_KEY] = cell + torch.bmm(cell, symmetric_strain)
+        else:
+            orig_cell = self._empty
+            cell = self._empty
+
+        # === field ===
+        if ELECTRIC_FIELD_KEY in data:
+            field = data[ELECTRIC_FIELD_KEY].view(num_frames, 3).to(pos.dtype)
+        else:
+            field = torch.zeros((num_frames, 3), dtype=pos.dtype, device=pos.device)
+        if self.autograd_polarization and self.compute_polarization:
+            field = field.detach().requires_grad_(True)
+        data[ELECTRIC_FIELD_KEY] = field
+
+        data = self.func(data)
+        energy = data[AtomicDataDict.TOTAL_ENERGY_KEY]
+
+        need_p_graph = self.compute_born_charges or self.compute_polarizability
+        born_charges = self._empty
+        polarizability = self._empty
+        if self.autograd_polarization and self.compute_polarization:
+            grads = torch.autograd.grad(
+                [energy.sum()], [pos, strain, field], create_graph=create_graph or need_p_graph
+            )
+            force_grad, virial_grad, field_grad = grads[0], grads[1], grads[2]
+            assert field_grad is not None
+            polarization = torch.neg(field_grad)
+            if self.compute_born_charges:
+                rows: List[torch.Tensor] = []
+                for a in range(3):
+                    g = torch.autograd.grad(
+                        [polarization[:, a].sum()], [pos], retain_graph=True, create_graph=create_graph
+                    )[0]
+                    assert g is not None
+                    rows.append(g)
+                born_charges = torch.stack(rows, dim=1)  # (num_atoms, a, b)
+            if self.compute_polarizability:
+                rows = []
+                for a in range(3):
+                    g = torch.autograd.grad(
+                        [polarization[:, a].sum()], [field], retain_graph=True, create_graph=create_graph
+                    )[0]
+                    assert g is not None
+                    rows.append(g)
+                polarizability = torch.stack(rows, dim=1)  # (num_frames, a, b)
+        elif self.compute_born_charges:
+            polarization = data[POLARIZATION_KEY]
+            # anomaly mode inspects every gradient with `.item()`, which batched backward cannot do
+            if self.vmap_born_charges and not torch.is_anomaly_enabled():
+                # one batched backward: cotangent 0 -> (dE/dR, dE/dstrain), cotangents 1..3 -> dP_a/dR
+                eye = torch.eye(4, dtype=energy.dtype, device=energy.device)
+                energy_cotangent = eye[:, 0].view(4, 1).expand(4, num_frames)
+                polarization_cotangent = eye[:, 1:].view(4, 1, 3).expand(4, num_frames, 3)
+                grads = torch.autograd.grad(
+                    [energy.view(num_frames), polarization],
+                    [pos, strain],
+                    grad_outputs=[energy_cotangent, polarization_cotangent],
+                    is_grads_batched=True,
+                    create_graph=create_graph,
+                )
+                all_pos_grads, all_strain_grads = grads[0], grads[1]
+                assert all_pos_grads is not None and all_strain_grads is not None
+                force_grad = all_pos_grads[0]
+                virial_grad = all_strain_grads[0]
+                born_charges = all_pos_grads[1:].permute(1, 0, 2)  # (num_atoms, a, b)
+            else:
+                grads = torch.autograd.grad([energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph)
+                force_grad, virial_grad = grads[0], grads[1]
+                rows = []
+                for a in range(3):
+                    g = torch.autograd.grad(
+                        [polarization[:, a].sum()], [pos], retain_graph=a < 2 or create_graph, create_graph=create_graph
+                    )[0]
+                    assert g is not None
+                    rows.append(g)
+                born_charges = torch.stack(rows, dim=1)
+            if self.compute_polarizability:
+                polarizability = data[POLARIZABILITY_KEY]
+        else:
+            grads = torch.autograd.grad([energy.sum()], [pos, strain], create_graph=create_graph)
+            force_grad, virial_grad = grads[0], grads[1]
+            polarization = data[POLARIZATION_KEY] if self.compute_polarization else self._empty
+            if self.compute_polarizability:
+                polarizability = data[POLARIZABILITY_KEY]
+
+        assert force_grad is not None and virial_grad is not None
+        data[AtomicDataDict.FORCE_KEY] = torch.neg(force_grad)
+        virial_grad = virial_grad.view(num_frames, 3, 3)
+        if has_cell:
+            volume = torch.linalg.det(cell).abs().view(num_frames, 1, 1)
+            # frames without a cell (zero volume) get NaN stress, as in nequip
+            has_volume = volume > 0
+            safe_volume = torch.where(has_volume, volume, torch.ones_like(volume))
+            stress = torch.where(has_volume, virial_grad / safe_volume, torch.full_like(virial_grad, float("nan")))
+            data[AtomicDataDict.CELL_KEY] = orig_cell
+        else:
+            stress = self._empty
+        data[AtomicDataDict.STRESS_KEY] = stress
+        data[AtomicDataDict.VIRIAL_KEY] = torch.neg(virial_grad)
+        data[AtomicDataDict.POSITIONS_KEY] = pos
+        if self.compute_polarization:
+            data[POLARIZATION_KEY] = polarization
+        elif POLARIZATION_KEY in data:
+            del data[POLARIZATION_KEY]
+        if self.compute_born_charges:
+            data[BORN_CHARGE_KEY] = born_charges
+        if self.compute_polarizability:
+            data[POLARIZABILITY_KEY] = polarizability
+        elif POLARIZABILITY_KEY in data:
+            del data[POLARIZABILITY_KEY]
+        if not did_pos_require_grad:
+            pos.requires_grad_(False)
+        return data
+
+    def _with_outputs(self, response_outputs: Sequence[str]) -> "ElectricResponseOutput":
+        return type(self)(
+            func=self.func,
+            response_outputs=response_outputs,
+            polarization_source=self.polarization_source,
+            born_charge_method=self.born_charge_method,
+            do_derivatives=self.do_derivatives,
+        )
+
+    @model_modifier(persistent=True, private=False)
+    @classmethod
+    def disable_born_charges(cls, model):
+        """Stop computing Born charges (cheaper MD when only forces, P and alpha are needed)."""
+        return replace_submodules(
+            model, cls, lambda old: old._with_outputs([k for k in old.response_outputs if k != BORN_CHARGE_KEY])
+        )
+
+    @model_modifier(persistent=True, private=False)
+    @classmethod
+    def energy_forces_only(cls, model):
+        """Compute only energy, forces and stress: no electric-response outputs."""
+        return replace_submodules(model, cls, lambda old: old._with_outputs([]))
+
+    @model_modifier(persistent=True, private=False)
+    @classmethod
+    def enable_all_response(cls, model):
+        """Compute P, Z* and alpha."""
+        return replace_submodules(model, cls, lambda old: old._with_outputs(list(RESPONSE_OUTPUTS)))
