@@ -1,0 +1,270 @@
+"""Sanity checks of an extended-XYZ dataset with polarization, Born charges and polarizability.
+
+``check_dataset(path)`` returns a :class:`DataReport` (``print(report)`` gives a readable summary,
+``report.ok`` is False when there are hard errors: unreadable file, non-finite values, wrong shapes).
+
+Checks: frame count and species, which keys are present (``born_charge`` is accepted as an alias of
+``born_effective_charges`` and ``energy`` of ``total_energy``), the acoustic sum rule of the Born
+charges (max over frames of max_ab |sum_i Z*_i,ab|), the asymmetry of the polarizability
+(max |alpha - alpha^T|), and the branch consistency of P: each frame's cell dipole is expressed in
+fractional coordinates of its own lattice (P = sum_k f_k R_k, quantum e*R_k), folded to [-1/2, 1/2),
+the common centre of all frames is found on the circle (so a wrap at +-1/2 does not matter), and the
+spread around it and the centre itself (the constant offset, e.g. half quanta) are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .qe import NequipPolIOError
+
+__all__ = ["DataReport", "DataCheckError", "check_dataset", "DEFAULT_KEY_ALIASES", "P_SPREAD_WARN"]
+
+#: file key -> canonical key, applied before any user mapping
+DEFAULT_KEY_ALIASES = {
+    "born_charge": "born_effective_charges",
+    "energy": "total_energy",
+}
+
+#: canonical keys and their allowed shapes ("N" = number of atoms)
+_SHAPES = {
+    "total_energy": [()],
+    "forces": [("N", 3)],
+    "stress": [(6,), (9,), (3, 3)],
+    "polarization": [(3,)],
+    "born_effective_charges": [("N", 9), ("N", 3, 3)],
+    "polarizability": [(9,), (3, 3)],
+    "electric_field": [(3,)],
+}
+_EXPECTED = ["total_energy", "forces", "stress", "polarization", "born_effective_charges", "polarizability"]
+
+#: spread of folded P (fractional units) above which the frames are reported as inconsistent
+P_SPREAD_WARN = 0.25
+
+
+class DataCheckError(NequipPolIOError):
+    """The dataset has hard errors (raised only on request; ``check_dataset`` returns a report)."""
+
+
+@dataclass
+class DataReport:
+    path: str
+    n_frames: int = 0
+    n_atoms: tuple = (0, 0)  # min, max
+    species: dict = field(default_factory=dict)  # symbol -> total count over frames
+    keys: dict = field(default_factory=dict)  # canonical key -> number of frames having it
+    missing: dict = field(default_factory=dict)  # expected key -> number of frames lacking it
+    asr_max: float | None = None  # max_frames max_ab |sum_i Z_i,ab|, e
+    asr_frame: int | None = None
+    alpha_asym_max: float | None = None  # max_frames max |alpha - alpha^T|, e*A^2/V
+    alpha_asym_frame: int | None = None
+    p_offset_frac: np.ndarray | None = None  # common centre of folded fractional P
+    p_spread_frac: np.ndarray | None = None  # max |f - centre| per lattice direction
+    p_rms_frac: np.ndarray | None = None  # rms |f - centre| per lattice direction
+    p_concentration: np.ndarray | None = None  # mean resultant length of exp(2 pi i f): 1 tight, 0 uniform
+    p_consistent: bool | None = None
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.3e}"
+
+        lines = [f"== {self.path}"]
+        lines.append(f"frames: {self.n_frames}   atoms/frame: {self.n_atoms[0]}" + (f"-{self.n_atoms[1]}" if self.n_atoms[1] != self.n_atoms[0] else ""))
+        lines.append("species: " + (", ".join(f"{s} ({n})" for s, n in sorted(self.species.items())) or "none"))
+        lines.append("keys: " + (", ".join(f"{k} ({n}/{self.n_frames})" for k, n in self.keys.items()) or "none"))
+        if self.missing:
+            lines.append("missing: " + ", ".join(f"{k} (in {n} frames)" for k, n in self.missing.items()))
+        asr = fmt(self.asr_max) + (f" e (frame {self.asr_frame})" if self.asr_max is not None else "")
+        lines.append(f"Born-charge acoustic sum rule, max |sum_i Z*_i|: {asr}")
+        asym = fmt(self.alpha_asym_max) + (f" e*A^2/V (frame {self.alpha_asym_frame})" if self.alpha_asym_max is not None else "")
+        lines.append(f"polarizability asymmetry, max |alpha - alpha^T|: {asym}")
+        if self.p_offset_frac is not None:
+            def vec(v, f="{:.4f}"):
+                return "[" + " ".join(f.format(x) for x in v) + "]"
+
+            lines.append(
+                "polarization in fractional units of the quantum e*R (folded to [-1/2, 1/2)): "
+                f"common offset {vec(self.p_offset_frac, '{:+.4f}')}, max spread {vec(self.p_spread_frac)}, "
+                f"rms spread {vec(self.p_rms_frac)}, concentration {vec(self.p_concentration, '{:.3f}')}"
+            )
+            if self.p_consistent:
+                lines.append("  -> consistent: all frames on one branch within the spread above")
+                half = [k for k, x in enumerate(self.p_offset_frac) if abs(abs(x) - 0.5) < 0.05]
+                if half:
+                    lines.append("  note: constant offset of half a quantum along "
+                                 + ", ".join("a%d" % (k + 1) for k in half))
+            else:
+                lines.append(f"  -> branch NOT verifiable: frames spread by >= {P_SPREAD_WARN} quanta "
+                             "(large P fluctuations or mixed branches)")
+        else:
+            lines.append("polarization: n/a")
+        for w in self.warnings:
+            lines.append(f"WARNING: {w}")
+        for e in self.errors:
+            lines.append(f"ERROR: {e}")
+        lines.append("status: " + ("OK" if self.ok else "FAILED"))
+        return "\n".join(lines)
+
+
+def _frame_values(atoms) -> dict:
+    vals = {}
+    for k, v in atoms.info.items():
+        vals[k] = v
+    for k, v in atoms.arrays.items():
+        if k not in ("numbers", "positions"):
+            vals[k] = v
+    if atoms.calc is not None:
+        for k, v in getattr(atoms.calc, "results", {}).items():
+            vals[k] = v
+    return vals
+
+
+def _shape_ok(shape, allowed, n) -> bool:
+    for a in allowed:
+        if len(a) == len(shape) and all((d == n if s == "N" else d == s) for s, d in zip(a, shape)):
+            return True
+    return False
+
+
+def _as_3x3(v) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    return v.reshape(3, 3)
+
+
+def _circular_centre(frac: np.ndarray) -> np.ndarray:
+    """Centre of fractional coordinates on the unit circle, in [-1/2, 1/2)."""
+    ang = 2 * np.pi * frac
+    c = np.arctan2(np.sin(ang).mean(axis=0), np.cos(ang).mean(axis=0)) / (2 * np.pi)
+    return c - np.floor(c + 0.5)
+
+
+def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
+    """Check one extended-XYZ file; never raises for data problems (see ``report.errors``).
+
+    Args:
+        path: extended-XYZ file.
+        key_mapping: extra ``{file key: canonical key}`` renames (canonical keys: total_energy,
+            forces, stress, polarization, born_effective_charges, polarizability, electric_field).
+    """
+    import ase.io
+
+    path = Path(path)
+    rep = DataReport(path=str(path))
+    aliases = dict(DEFAULT_KEY_ALIASES)
+    aliases.update(key_mapping or {})
+    try:
+        frames = ase.io.read(path, index=":", format="extxyz")
+    except Exception as exc:  # noqa: BLE001 -- any reader failure is "unreadable"
+        rep.errors.append(f"{path}: unreadable extended-XYZ file: {type(exc).__name__}: {exc}")
+        return rep
+    if not frames:
+        rep.errors.append(f"{path}: no frames")
+        return rep
+
+    rep.n_frames = len(frames)
+    nat = [len(a) for a in frames]
+    rep.n_atoms = (min(nat), max(nat))
+    species: dict = {}
+    present: dict = {}
+    asr = []
+    asym = []
+    frac_p = []
+
+    for i, atoms in enumerate(frames):
+        for s in atoms.get_chemical_symbols():
+            species[s] = species.get(s, 0) + 1
+        n = len(atoms)
+        if not np.all(np.isfinite(atoms.positions)):
+            rep.errors.append(f"frame {i}: non-finite positions")
+        if not np.all(np.isfinite(atoms.cell[:])):
+            rep.errors.append(f"frame {i}: non-finite cell")
+        raw = _frame_values(atoms)
+        vals = {}
+        for k, v in raw.items():
+            ck = aliases.get(k, k)
+            if ck in _SHAPES:
+                vals[ck] = v
+        for ck, v in vals.items():
+            present[ck] = present.get(ck, 0) + 1
+            try:
+                arr = np.asarray(v, dtype=float)
+            except (TypeError, ValueError):
+                rep.errors.append(f"frame {i}: {ck} is not numeric")
+                continue
+            if not _shape_ok(arr.shape, _SHAPES[ck], n):
+                rep.errors.append(f"frame {i}: {ck} has shape {arr.shape}, expected one of "
+                                  + ", ".join(str(tuple(n if d == 'N' else d for d in s)) for s in _SHAPES[ck]))
+                continue
+            if not np.all(np.isfinite(arr)):
+                rep.errors.append(f"frame {i}: {ck} contains NaN or inf")
+                continue
+            vals[ck] = arr
+        # derived checks on well-formed values only
+        z = vals.get("born_effective_charges")
+        if isinstance(z, np.ndarray) and z.size == 9 * n and np.all(np.isfinite(z)):
+            asr.append((float(np.abs(z.reshape(n, 3, 3).sum(axis=0)).max()), i))
+        a = vals.get("polarizability")
+        if isinstance(a, np.ndarray) and a.size == 9 and np.all(np.isfinite(a)):
+            a = _as_3x3(a)
+            asym.append((float(np.abs(a - a.T).max()), i))
+        p = vals.get("polarization")
+        if isinstance(p, np.ndarray) and p.shape == (3,) and np.all(np.isfinite(p)):
+            cell = atoms.cell[:]
+            if abs(np.linalg.det(cell)) > 1e-8 and np.all(atoms.pbc):
+                f = np.linalg.solve(cell.T, p)
+                frac_p.append(f - np.floor(f + 0.5))
+            else:
+                rep.warnings.append(f"frame {i}: no periodic cell, polarization branch not checked")
+
+    # errors reported once per key, not once per frame, when they repeat
+    rep.errors = _compress(rep.errors)
+    rep.species = species
+    rep.keys = {k: present[k] for k in list(_SHAPES) if k in present}
+    rep.missing = {k: rep.n_frames - present.get(k, 0) for k in _EXPECTED if present.get(k, 0) < rep.n_frames}
+    if rep.missing:
+        rep.warnings.append("missing values: " + ", ".join(f"{k} absent in {m} of {rep.n_frames} frames" for k, m in rep.missing.items()))
+    if asr:
+        rep.asr_max, rep.asr_frame = max(asr)
+    if asym:
+        rep.alpha_asym_max, rep.alpha_asym_frame = max(asym)
+    if frac_p:
+        fp = np.array(frac_p)
+        c = _circular_centre(fp)
+        d = fp - c
+        d -= np.floor(d + 0.5)
+        ang = 2 * np.pi * fp
+        rep.p_offset_frac = c
+        rep.p_spread_frac = np.abs(d).max(axis=0)
+        rep.p_rms_frac = np.sqrt((d**2).mean(axis=0))
+        rep.p_concentration = np.hypot(np.cos(ang).mean(axis=0), np.sin(ang).mean(axis=0))
+        rep.p_consistent = bool(np.all(rep.p_spread_frac < P_SPREAD_WARN))
+        if not rep.p_consistent:
+            rep.warnings.append(
+                f"folded polarization spreads by up to {rep.p_spread_frac.max():.3f} quanta around the common "
+                "offset: its branch cannot be confirmed from the data alone (frames with large P "
+                "fluctuations, or frames on different branches)"
+            )
+    return rep
+
+
+def _compress(errors: list, keep: int = 5) -> list:
+    """Keep the first ``keep`` messages of each kind (text after 'frame N: ') and count the rest."""
+    out, seen = [], {}
+    for e in errors:
+        kind = e.split(": ", 1)[-1]
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= keep:
+            out.append(e)
+    for kind, n in seen.items():
+        if n > keep:
+            out.append(f"... and {n - keep} more frames with: {kind}")
+    return out
