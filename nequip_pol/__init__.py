@@ -6,6 +6,7 @@ targets here, never ``nequip.model``/``nequip.nn``/``nequip.integrations``.
 """
 
 from . import _keys  # noqa: F401  (registers data keys)
+from . import _compile  # noqa: F401  (registers compile targets)
 from ._keys import (  # noqa: F401
     ELECTRIC_FIELD_KEY,
     POLARIZATION_KEY,

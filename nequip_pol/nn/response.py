@@ -35,6 +35,13 @@ POLARIZATION_SOURCES = ("field_expansion", "autograd")
 BORN_CHARGE_METHODS = ("vmap", "loop")
 
 
+def _is_tracing() -> bool:
+    """True under torch.compile/export and nequip's make_fx tracing, where values are symbolic."""
+    from torch.fx.experimental.proxy_tensor import get_proxy_mode
+
+    return torch.compiler.is_compiling() or get_proxy_mode() is not None
+
+
 def check_electric_field(data: AtomicDataDict.Type) -> None:
     """Raise a ``ValueError`` naming ``electric_field`` if it has the wrong shape or is not finite."""
     if ELECTRIC_FIELD_KEY not in data:
@@ -46,7 +53,7 @@ def check_electric_field(data: AtomicDataDict.Type) -> None:
             f"`{ELECTRIC_FIELD_KEY}` must have shape (num_frames, 3) = ({num_frames}, 3) "
             f"in V/A, got {tuple(field.shape)}"
         )
-    if not torch.compiler.is_compiling():
+    if not _is_tracing():
         if not bool(torch.isfinite(field).all()):
             raise ValueError(f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}")
 
@@ -191,8 +198,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                 polarizability = torch.stack(rows, dim=1)  # (num_frames, a, b)
         elif self.compute_born_charges:
             polarization = data[POLARIZATION_KEY]
-            # anomaly mode inspects every gradient with `.item()`, which batched backward cannot do
-            if self.vmap_born_charges and not torch.is_anomaly_enabled():
+            # batched backward can neither be traced for export nor run under anomaly mode
+            # (which inspects every gradient with `.item()`): there the loop does the same work
+            if self.vmap_born_charges and not torch.is_anomaly_enabled() and not _is_tracing():
                 # one batched backward: cotangent 0 -> (dE/dR, dE/dstrain), cotangents 1..3 -> dP_a/dR
                 eye = torch.eye(4, dtype=energy.dtype, device=energy.device)
                 energy_cotangent = eye[:, 0].view(4, 1).expand(4, num_frames)

@@ -1,0 +1,99 @@
+"""AOTInductor compile targets for field-aware models (``nequip-compile --target NAME``).
+
+Every target takes the field ``electric_field`` ((num_frames, 3), V/A) as an input and returns
+the response outputs beside nequip's:
+
+- ``nequip_pol_ase``: one frame with cell and edge cell shifts (nequip's ``ase`` inputs + field);
+  outputs total and per-atom energy, forces, stress, virial, P, Z*, alpha.
+- ``nequip_pol_batch``: several frames (nequip's ``batch`` inputs + field); same outputs.
+- ``nequip_pol_pair_allegro``: the inputs of a LAMMPS Allegro pair style (positions of local and
+  ghost atoms, edge index, atom types; no cell) + field; outputs per-atom energy, forces (ghosts
+  included), virial, P, Z* (ghosts included: LAMMPS reverse-communicates them), alpha and the
+  per-atom dipoles. The cell-dependent polarization offset is not applied there (no cell input):
+  LAMMPS adds ``f @ cell`` itself (metadata key ``polarization_offset_fractional``).
+- ``nequip_pol_pair_nequip``: the inputs of nequip's LAMMPS pair style (nequip's ``pair_nequip``)
+  + field; same outputs as ``nequip_pol_pair_allegro``.
+"""
+
+import torch
+
+from nequip.data import AtomicDataDict
+from nequip.scripts._compile_utils import (
+    PAIR_NEQUIP_INPUTS,
+    BATCH_INPUTS,
+    LMP_OUTPUTS,
+    ASE_OUTPUTS,
+    single_frame_batch_map_settings,
+    single_frame_data_settings,
+    batched_data_settings,
+    register_compile_targets,
+)
+
+from ._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY, ATOMIC_DIPOLE_KEY
+
+ASE_TARGET = "nequip_pol_ase"
+BATCH_TARGET = "nequip_pol_batch"
+PAIR_ALLEGRO_TARGET = "nequip_pol_pair_allegro"
+PAIR_NEQUIP_TARGET = "nequip_pol_pair_nequip"
+
+RESPONSE_OUTPUTS = [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY]
+POL_ASE_OUTPUTS = ASE_OUTPUTS + [AtomicDataDict.VIRIAL_KEY] + RESPONSE_OUTPUTS
+POL_LMP_OUTPUTS = LMP_OUTPUTS + RESPONSE_OUTPUTS + [ATOMIC_DIPOLE_KEY]
+PAIR_ALLEGRO_INPUTS = [
+    AtomicDataDict.POSITIONS_KEY,
+    AtomicDataDict.EDGE_INDEX_KEY,
+    AtomicDataDict.ATOM_TYPE_KEY,
+    ELECTRIC_FIELD_KEY,
+]
+
+
+def _with_field(data_settings):
+    """Wrap a target's data settings so that the example data carry a (nonzero) field."""
+
+    def settings(data):
+        data = data_settings(data)
+        if ELECTRIC_FIELD_KEY not in data:
+            num_frames = AtomicDataDict.num_frames(data)
+            pos = data[AtomicDataDict.POSITIONS_KEY]
+            generator = torch.Generator().manual_seed(0)
+            field = 0.01 * torch.randn((num_frames, 3), generator=generator, dtype=torch.float64)
+            data[ELECTRIC_FIELD_KEY] = field.to(device=pos.device, dtype=pos.dtype)
+        return data
+
+    return settings
+
+
+def _pair_allegro_data_settings(data):
+    from allegro._compile import allegro_data_settings
+
+    return allegro_data_settings(data)
+
+
+register_compile_targets(
+    {
+        ASE_TARGET: {
+            "input": PAIR_NEQUIP_INPUTS + [ELECTRIC_FIELD_KEY],
+            "output": POL_ASE_OUTPUTS,
+            "batch_map_settings": single_frame_batch_map_settings,
+            "data_settings": _with_field(single_frame_data_settings),
+        },
+        BATCH_TARGET: {
+            "input": BATCH_INPUTS + [ELECTRIC_FIELD_KEY],
+            "output": POL_ASE_OUTPUTS,
+            "batch_map_settings": lambda batch_map: batch_map,
+            "data_settings": _with_field(batched_data_settings),
+        },
+        PAIR_ALLEGRO_TARGET: {
+            "input": PAIR_ALLEGRO_INPUTS,
+            "output": POL_LMP_OUTPUTS,
+            "batch_map_settings": single_frame_batch_map_settings,
+            "data_settings": _with_field(_pair_allegro_data_settings),
+        },
+        PAIR_NEQUIP_TARGET: {
+            "input": PAIR_NEQUIP_INPUTS + [ELECTRIC_FIELD_KEY],
+            "output": POL_LMP_OUTPUTS,
+            "batch_map_settings": single_frame_batch_map_settings,
+            "data_settings": _with_field(single_frame_data_settings),
+        },
+    }
+)
