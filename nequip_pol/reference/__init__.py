@@ -1,0 +1,13 @@
+"""Reference materials with exactly known field-dependent energies (no DFT needed)."""
+
+from .analytic_material import (  # noqa: F401
+    CUTOFF,
+    LATTICE_CONSTANT,
+    TYPE_NAMES,
+    AnalyticPolarMaterial,
+    dataset_statistics,
+    generate_dataset,
+    ideal_structure,
+    read_dataset,
+    write_dataset,
+)
