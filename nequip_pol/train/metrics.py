@@ -1,0 +1,117 @@
+"""Loss and metrics managers for energy, forces, stress and the electric response.
+
+Built on nequip's :class:`~nequip.train.MetricsManager`, with the polarization compared on the
+nearest branch (:class:`~nequip_pol.data.NearestBranchPolarization`). Frames whose label is NaN
+(absent quantities, see :class:`~nequip_pol.data.ElectricResponseKeysTransform`) do not contribute
+to that term. Units: eV, eV/A, eV/A^3, e*A, e, e*A^2/V.
+"""
+
+from typing import Dict, Optional, Sequence
+
+from nequip.data import AtomicDataDict, PerAtomModifier
+from nequip.train import MetricsManager
+from nequip.train.metrics import MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError
+
+from ..data.branch import NearestBranchPolarization
+from .._keys import POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+
+_E = AtomicDataDict.TOTAL_ENERGY_KEY
+_F = AtomicDataDict.FORCE_KEY
+_S = AtomicDataDict.STRESS_KEY
+LOSS_KEYS = (_E, _F, _S, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
+#: labels that may be missing in some frames: NaN there is skipped
+_PARTIAL_LABELS = (_S, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
+
+
+def _field(key: str, per_atom: bool):
+    if key == POLARIZATION_KEY:
+        return NearestBranchPolarization(per_atom=per_atom)
+    if key == _E and per_atom:
+        return PerAtomModifier(_E)
+    return key
+
+
+def _entry(name, key, metric, coeff, per_atom=False):
+    return {
+        "name": name,
+        "field": _field(key, per_atom),
+        "metric": metric,
+        "coeff": coeff,
+        "ignore_nan": key in _PARTIAL_LABELS,
+    }
+
+
+def ElectricResponseLoss(
+    coeffs: Dict[str, float] = {
+        _E: 1.0,
+        _F: 1.0,
+        _S: 1.0,
+        POLARIZATION_KEY: 1.0,
+        BORN_CHARGE_KEY: 1.0,
+        POLARIZABILITY_KEY: 1.0,
+    },
+    per_atom_energy: bool = True,
+    type_names=None,
+):
+    """Weighted sum of mean squared errors of energy (per atom by default), forces, stress, the
+    branch-folded polarization, Born charges and polarizability.
+
+    A key left out of ``coeffs`` (or given ``null``) is not trained on. Loss component names:
+    ``per_atom_energy_mse`` (or ``total_energy_mse``), ``forces_mse``, ``stress_mse``,
+    ``polarization_mse``, ``born_effective_charges_mse``, ``polarizability_mse``.
+
+    Example::
+
+        loss:
+          _target_: nequip_pol.train.ElectricResponseLoss
+          coeffs: {total_energy: 1.0, forces: 1.0, polarization: 1.0,
+                   born_effective_charges: 1.0, polarizability: 1.0}
+    """
+    unknown = set(coeffs) - set(LOSS_KEYS)
+    if unknown:
+        raise ValueError(f"unknown loss keys {sorted(unknown)}; choose from {list(LOSS_KEYS)}")
+    metrics = []
+    for key in LOSS_KEYS:
+        if coeffs.get(key) is None:
+            continue
+        per_atom = key == _E and per_atom_energy
+        name = ("per_atom_energy" if per_atom else key) + "_mse"
+        metrics.append(_entry(name, key, MeanSquaredError(), coeffs[key], per_atom))
+    return MetricsManager(metrics, type_names=type_names)
+
+
+def ElectricResponseMetrics(
+    coeffs: Optional[Dict[str, Optional[float]]] = None,
+    quantities: Sequence[str] = LOSS_KEYS,
+    type_names=None,
+):
+    """RMSE and MAE of energy (total and per atom), forces, stress, polarization (per cell and
+    per atom, nearest branch), Born charges and polarizability.
+
+    ``coeffs`` maps metric names (e.g. ``forces_rmse``, ``polarization_rmse``) to their weight in
+    ``weighted_sum`` (the validation score nequip monitors); default: forces, per-atom energy,
+    polarization, Born charges and polarizability RMSE with weight 1. ``quantities`` lists the
+    labels the data have (e.g. leave out ``stress`` for molecules).
+    """
+    if coeffs is None:
+        coeffs = {
+            "per_atom_energy_rmse": 1.0,
+            "forces_rmse": 1.0,
+            "polarization_rmse": 1.0,
+            "born_effective_charges_rmse": 1.0,
+            "polarizability_rmse": 1.0,
+        }
+    unknown = set(quantities) - set(LOSS_KEYS)
+    if unknown:
+        raise ValueError(f"unknown quantities {sorted(unknown)}; choose from {list(LOSS_KEYS)}")
+    metrics = []
+    for key in [k for k in LOSS_KEYS if k in quantities]:
+        for per_atom in ((False, True) if key in (_E, POLARIZATION_KEY) else (False,)):
+            prefix = ("per_atom_" + ("energy" if key == _E else key)) if per_atom else key
+            for suffix, metric in (("rmse", RootMeanSquaredError), ("mae", MeanAbsoluteError)):
+                name = f"{prefix}_{suffix}"
+                metrics.append(_entry(name, key, metric(), coeffs.get(name), per_atom))
+    unknown = set(coeffs) - {m["name"] for m in metrics}
+    if unknown:
+        raise ValueError(f"unknown metric names {sorted(unknown)}")
+    return MetricsManager(metrics, type_names=type_names)
