@@ -92,6 +92,24 @@ register("parse-qe", "convert Quantum ESPRESSO finite-field runs to extended XYZ
 register("check-data", "check an extended-XYZ dataset (keys, sum rule, symmetry, P branch)", _add_check_data, _run_check_data)
 
 
+# ----------------------------------------------------------------------------------------- demo
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    from nequip_pol.reference.demo import add_arguments
+
+    add_arguments(p)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from nequip_pol.reference.demo import main as demo_main
+
+    return demo_main(args)
+
+
+register("demo", "the whole method on the shipped analytic material: generate, train, evaluate, plot", _add_demo, _run_demo)
+
+
 # ----------------------------------------------------------------------------------------- main
 
 

@@ -278,3 +278,12 @@ def test_bad_field_gives_clear_error(field, message):
     with pytest.raises((ValueError, RuntimeError), match=message) as error:
         model(data)
     assert ELECTRIC_FIELD_KEY in str(error.value)
+
+
+def test_without_stress_the_rest_is_unchanged():
+    atoms = perovskite_like()
+    full = evaluate(build(NEQUIP_POL), atoms)
+    no_stress = evaluate(build(NEQUIP_POL, compute_stress=False), atoms)
+    assert AtomicDataDict.STRESS_KEY not in no_stress
+    for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY):
+        torch.testing.assert_close(no_stress[key], full[key], atol=1e-12, rtol=1e-11)

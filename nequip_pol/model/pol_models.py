@@ -33,6 +33,7 @@ def _make_field_aware(
     polarization_source: str,
     born_charge_method: str,
     do_derivatives: bool,
+    compute_stress: bool,
 ) -> ElectricResponseOutput:
     energy_model: SequentialGraphNetwork = stock_model.func
     insert_before = "total_energy_sum"
@@ -63,6 +64,7 @@ def _make_field_aware(
         polarization_source=polarization_source,
         born_charge_method=born_charge_method,
         do_derivatives=do_derivatives,
+        compute_stress=compute_stress,
     )
 
 
@@ -80,6 +82,7 @@ _FIELD_ARGS_DOC = """
             ``polarizability`` to compute (default: all)
         polarization_source (str): ``field_expansion`` (closed-form P, first-order Z*) or ``autograd``
         born_charge_method (str): ``vmap`` (one batched backward with the forces) or ``loop``
+        compute_stress (bool): compute stress and virial (default ``True``)
 """
 
 
@@ -98,6 +101,7 @@ def AllegroPolModel(
     polarization_source: str = "field_expansion",
     born_charge_method: str = "vmap",
     do_derivatives: bool = True,
+    compute_stress: bool = True,
     **kwargs,
 ):
     """Field-aware Allegro: ``allegro.model.AllegroModel`` + field expansion + response head.
@@ -125,6 +129,7 @@ def AllegroPolModel(
         polarization_source=polarization_source,
         born_charge_method=born_charge_method,
         do_derivatives=do_derivatives,
+        compute_stress=compute_stress,
     )
 
 
@@ -143,6 +148,7 @@ def NequIPPolModel(
     polarization_source: str = "field_expansion",
     born_charge_method: str = "vmap",
     do_derivatives: bool = True,
+    compute_stress: bool = True,
     **kwargs,
 ):
     """Field-aware NequIP: ``nequip.model.NequIPGNNModel`` + field expansion + response head.
@@ -168,6 +174,7 @@ def NequIPPolModel(
         polarization_source=polarization_source,
         born_charge_method=born_charge_method,
         do_derivatives=do_derivatives,
+        compute_stress=compute_stress,
     )
 
 

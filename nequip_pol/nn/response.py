@@ -68,6 +68,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         polarization_source: ``"field_expansion"`` or ``"autograd"`` (see module docstring)
         born_charge_method: ``"vmap"`` or ``"loop"`` (see module docstring)
         do_derivatives: if ``False``, only run ``func`` (energy only)
+        compute_stress: if ``False``, skip the strain derivative (no stress or virial)
     """
 
     compute_polarization: bool
@@ -76,6 +77,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
     autograd_polarization: bool
     vmap_born_charges: bool
     do_derivatives: bool
+    compute_stress: bool
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         polarization_source: str = "field_expansion",
         born_charge_method: str = "vmap",
         do_derivatives: bool = True,
+        compute_stress: bool = True,
     ):
         super().__init__()
         response_outputs = list(RESPONSE_OUTPUTS if response_outputs is None else response_outputs)
@@ -111,13 +114,15 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         self.born_charge_method = born_charge_method
         self.vmap_born_charges = born_charge_method == "vmap"
         self.do_derivatives = do_derivatives
+        self.compute_stress = compute_stress
 
         irreps_in = dict(func.irreps_in)
         irreps_in[ELECTRIC_FIELD_KEY] = "1o"
         self._init_irreps(irreps_in=irreps_in, irreps_out=func.irreps_out.copy())
         self.irreps_out[AtomicDataDict.FORCE_KEY] = "1o"
-        self.irreps_out[AtomicDataDict.STRESS_KEY] = None
-        self.irreps_out[AtomicDataDict.VIRIAL_KEY] = None
+        if compute_stress:
+            self.irreps_out[AtomicDataDict.STRESS_KEY] = None
+            self.irreps_out[AtomicDataDict.VIRIAL_KEY] = None
         if self.compute_polarization:
             self.irreps_out[POLARIZATION_KEY] = "1o"
         if self.compute_born_charges:
@@ -135,7 +140,8 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         num_frames = AtomicDataDict.num_frames(data)
         batched = AtomicDataDict.BATCH_KEY in data
         pos = data[AtomicDataDict.POSITIONS_KEY]
-        has_cell = AtomicDataDict.CELL_KEY in data
+        # the cell is touched (strained and restored) only when the stress is computed
+        has_cell = AtomicDataDict.CELL_KEY in data and self.compute_stress
 
         # === symmetric strain, applied to positions and cell ===
         strain = torch.zeros((num_frames, 3, 3), dtype=pos.dtype, device=pos.device)
@@ -143,11 +149,12 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         symmetric_strain = 0.5 * (strain + strain.transpose(-1, -2))
         did_pos_require_grad = pos.requires_grad
         pos.requires_grad_(True)
-        if batched:
-            atom_strain = torch.index_select(symmetric_strain, 0, data[AtomicDataDict.BATCH_KEY])
-        else:
-            atom_strain = symmetric_strain.expand(pos.size(0), 3, 3)
-        data[AtomicDataDict.POSITIONS_KEY] = pos + torch.bmm(pos.unsqueeze(-2), atom_strain).squeeze(-2)
+        if self.compute_stress:
+            if batched:
+                atom_strain = torch.index_select(symmetric_strain, 0, data[AtomicDataDict.BATCH_KEY])
+            else:
+                atom_strain = symmetric_strain.expand(pos.size(0), 3, 3)
+            data[AtomicDataDict.POSITIONS_KEY] = pos + torch.bmm(pos.unsqueeze(-2), atom_strain).squeeze(-2)
         if has_cell:
             orig_cell = data[AtomicDataDict.CELL_KEY]
             cell = orig_cell.view(-1, 3, 3).expand(num_frames, 3, 3)
@@ -173,7 +180,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         polarizability = self._empty
         if self.autograd_polarization and self.compute_polarization:
             grads = torch.autograd.grad(
-                [energy.sum()], [pos, strain, field], create_graph=create_graph or need_p_graph
+                [energy.sum()], [pos, strain, field], create_graph=create_graph or need_p_graph, allow_unused=True
             )
             force_grad, virial_grad, field_grad = grads[0], grads[1], grads[2]
             assert field_grad is not None
@@ -211,14 +218,17 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                     grad_outputs=[energy_cotangent, polarization_cotangent],
                     is_grads_batched=True,
                     create_graph=create_graph,
+                    allow_unused=True,
                 )
                 all_pos_grads, all_strain_grads = grads[0], grads[1]
-                assert all_pos_grads is not None and all_strain_grads is not None
+                assert all_pos_grads is not None
                 force_grad = all_pos_grads[0]
-                virial_grad = all_strain_grads[0]
+                virial_grad = None if all_strain_grads is None else all_strain_grads[0]
                 born_charges = all_pos_grads[1:].permute(1, 0, 2)  # (num_atoms, a, b)
             else:
-                grads = torch.autograd.grad([energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph)
+                grads = torch.autograd.grad(
+                    [energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph, allow_unused=True
+                )
                 force_grad, virial_grad = grads[0], grads[1]
                 rows = []
                 for a in range(3):
@@ -231,14 +241,16 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
         else:
-            grads = torch.autograd.grad([energy.sum()], [pos, strain], create_graph=create_graph)
+            grads = torch.autograd.grad([energy.sum()], [pos, strain], create_graph=create_graph, allow_unused=True)
             force_grad, virial_grad = grads[0], grads[1]
             polarization = data[POLARIZATION_KEY] if self.compute_polarization else self._empty
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
 
-        assert force_grad is not None and virial_grad is not None
+        assert force_grad is not None
         data[AtomicDataDict.FORCE_KEY] = torch.neg(force_grad)
+        if virial_grad is None:  # compute_stress=False
+            virial_grad = torch.zeros((num_frames, 3, 3), dtype=pos.dtype, device=pos.device)
         virial_grad = virial_grad.view(num_frames, 3, 3)
         if has_cell:
             volume = torch.linalg.det(cell).abs().view(num_frames, 1, 1)
@@ -249,8 +261,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             data[AtomicDataDict.CELL_KEY] = orig_cell
         else:
             stress = self._empty
-        data[AtomicDataDict.STRESS_KEY] = stress
-        data[AtomicDataDict.VIRIAL_KEY] = torch.neg(virial_grad)
+        if self.compute_stress:
+            data[AtomicDataDict.STRESS_KEY] = stress
+            data[AtomicDataDict.VIRIAL_KEY] = torch.neg(virial_grad)
         data[AtomicDataDict.POSITIONS_KEY] = pos
         if self.compute_polarization:
             data[POLARIZATION_KEY] = polarization
@@ -273,6 +286,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             polarization_source=self.polarization_source,
             born_charge_method=self.born_charge_method,
             do_derivatives=self.do_derivatives,
+            compute_stress=self.compute_stress,
         )
 
     @model_modifier(persistent=True, private=False)
