@@ -1,0 +1,92 @@
+/* ----------------------------------------------------------------------
+   nequip_pol: pair style allegro/pol.
+   Graph of one MPI rank: nodes = local + ghost atoms, edges i->j for local centers i and
+   every neighbor j (local or ghost) within r_max. Forces and Born charges on ghosts are
+   reverse-communicated to their owners (newton on); energies, P and alpha are per-rank sums.
+------------------------------------------------------------------------- */
+
+#include "pair_allegro_pol.h"
+
+#include "atom.h"
+#include "error.h"
+#include "force.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+
+#include <ATen/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+
+using namespace LAMMPS_NS;
+
+PairAllegroPol::PairAllegroPol(LAMMPS *lmp) : PairPolBase(lmp)
+{
+  style_name = "allegro/pol";
+}
+
+std::vector<std::string> PairAllegroPol::required_inputs() const
+{
+  return {"pos", "edge_index", "atom_types"};
+}
+
+void PairAllegroPol::init_style()
+{
+  PairPolBase::init_style();
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair allegro/pol requires newton pair on (ghost forces and Born charges "
+                      "are reverse-communicated)");
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &inputs)
+{
+  double **x = atom->x;
+  int *type = atom->type;
+  int nlocal = atom->nlocal;
+  int ntotal = nlocal + atom->nghost;
+
+  at::Tensor pos = at::empty({ntotal, 3}, at::kDouble);
+  at::Tensor types = at::empty({ntotal}, at::kLong);
+  double *pos_p = pos.data_ptr<double>();
+  int64_t *types_p = types.data_ptr<int64_t>();
+  for (int i = 0; i < ntotal; i++) {
+    pos_p[3 * i + 0] = x[i][0];
+    pos_p[3 * i + 1] = x[i][1];
+    pos_p[3 * i + 2] = x[i][2];
+    types_p[i] = type_mapper[type[i]];
+  }
+
+  const double cut2 = r_max * r_max;
+  int inum = list->inum;
+  int *ilist = list->ilist;
+  int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+
+  std::vector<int64_t> src, dst;
+  src.reserve((size_t) inum * 48);
+  dst.reserve((size_t) inum * 48);
+  for (int ii = 0; ii < inum; ii++) {
+    int i = ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    int *jlist = firstneigh[i];
+    int jnum = numneigh[i];
+    for (int jj = 0; jj < jnum; jj++) {
+      int j = jlist[jj] & NEIGHMASK;
+      double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz < cut2) {
+        src.push_back(i);
+        dst.push_back(j);
+      }
+    }
+  }
+  int64_t nedges = (int64_t) src.size();
+  at::Tensor edge_index = at::empty({2, nedges}, at::kLong);
+  int64_t *e_p = edge_index.data_ptr<int64_t>();
+  std::copy(src.begin(), src.end(), e_p);
+  std::copy(dst.begin(), dst.end(), e_p + nedges);
+
+  inputs["pos"] = pos;
+  inputs["edge_index"] = edge_index;
+  inputs["atom_types"] = types;
+  return ntotal;
+}

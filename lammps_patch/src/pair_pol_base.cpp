@@ -1,0 +1,524 @@
+/* ----------------------------------------------------------------------
+   nequip_pol: common base of pair styles allegro/pol and nequip/pol.
+------------------------------------------------------------------------- */
+
+#include "pair_pol_base.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "input.h"
+#include "memory.h"
+#include "update.h"
+#include "utils.h"
+#include "variable.h"
+
+#include <ATen/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+using namespace LAMMPS_NS;
+
+static const char *KEY_POS = "pos";
+static const char *KEY_EDGE_INDEX = "edge_index";
+static const char *KEY_ATOM_TYPES = "atom_types";
+static const char *KEY_FIELD = "electric_field";
+static const char *KEY_ENERGY = "atomic_energy";
+static const char *KEY_FORCES = "forces";
+static const char *KEY_VIRIAL = "virial";
+static const char *KEY_POL = "polarization";
+static const char *KEY_BORN = "born_effective_charges";
+static const char *KEY_ALPHA = "polarizability";
+static const char *KEY_DIPOLES = "atomic_dipoles";
+static const char *META_INPUTS = "nequip_aoti_inputs";
+static const char *META_OUTPUTS = "nequip_aoti_outputs";
+static const char *META_OFFSET = "polarization_offset_fractional";
+
+static std::vector<std::string> split_words(const std::string &s)
+{
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+static std::string first_line(const char *what)
+{
+  std::string s(what ? what : "");
+  auto pos = s.find('\n');
+  return pos == std::string::npos ? s : s.substr(0, pos);
+}
+
+/* ---------------------------------------------------------------------- field helpers */
+
+void LAMMPS_NS::pol_parse_field(LAMMPS *lmp, const char *what, char **arg, PolFieldComponent *comp)
+{
+  for (int k = 0; k < 3; k++) {
+    std::string s(arg[k]);
+    if (utils::strmatch(s, "^v_")) {
+      comp[k].varname = s.substr(2);
+      comp[k].value = 0.0;
+    } else {
+      comp[k].varname.clear();
+      comp[k].value = utils::numeric(FLERR, s, false, lmp);
+    }
+    comp[k].ivar = -1;
+  }
+  (void) what;
+}
+
+void LAMMPS_NS::pol_init_field(LAMMPS *lmp, const char *what, PolFieldComponent *comp)
+{
+  for (int k = 0; k < 3; k++) {
+    if (comp[k].varname.empty()) continue;
+    int ivar = lmp->input->variable->find(comp[k].varname.c_str());
+    if (ivar < 0)
+      lmp->error->all(FLERR, "{}: variable {} for the electric field does not exist", what,
+                      comp[k].varname);
+    if (!lmp->input->variable->equalstyle(ivar))
+      lmp->error->all(FLERR, "{}: variable {} for the electric field must be equal-style", what,
+                      comp[k].varname);
+    comp[k].ivar = ivar;
+  }
+}
+
+void LAMMPS_NS::pol_eval_field(LAMMPS *lmp, PolFieldComponent *comp, double *field)
+{
+  for (int k = 0; k < 3; k++) {
+    if (comp[k].ivar >= 0)
+      field[k] = lmp->input->variable->compute_equal(comp[k].ivar);
+    else
+      field[k] = comp[k].value;
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+PairPolBase::PairPolBase(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  comm_reverse = 9;
+  no_virial_fdotr_compute = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+  style_name = "pol";
+}
+
+PairPolBase::~PairPolBase()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+  memory->destroy(born);
+  memory->destroy(dipole);
+}
+
+void PairPolBase::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+}
+
+/* ----------------------------------------------------------------------
+   pair_style NAME [efield Ex Ey Ez]
+------------------------------------------------------------------------- */
+
+void PairPolBase::settings(int narg, char **arg)
+{
+  field_is_set = false;
+  for (int k = 0; k < 3; k++) field_spec[k] = PolFieldComponent();
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "efield") == 0) {
+      if (iarg + 4 > narg)
+        error->all(FLERR, "pair_style {}: efield needs three components (number or v_name)",
+                   style_name);
+      pol_parse_field(lmp, style_name, arg + iarg + 1, field_spec);
+      field_is_set = true;
+      iarg += 4;
+    } else {
+      error->all(FLERR, "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez)",
+                 style_name, arg[iarg]);
+    }
+  }
+  // a model already loaded (pair_style re-issued): check the field again
+  if (loader && field_is_set && !has_field_input)
+    error->all(FLERR,
+               "pair_style {}: an electric field was given, but the model {} has no "
+               "electric_field input",
+               style_name, model_path);
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * model.nequip.pt2 Type1 Type2 ...
+------------------------------------------------------------------------- */
+
+void PairPolBase::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  int ntypes = atom->ntypes;
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff for {} must be: pair_coeff * * model.nequip.pt2 <one model species name "
+               "per LAMMPS atom type ({} types)>",
+               style_name, ntypes);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for {} must start with * *", style_name);
+
+  load_model(arg[2]);
+
+  type_mapper.assign(ntypes + 1, -1);
+  for (int itype = 1; itype <= ntypes; itype++) {
+    std::string name(arg[2 + itype]);
+    int found = -1;
+    for (size_t k = 0; k < model_type_names.size(); k++)
+      if (model_type_names[k] == name) found = (int) k;
+    if (found < 0) {
+      std::string known;
+      for (auto &t : model_type_names) known += " " + t;
+      error->all(FLERR, "pair_coeff {}: species {} (LAMMPS type {}) is not in the model {}; "
+                 "the model's species are:{}", style_name, name, itype, model_path, known);
+    }
+    type_mapper[itype] = found;
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+int PairPolBase::find_output(const std::string &key) const
+{
+  for (size_t k = 0; k < output_keys.size(); k++)
+    if (output_keys[k] == key) return (int) k;
+  return -1;
+}
+
+void PairPolBase::load_model(const std::string &path)
+{
+  model_path = path;
+  {
+    FILE *fp = fopen(path.c_str(), "rb");
+    if (!fp) error->all(FLERR, "pair_coeff {}: cannot open model file {}", style_name, path);
+    fclose(fp);
+  }
+  if (!utils::strmatch(path, "\\.pt2$"))
+    error->all(FLERR,
+               "pair_coeff {}: model file {} is not an AOTInductor package (*.nequip.pt2); compile "
+               "it with: nequip-compile MODEL OUT.nequip.pt2 --mode aotinductor --device cpu "
+               "--target {}",
+               style_name, path,
+               strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
+                                                      : "nequip_pol_pair_nequip");
+
+  // the package's metadata first (cheap): inputs, outputs, species, cutoff
+  try {
+    metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
+  } catch (std::exception &e) {
+    error->all(FLERR, "pair_coeff {}: cannot read the AOTInductor package {}: {}", style_name,
+               path, first_line(e.what()));
+  }
+  auto need = [&](const char *key) -> std::string {
+    auto it = metadata.find(key);
+    if (it == metadata.end())
+      error->all(FLERR,
+                 "pair_coeff {}: model {} lacks metadata '{}': not a package written by "
+                 "nequip-compile (nequip >= 0.19, --mode aotinductor)",
+                 style_name, path, key);
+    return it->second;
+  };
+  input_keys = split_words(need(META_INPUTS));
+  output_keys = split_words(need(META_OUTPUTS));
+  model_type_names = split_words(need("type_names"));
+  r_max = utils::numeric(FLERR, need("r_max"), false, lmp);
+  std::string dtype = need("model_dtype");
+  if (dtype != "float64" && dtype != "float32")
+    error->all(FLERR, "pair_coeff {}: model {} has unsupported model_dtype {}", style_name, path,
+               dtype);
+  if (metadata.count("per_edge_type_cutoff") && !metadata["per_edge_type_cutoff"].empty())
+    if (comm->me == 0)
+      error->warning(FLERR,
+                     "pair {}: model has per-edge-type cutoffs; edges are built with r_max = {} "
+                     "and the model's own cutoff functions",
+                     style_name, r_max);
+
+  // inputs this style can provide
+  has_field_input = false;
+  std::vector<std::string> req = required_inputs();
+  for (auto &key : input_keys) {
+    if (key == KEY_FIELD) {
+      has_field_input = true;
+      continue;
+    }
+    bool ok = false;
+    for (auto &r : req) ok = ok || (r == key);
+    if (!ok) {
+      if (key == "cell" || key == "edge_cell_shift")
+        error->all(FLERR,
+                   "pair_coeff {}: model {} needs input '{}': it was compiled for message-passing "
+                   "NequIP (target nequip_pol_pair_nequip); use pair_style nequip/pol",
+                   style_name, path, key);
+      error->all(FLERR, "pair_coeff {}: model {} needs input '{}', which {} cannot provide",
+                 style_name, path, key, style_name);
+    }
+  }
+  for (auto &r : req) {
+    bool ok = false;
+    for (auto &key : input_keys) ok = ok || (r == key);
+    if (!ok)
+      error->all(FLERR,
+                 "pair_coeff {}: model {} has no input '{}': it was compiled for another target "
+                 "(inputs: {}); compile with --target {}",
+                 style_name, path, r, metadata[META_INPUTS],
+                 strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
+                                                        : "nequip_pol_pair_nequip");
+  }
+  if (!has_field_input) {
+    if (field_is_set)
+      error->all(FLERR,
+                 "pair_style {}: an electric field was given, but the model {} has no "
+                 "electric_field input (inputs: {})",
+                 style_name, path, metadata[META_INPUTS]);
+    error->all(FLERR,
+               "pair_coeff {}: model {} was compiled without the electric_field input (inputs: "
+               "{}); compile a field-aware model with --target {} (or use nequip's own pair "
+               "styles for field-free models)",
+               style_name, path, metadata[META_INPUTS],
+               strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
+                                                      : "nequip_pol_pair_nequip");
+  }
+
+  out_energy = find_output(KEY_ENERGY);
+  out_forces = find_output(KEY_FORCES);
+  out_virial = find_output(KEY_VIRIAL);
+  out_pol = find_output(KEY_POL);
+  out_born = find_output(KEY_BORN);
+  out_alpha = find_output(KEY_ALPHA);
+  out_dipoles = find_output(KEY_DIPOLES);
+  if (out_energy < 0 || out_forces < 0)
+    error->all(FLERR, "pair_coeff {}: model {} must output atomic_energy and forces (outputs: {})",
+               style_name, path, metadata[META_OUTPUTS]);
+  has_pol = out_pol >= 0;
+  has_born = out_born >= 0;
+  has_alpha = out_alpha >= 0;
+  has_dipoles = out_dipoles >= 0;
+  no_virial_fdotr_compute = (out_virial >= 0) ? 1 : 0;
+
+  offset_set = false;
+  auto off = metadata.find(META_OFFSET);
+  if (off != metadata.end() && !off->second.empty()) {
+    std::string s = off->second;
+    for (auto &c : s)
+      if (c == ',' || c == '[' || c == ']' || c == '(' || c == ')') c = ' ';
+    auto w = split_words(s);
+    if (w.size() != 3)
+      error->all(FLERR, "pair_coeff {}: model metadata {} must have 3 numbers, got '{}'",
+                 style_name, META_OFFSET, off->second);
+    for (int k = 0; k < 3; k++) offset_frac[k] = utils::numeric(FLERR, w[k], false, lmp);
+    offset_set = offset_frac[0] != 0.0 || offset_frac[1] != 0.0 || offset_frac[2] != 0.0;
+  }
+
+  // the compiled model itself
+  try {
+    loader.reset();
+    loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model");
+  } catch (std::exception &e) {
+    error->all(FLERR, "pair_coeff {}: cannot load the AOTInductor package {}: {}", style_name,
+               path, first_line(e.what()));
+  }
+
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "{}: loaded {} (species: {}; r_max = {}; dtype {}; inputs: {}; outputs: {})\n",
+                   style_name, path, metadata["type_names"], r_max, dtype, metadata[META_INPUTS],
+                   metadata[META_OUTPUTS]);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairPolBase::init_style()
+{
+  if (!loader) error->all(FLERR, "pair {}: no model loaded (pair_coeff missing)", style_name);
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair {} requires 'units metal' (eV, Angstrom; field in V/Angstrom)",
+               style_name);
+  if (offset_set && !(domain->xperiodic && domain->yperiodic && domain->zperiodic))
+    error->all(FLERR,
+               "pair {}: the model has a polarization offset in units of the lattice vectors, "
+               "which needs a box periodic in x, y and z",
+               style_name);
+  pol_init_field(lmp, style_name, field_spec);
+}
+
+double PairPolBase::init_one(int, int)
+{
+  return r_max;
+}
+
+void PairPolBase::grow_response(int n)
+{
+  if (n <= nmax_resp) return;
+  nmax_resp = n;
+  memory->destroy(born);
+  memory->destroy(dipole);
+  memory->create(born, nmax_resp, 9, "pair:born");
+  memory->create(dipole, nmax_resp, 3, "pair:dipole");
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairPolBase::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+
+  pol_eval_field(lmp, field_spec, field);
+
+  std::unordered_map<std::string, at::Tensor> in;
+  int nnodes = build_inputs(in);
+  at::Tensor efield = at::empty({1, 3}, at::kDouble);
+  for (int k = 0; k < 3; k++) efield.data_ptr<double>()[k] = field[k];
+  in[KEY_FIELD] = efield;
+
+  std::vector<at::Tensor> args;
+  args.reserve(input_keys.size());
+  for (auto &key : input_keys) args.push_back(in.at(key));
+
+  std::vector<at::Tensor> out;
+  try {
+    out = loader->run(args);
+  } catch (std::exception &e) {
+    error->one(FLERR, "pair {}: the model failed on {} nodes: {}", style_name, nnodes,
+               first_line(e.what()));
+  }
+  if (out.size() != output_keys.size())
+    error->one(FLERR, "pair {}: the model returned {} outputs, its metadata lists {}", style_name,
+               out.size(), output_keys.size());
+  auto get = [&](int k) { return out[k].to(at::kCPU, at::kDouble).contiguous(); };
+
+  int nlocal = atom->nlocal;
+  int nall = nlocal + atom->nghost;
+  double **f = atom->f;
+
+  // energy: each local atom's enthalpy (ghost nodes carry no edges of their own)
+  at::Tensor ae = get(out_energy);
+  const double *ae_p = ae.data_ptr<double>();
+  double elocal = 0.0;
+  for (int i = 0; i < nlocal; i++) elocal += ae_p[i];
+  if (eflag_global) eng_vdwl += elocal;
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += ae_p[i];
+
+  at::Tensor fo = get(out_forces);
+  const double *f_p = fo.data_ptr<double>();
+  for (int i = 0; i < nnodes; i++) {
+    f[i][0] += f_p[3 * i + 0];
+    f[i][1] += f_p[3 * i + 1];
+    f[i][2] += f_p[3 * i + 2];
+  }
+
+  if (vflag_global) {
+    if (out_virial >= 0) {
+      at::Tensor vo = get(out_virial);
+      const double *v = vo.data_ptr<double>();
+      virial[0] += v[0];
+      virial[1] += v[4];
+      virial[2] += v[8];
+      virial[3] += 0.5 * (v[1] + v[3]);
+      virial[4] += 0.5 * (v[2] + v[6]);
+      virial[5] += 0.5 * (v[5] + v[7]);
+    } else if (vflag_fdotr) {
+      virial_fdotr_compute();
+    }
+  }
+  if (vflag_atom && comm->me == 0 && update->ntimestep == update->firststep)
+    error->warning(FLERR, "pair {}: per-atom virial is not computed (left zero)", style_name);
+
+  // response outputs of this rank
+  for (int k = 0; k < 3; k++) pol_local[k] = 0.0;
+  for (int k = 0; k < 9; k++) alpha_local[k] = 0.0;
+  if (has_pol) {
+    at::Tensor po = get(out_pol);
+    for (int k = 0; k < 3; k++) pol_local[k] = po.data_ptr<double>()[k];
+  }
+  if (has_alpha) {
+    at::Tensor ao = get(out_alpha);
+    for (int k = 0; k < 9; k++) alpha_local[k] = ao.data_ptr<double>()[k];
+  }
+
+  // constant P0 = f @ cell (not in the compiled graph: no cell input there), on rank 0
+  if (offset_set && comm->me == 0) {
+    double *h = domain->h;    // a = (h0,0,0), b = (h5,h1,0), c = (h4,h3,h2)
+    double cell[3][3] = {{h[0], 0.0, 0.0}, {h[5], h[1], 0.0}, {h[4], h[3], h[2]}};
+    double p0[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++)
+      for (int k = 0; k < 3; k++) p0[a] += offset_frac[k] * cell[k][a];
+    double e0 = -(p0[0] * field[0] + p0[1] * field[1] + p0[2] * field[2]);
+    for (int a = 0; a < 3; a++) pol_local[a] += p0[a];
+    if (eflag_global) eng_vdwl += e0;
+    if (vflag_global) {
+      // W_ab = -dE/d(strain_ab) = P0_a E_b
+      virial[0] += p0[0] * field[0];
+      virial[1] += p0[1] * field[1];
+      virial[2] += p0[2] * field[2];
+      virial[3] += 0.5 * (p0[0] * field[1] + p0[1] * field[0]);
+      virial[4] += 0.5 * (p0[0] * field[2] + p0[2] * field[0]);
+      virial[5] += 0.5 * (p0[1] * field[2] + p0[2] * field[1]);
+    }
+  }
+
+  grow_response(atom->nmax > nall ? atom->nmax : nall);
+  if (has_born) {
+    at::Tensor zo = get(out_born);
+    const double *z = zo.data_ptr<double>();
+    for (int i = 0; i < nnodes; i++)
+      for (int k = 0; k < 9; k++) born[i][k] = z[9 * i + k];
+    for (int i = nnodes; i < nall; i++)
+      for (int k = 0; k < 9; k++) born[i][k] = 0.0;
+    // ghost contributions to their owners (newton on)
+    if (nnodes > nlocal) comm->reverse_comm(this);
+  }
+  if (has_dipoles) {
+    at::Tensor dpo = get(out_dipoles);
+    const double *d = dpo.data_ptr<double>();
+    for (int i = 0; i < nlocal; i++)
+      for (int k = 0; k < 3; k++) dipole[i][k] = d[3 * i + k];
+  }
+  last_step = update->ntimestep;
+}
+
+int PairPolBase::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  int last = first + n;
+  for (int i = first; i < last; i++)
+    for (int k = 0; k < 9; k++) buf[m++] = born[i][k];
+  return m;
+}
+
+void PairPolBase::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    int j = list[i];
+    for (int k = 0; k < 9; k++) born[j][k] += buf[m++];
+  }
+}
+
+double PairPolBase::memory_usage()
+{
+  return Pair::memory_usage() + 12.0 * sizeof(double) * nmax_resp;
+}

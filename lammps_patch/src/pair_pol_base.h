@@ -1,0 +1,101 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   nequip_pol: field-aware NequIP/Allegro pair styles for LAMMPS.
+   Common base of pair styles allegro/pol and nequip/pol: loads an AOTInductor package
+   compiled by nequip-compile (targets nequip_pol_pair_allegro / nequip_pol_pair_nequip),
+   evaluates the electric enthalpy E(R, E) with a homogeneous field E (V/A), and keeps the
+   response outputs (cell dipole P, Born charges Z*, polarizability alpha) of the last step
+   for compute pol/allegro, compute born/atom and fix efield/born.
+------------------------------------------------------------------------- */
+
+#ifndef LMP_PAIR_POL_BASE_H
+#define LMP_PAIR_POL_BASE_H
+
+#include "pair.h"
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace torch {
+namespace inductor {
+  class AOTIModelPackageLoader;
+}
+}    // namespace torch
+namespace at {
+class Tensor;
+}
+
+namespace LAMMPS_NS {
+
+// one field component: a constant or an equal-style variable (v_name)
+struct PolFieldComponent {
+  double value = 0.0;
+  std::string varname;    // empty: constant
+  int ivar = -1;
+};
+
+// parse "efield Ex Ey Ez" style arguments; shared by the pair styles and fix efield/born
+void pol_parse_field(class LAMMPS *lmp, const char *what, char **arg, PolFieldComponent *comp);
+void pol_init_field(class LAMMPS *lmp, const char *what, PolFieldComponent *comp);
+void pol_eval_field(class LAMMPS *lmp, PolFieldComponent *comp, double *field);
+
+class PairPolBase : public Pair {
+ public:
+  PairPolBase(class LAMMPS *);
+  ~PairPolBase() override;
+
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  void compute(int, int) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  double memory_usage() override;
+
+  // ---- results of the last evaluation, read by the computes and fix efield/born ----
+  bigint last_step = -1;     // timestep of the last evaluation
+  double field[3] = {0, 0, 0};    // field used in the last evaluation (V/A)
+  double pol_local[3] = {0, 0, 0};       // this rank's share of P (e*A)
+  double alpha_local[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};    // this rank's share of alpha (row major)
+  double **born = nullptr;      // per-atom Z*_i,ab (row major a,b), valid for local atoms
+  double **dipole = nullptr;    // per-atom dipoles (e*A), local atoms
+  bool has_pol = false, has_born = false, has_alpha = false, has_dipoles = false;
+  bool has_field_input = false;
+  bool field_is_set = false;    // pair_style got an efield keyword
+  int nmax_resp = 0;
+
+  const char *style_name;    // "allegro/pol" or "nequip/pol"
+
+ protected:
+  // ---- model ----
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
+  std::string model_path;
+  std::unordered_map<std::string, std::string> metadata;
+  std::vector<std::string> input_keys, output_keys;
+  std::vector<std::string> model_type_names;
+  std::vector<int> type_mapper;    // LAMMPS type (1..ntypes) -> model type index
+  double r_max = 0.0;
+  bool offset_set = false;
+  double offset_frac[3] = {0, 0, 0};    // polarization_offset_fractional (P0 = f @ cell)
+  int out_energy = -1, out_forces = -1, out_virial = -1, out_pol = -1, out_born = -1,
+      out_alpha = -1, out_dipoles = -1;
+
+  PolFieldComponent field_spec[3];
+
+  // inputs required by the concrete style (besides the field)
+  virtual std::vector<std::string> required_inputs() const = 0;
+  // build the graph and call the model; fills the named inputs and returns the number of
+  // graph nodes whose outputs (forces, Z*, ...) map to LAMMPS atoms 0..nnodes-1
+  virtual int build_inputs(std::unordered_map<std::string, at::Tensor> &inputs) = 0;
+
+  void allocate();
+  void grow_response(int n);
+  void load_model(const std::string &path);
+  int find_output(const std::string &key) const;
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
