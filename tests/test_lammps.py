@@ -181,12 +181,13 @@ def run_lammps(setup, workdir, script, nprocs=1, check=True):
     return proc.returncode, text
 
 
-def header(setup, pair="allegro/pol", field=None, model=None, boundary="p p p", extra=""):
+def header(setup, pair="allegro/pol", field=None, model=None, boundary="p p p", extra="", pre=""):
     efield = "" if field is None else " efield " + " ".join(str(x) for x in field)
     return f"""units metal
 atom_style atomic
 atom_modify map array
 boundary {boundary}
+{pre}
 read_data data.lmp
 plugin load {setup['plugin']}
 {extra}
@@ -380,8 +381,8 @@ ERROR_CASES = {
     "no_field_input": (dict(model="NOFIELD"), "compiled without the electric_field input"),
     "field_without_input": (dict(model="NOFIELD", field=FIELD), "has no electric_field input"),
     "nequip_target_wanted": (dict(pair="nequip/pol"), "has no input 'cell'"),
-    "offset_nonperiodic": (dict(model="OFFSET", boundary="p p f"), "needs a box periodic in x, y and z"),
-    "newton_off": (dict(extra="newton off"), "requires newton pair on"),
+    "offset_nonperiodic": (dict(model="OFFSET", extra="change_box all boundary p p s"), "needs a box periodic in x, y and z"),
+    "newton_off": (dict(pre="newton off on"), "requires newton pair on"),
     "bad_keyword": (dict(pair="allegro/pol foo"), "unknown keyword foo"),
     "bad_variable": (dict(field=["v_nope", 0, 0]), "variable nope for the electric field does not exist"),
     "nequip_two_ranks": (dict(pair="nequip/pol", nprocs=2), "runs on one MPI rank only"),
