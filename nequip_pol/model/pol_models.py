@@ -29,6 +29,7 @@ def _make_field_aware(
     polarizability_scale: float,
     hyperpolarizability_scale: float,
     polarization_offset_fractional: Optional[Sequence[float]],
+    polarization_offset_trainable: bool,
     response_outputs: Optional[Sequence[str]],
     polarization_source: str,
     born_charge_method: str,
@@ -53,6 +54,7 @@ def _make_field_aware(
         hyperpolarizability_scale=hyperpolarizability_scale,
         avg_num_neighbors=avg_num_neighbors,
         polarization_offset_fractional=polarization_offset_fractional,
+        polarization_offset_trainable=polarization_offset_trainable,
         irreps_in=irreps_before,
     )
     energy_model.insert("field_expansion", field_energy, before=insert_before)
@@ -78,6 +80,7 @@ _FIELD_ARGS_DOC = """
         hyperpolarizability_scale (float): initial scale of the third-order terms, e*A^3/V^2 (default ``1.0``)
         polarization_offset_fractional (List[float]): constant cell-dipole offset in units of lattice
             vectors, e.g. ``[0.5, 0.5, 0.5]`` for data on a half-quantum branch (default none)
+        polarization_offset_trainable (bool): learn that offset from the data (default ``False``)
         response_outputs (List[str]): which of ``polarization``, ``born_effective_charges``,
             ``polarizability`` to compute (default: all)
         polarization_source (str): ``field_expansion`` (closed-form P, first-order Z*) or ``autograd``
@@ -97,6 +100,7 @@ def AllegroPolModel(
     polarizability_scale: float = 1.0,
     hyperpolarizability_scale: float = 1.0,
     polarization_offset_fractional: Optional[Sequence[float]] = None,
+    polarization_offset_trainable: bool = False,
     response_outputs: Optional[Sequence[str]] = None,
     polarization_source: str = "field_expansion",
     born_charge_method: str = "vmap",
@@ -125,6 +129,7 @@ def AllegroPolModel(
         polarizability_scale=polarizability_scale,
         hyperpolarizability_scale=hyperpolarizability_scale,
         polarization_offset_fractional=polarization_offset_fractional,
+        polarization_offset_trainable=polarization_offset_trainable,
         response_outputs=response_outputs,
         polarization_source=polarization_source,
         born_charge_method=born_charge_method,
@@ -144,6 +149,7 @@ def NequIPPolModel(
     polarizability_scale: float = 1.0,
     hyperpolarizability_scale: float = 1.0,
     polarization_offset_fractional: Optional[Sequence[float]] = None,
+    polarization_offset_trainable: bool = False,
     response_outputs: Optional[Sequence[str]] = None,
     polarization_source: str = "field_expansion",
     born_charge_method: str = "vmap",
@@ -170,6 +176,7 @@ def NequIPPolModel(
         polarizability_scale=polarizability_scale,
         hyperpolarizability_scale=hyperpolarizability_scale,
         polarization_offset_fractional=polarization_offset_fractional,
+        polarization_offset_trainable=polarization_offset_trainable,
         response_outputs=response_outputs,
         polarization_source=polarization_source,
         born_charge_method=born_charge_method,

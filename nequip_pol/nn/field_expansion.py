@@ -33,8 +33,9 @@ what makes the published Born charges cost 4-6x the energy and forces. Fields in
 benchmark ``benchmarks/response_cost.py`` measures the cost difference on the same network.
 
 The constant ``P0(cell) = f @ cell`` (``polarization_offset_fractional`` f, in units of lattice
-vectors; zero by default) carries a dataset's branch offset that no sum of local terms can
-represent, e.g. half a polarization quantum in centrosymmetric reference structures.
+vectors; zero by default, fixed or learned) carries a dataset's branch offset that no sum of local
+terms can represent, e.g. half a polarization quantum in centrosymmetric reference structures.
+It is equivariant (it rotates with the cell) and, like every periodic P, defined modulo integers.
 """
 
 import math
@@ -81,6 +82,8 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         hyperpolarizability_scale: initial scale of c3 (e*A^3/V^2)
         avg_num_neighbors: edge sums are divided by its square root, as in nequip's convolutions
         polarization_offset_fractional: constant P0 = f @ cell, f in units of lattice vectors
+        polarization_offset_trainable: learn f (from the initial value, zero by default); the
+            branch-folded polarization loss is smooth in f, so the data decide the offset
     """
 
     order: int
@@ -100,6 +103,7 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         hyperpolarizability_scale: float = 1.0,
         avg_num_neighbors: Optional[Union[float, Dict[str, float]]] = None,
         polarization_offset_fractional: Optional[Sequence[float]] = None,
+        polarization_offset_trainable: bool = False,
         irreps_in=None,
     ):
         super().__init__()
@@ -149,7 +153,7 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             edge_sum_norm = 1.0 / math.sqrt(float(avg_num_neighbors))
         self.edge_sum_norm = edge_sum_norm
 
-        self.has_offset = polarization_offset_fractional is not None
+        self.has_offset = polarization_offset_fractional is not None or polarization_offset_trainable
         offset = torch.zeros(3) if polarization_offset_fractional is None else torch.as_tensor(
             polarization_offset_fractional, dtype=torch.get_default_dtype()
         )
@@ -157,7 +161,11 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             raise ValueError(
                 f"`polarization_offset_fractional` must have 3 entries, got shape {tuple(offset.shape)}"
             )
-        self.register_buffer("polarization_offset_fractional", offset.to(torch.get_default_dtype()))
+        offset = offset.to(torch.get_default_dtype())
+        if polarization_offset_trainable:
+            self.polarization_offset_fractional = torch.nn.Parameter(offset)
+        else:
+            self.register_buffer("polarization_offset_fractional", offset)
 
     def _scalar_dim(self, key: str) -> int:
         irreps = Irreps(self.irreps_in[key])
