@@ -45,23 +45,18 @@ int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &in
   int nlocal = atom->nlocal;
   int ntotal = nlocal + atom->nghost;
 
-  at::Tensor pos = at::empty({ntotal, 3}, at::kDouble);
-  at::Tensor types = at::empty({ntotal}, at::kLong);
-  double *pos_p = pos.data_ptr<double>();
-  int64_t *types_p = types.data_ptr<int64_t>();
-  for (int i = 0; i < ntotal; i++) {
-    pos_p[3 * i + 0] = x[i][0];
-    pos_p[3 * i + 1] = x[i][1];
-    pos_p[3 * i + 2] = x[i][2];
-    types_p[i] = type_mapper[type[i]];
-  }
-
   const double cut2 = r_max * r_max;
   int inum = list->inum;
   int *ilist = list->ilist;
   int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
 
+  // edges i -> j within r_max; only the ghosts that some edge reaches become graph nodes
+  // (numbered after the local atoms): the ghost shell of the neighbor list is r_max + skin
+  node_index.assign(ntotal, -1);
+  for (int i = 0; i < nlocal; i++) node_index[i] = i;
+  node_atom.resize(nlocal);
+  for (int i = 0; i < nlocal; i++) node_atom[i] = i;
   std::vector<int64_t> src, dst;
   src.reserve((size_t) inum * 48);
   dst.reserve((size_t) inum * 48);
@@ -74,11 +69,29 @@ int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &in
       int j = jlist[jj] & NEIGHMASK;
       double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
       if (dx * dx + dy * dy + dz * dz < cut2) {
+        if (node_index[j] < 0) {
+          node_index[j] = (int) node_atom.size();
+          node_atom.push_back(j);
+        }
         src.push_back(i);
-        dst.push_back(j);
+        dst.push_back(node_index[j]);
       }
     }
   }
+  int nnodes = (int) node_atom.size();
+
+  at::Tensor pos = at::empty({nnodes, 3}, at::kDouble);
+  at::Tensor types = at::empty({nnodes}, at::kLong);
+  double *pos_p = pos.data_ptr<double>();
+  int64_t *types_p = types.data_ptr<int64_t>();
+  for (int k = 0; k < nnodes; k++) {
+    int i = node_atom[k];
+    pos_p[3 * k + 0] = x[i][0];
+    pos_p[3 * k + 1] = x[i][1];
+    pos_p[3 * k + 2] = x[i][2];
+    types_p[k] = type_mapper[type[i]];
+  }
+
   int64_t nedges = (int64_t) src.size();
   at::Tensor edge_index = at::empty({2, nedges}, at::kLong);
   int64_t *e_p = edge_index.data_ptr<int64_t>();
@@ -88,5 +101,5 @@ int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &in
   inputs["pos"] = pos;
   inputs["edge_index"] = edge_index;
   inputs["atom_types"] = types;
-  return ntotal;
+  return nnodes;
 }

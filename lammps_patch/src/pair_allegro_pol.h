@@ -24,6 +24,7 @@ class PairAllegroPol : public PairPolBase {
  protected:
   std::vector<std::string> required_inputs() const override;
   int build_inputs(std::unordered_map<std::string, at::Tensor> &inputs) override;
+  std::vector<int> node_index;    // LAMMPS atom -> graph node (-1: not in the graph)
 };
 
 }    // namespace LAMMPS_NS

@@ -424,10 +424,12 @@ void PairPolBase::compute(int eflag, int vflag)
 
   at::Tensor fo = get(out_forces);
   const double *f_p = fo.data_ptr<double>();
-  for (int i = 0; i < nnodes; i++) {
-    f[i][0] += f_p[3 * i + 0];
-    f[i][1] += f_p[3 * i + 1];
-    f[i][2] += f_p[3 * i + 2];
+  const bool remap = !node_atom.empty();
+  for (int k = 0; k < nnodes; k++) {
+    int i = remap ? node_atom[k] : k;
+    f[i][0] += f_p[3 * k + 0];
+    f[i][1] += f_p[3 * k + 1];
+    f[i][2] += f_p[3 * k + 2];
   }
 
   if (vflag_global) {
@@ -484,12 +486,14 @@ void PairPolBase::compute(int eflag, int vflag)
   if (has_born) {
     at::Tensor zo = get(out_born);
     const double *z = zo.data_ptr<double>();
-    for (int i = 0; i < nnodes; i++)
-      for (int k = 0; k < 9; k++) born[i][k] = z[9 * i + k];
-    for (int i = nnodes; i < nall; i++)
+    for (int i = 0; i < nall; i++)
       for (int k = 0; k < 9; k++) born[i][k] = 0.0;
+    for (int n = 0; n < nnodes; n++) {
+      int i = remap ? node_atom[n] : n;
+      for (int k = 0; k < 9; k++) born[i][k] = z[9 * n + k];
+    }
     // ghost contributions to their owners (newton on)
-    if (nnodes > nlocal) comm->reverse_comm(this);
+    comm->reverse_comm(this);    // collective: every rank, also with no ghost edges
   }
   if (has_dipoles) {
     at::Tensor dpo = get(out_dipoles);

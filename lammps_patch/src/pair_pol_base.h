@@ -83,11 +83,13 @@ class PairPolBase : public Pair {
       out_alpha = -1, out_dipoles = -1;
 
   PolFieldComponent field_spec[3];
+  // graph node -> LAMMPS atom index (empty: node k is atom k); set by build_inputs
+  std::vector<int> node_atom;
 
   // inputs required by the concrete style (besides the field)
   virtual std::vector<std::string> required_inputs() const = 0;
-  // build the graph and call the model; fills the named inputs and returns the number of
-  // graph nodes whose outputs (forces, Z*, ...) map to LAMMPS atoms 0..nnodes-1
+  // build the graph: fill the named inputs and return the number of graph nodes; nodes
+  // 0..nlocal-1 are the local atoms, node k >= nlocal is atom node_atom[k] (a ghost)
   virtual int build_inputs(std::unordered_map<std::string, at::Tensor> &inputs) = 0;
 
   void allocate();

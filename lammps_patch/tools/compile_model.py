@@ -11,7 +11,9 @@ r_max, model_dtype, ..., and the AOTI input/output key lists) so the C++ side re
 
 Usage: python compile_model.py CONFIG_NAME TARGET OUT.nequip.pt2 [key=value ...]
 (CONFIG_NAME: ALLEGRO_POL or NEQUIP_POL from tests/model_configs.py; extra key=value pairs
-override the config, values parsed as Python literals.)
+override the config, values parsed as Python literals; ``outputs=[...]`` replaces the target's
+output list, e.g. for a model without Born charges:
+``response_outputs=['polarization','polarizability'] "outputs=['atomic_energy','forces','virial','polarization','polarizability','atomic_dipoles']"``.)
 """
 
 import ast
@@ -59,7 +61,7 @@ def example_data(model, target_name, r_max):
     return COMPILE_TARGET_DICT[target_name]["data_settings"](data)
 
 
-def compile_model(model, target_name, output_path, r_max):
+def compile_model(model, target_name, output_path, r_max, outputs=None):
     import torch
     from nequip.utils.aot import aot_export_model
     from nequip.utils.aoti_metadata import (
@@ -70,7 +72,9 @@ def compile_model(model, target_name, output_path, r_max):
     from nequip.utils.global_state import get_latest_global_state
     from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
 
-    target = COMPILE_TARGET_DICT[target_name]
+    target = dict(COMPILE_TARGET_DICT[target_name])
+    if outputs is not None:
+        target["output"] = list(outputs)
     data = example_data(model, target_name, r_max)
     batch_map = target["batch_map_settings"](
         {
@@ -107,12 +111,16 @@ def main(argv):
     torch.set_default_dtype(torch.float64)
     config_name, target_name, out = argv[:3]
     overrides = {}
+    outputs = None
     for item in argv[3:]:
         key, value = item.split("=", 1)
-        overrides[key] = ast.literal_eval(value)
+        if key == "outputs":
+            outputs = ast.literal_eval(value)
+        else:
+            overrides[key] = ast.literal_eval(value)
     model = build_model(config_name, overrides)
     t0 = time.time()
-    metadata = compile_model(model, target_name, out, r_max=float(model.metadata["r_max"]))
+    metadata = compile_model(model, target_name, out, r_max=float(model.metadata["r_max"]), outputs=outputs)
     print(f"compiled {config_name} -> {out} ({target_name}) in {time.time() - t0:.0f} s")
     for k, v in metadata.items():
         print(f"  {k}: {v}")
