@@ -93,6 +93,7 @@ def ElectricResponseMetrics(
     polarization, Born charges and polarizability RMSE with weight 1. ``quantities`` lists the
     labels the data have (e.g. leave out ``stress`` for molecules).
     """
+    default_coeffs = coeffs is None
     if coeffs is None:
         coeffs = {
             "per_atom_energy_rmse": 1.0,
@@ -111,7 +112,12 @@ def ElectricResponseMetrics(
             for suffix, metric in (("rmse", RootMeanSquaredError), ("mae", MeanAbsoluteError)):
                 name = f"{prefix}_{suffix}"
                 metrics.append(_entry(name, key, metric(), coeffs.get(name), per_atom))
-    unknown = set(coeffs) - {m["name"] for m in metrics}
+    names = {m["name"] for m in metrics}
+    if default_coeffs:
+        coeffs = {k: v for k, v in coeffs.items() if k in names}
+        for m in metrics:
+            m["coeff"] = coeffs.get(m["name"])
+    unknown = set(coeffs) - names
     if unknown:
         raise ValueError(f"unknown metric names {sorted(unknown)}")
     return MetricsManager(metrics, type_names=type_names)
