@@ -16,25 +16,36 @@ from nequip.nn.embedding import AddRadialCutoffToData, PolynomialCutoff
 from ..nn import FieldExpansionEnergy, ElectricResponseOutput
 
 
+#: field and response settings of both builders, with their defaults (documented below)
+FIELD_SETTINGS = dict(
+    field_expansion_order=3,
+    field_mlp_hidden_layers_depth=1,
+    field_mlp_hidden_layers_width=64,
+    dipole_scale=1.0,
+    polarizability_scale=1.0,
+    hyperpolarizability_scale=1.0,
+    polarization_offset_fractional=None,
+    polarization_offset_trainable=False,
+    response_outputs=None,
+    polarization_source="field_expansion",
+    born_charge_method="vmap",
+    do_derivatives=True,
+    compute_stress=True,
+)
+_HEAD_SETTINGS = ("response_outputs", "polarization_source", "born_charge_method", "do_derivatives", "compute_stress")
+
+
+def _pop_field_settings(kwargs: dict) -> dict:
+    return {key: kwargs.pop(key, default) for key, default in FIELD_SETTINGS.items()}
+
+
 def _make_field_aware(
     stock_model,
     type_names: Sequence[str],
     edge_feature_fields: Sequence[str],
     node_feature_fields: Sequence[str],
     avg_num_neighbors,
-    field_expansion_order: int,
-    field_mlp_hidden_layers_depth: int,
-    field_mlp_hidden_layers_width: int,
-    dipole_scale: float,
-    polarizability_scale: float,
-    hyperpolarizability_scale: float,
-    polarization_offset_fractional: Optional[Sequence[float]],
-    polarization_offset_trainable: bool,
-    response_outputs: Optional[Sequence[str]],
-    polarization_source: str,
-    born_charge_method: str,
-    do_derivatives: bool,
-    compute_stress: bool,
+    settings: dict,
 ) -> ElectricResponseOutput:
     energy_model: SequentialGraphNetwork = stock_model.func
     insert_before = "total_energy_sum"
@@ -44,30 +55,21 @@ def _make_field_aware(
     irreps_before = dict(energy_model[list(energy_model._modules.keys()).index(insert_before) - 1].irreps_out)
     field_energy = FieldExpansionEnergy(
         type_names=type_names,
-        order=field_expansion_order,
+        order=settings["field_expansion_order"],
         edge_feature_fields=edge_feature_fields,
         node_feature_fields=node_feature_fields,
-        mlp_hidden_layers_depth=field_mlp_hidden_layers_depth,
-        mlp_hidden_layers_width=field_mlp_hidden_layers_width,
-        dipole_scale=dipole_scale,
-        polarizability_scale=polarizability_scale,
-        hyperpolarizability_scale=hyperpolarizability_scale,
+        mlp_hidden_layers_depth=settings["field_mlp_hidden_layers_depth"],
+        mlp_hidden_layers_width=settings["field_mlp_hidden_layers_width"],
+        dipole_scale=settings["dipole_scale"],
+        polarizability_scale=settings["polarizability_scale"],
+        hyperpolarizability_scale=settings["hyperpolarizability_scale"],
         avg_num_neighbors=avg_num_neighbors,
-        polarization_offset_fractional=polarization_offset_fractional,
-        polarization_offset_trainable=polarization_offset_trainable,
+        polarization_offset_fractional=settings["polarization_offset_fractional"],
+        polarization_offset_trainable=settings["polarization_offset_trainable"],
         irreps_in=irreps_before,
     )
     energy_model.insert("field_expansion", field_energy, before=insert_before)
-    # the field is an input of the whole energy model
-    energy_model.irreps_in.update(field_energy.irreps_in)
-    return ElectricResponseOutput(
-        func=energy_model,
-        response_outputs=response_outputs,
-        polarization_source=polarization_source,
-        born_charge_method=born_charge_method,
-        do_derivatives=do_derivatives,
-        compute_stress=compute_stress,
-    )
+    return ElectricResponseOutput(func=energy_model, **{k: settings[k] for k in _HEAD_SETTINGS})
 
 
 _FIELD_ARGS_DOC = """
@@ -93,19 +95,6 @@ _FIELD_ARGS_DOC = """
 def AllegroPolModel(
     type_names: Sequence[str],
     avg_num_neighbors: Optional[Union[float, Dict[str, float]]] = None,
-    field_expansion_order: int = 3,
-    field_mlp_hidden_layers_depth: int = 1,
-    field_mlp_hidden_layers_width: int = 64,
-    dipole_scale: float = 1.0,
-    polarizability_scale: float = 1.0,
-    hyperpolarizability_scale: float = 1.0,
-    polarization_offset_fractional: Optional[Sequence[float]] = None,
-    polarization_offset_trainable: bool = False,
-    response_outputs: Optional[Sequence[str]] = None,
-    polarization_source: str = "field_expansion",
-    born_charge_method: str = "vmap",
-    do_derivatives: bool = True,
-    compute_stress: bool = True,
     **kwargs,
 ):
     """Field-aware Allegro: ``allegro.model.AllegroModel`` + field expansion + response head.
@@ -115,6 +104,7 @@ def AllegroPolModel(
     """
     from allegro.model import AllegroModel
 
+    settings = _pop_field_settings(kwargs)
     stock = AllegroModel(type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs)
     return _make_field_aware(
         stock,
@@ -122,19 +112,7 @@ def AllegroPolModel(
         edge_feature_fields=[AtomicDataDict.EDGE_FEATURES_KEY],
         node_feature_fields=[],
         avg_num_neighbors=avg_num_neighbors,
-        field_expansion_order=field_expansion_order,
-        field_mlp_hidden_layers_depth=field_mlp_hidden_layers_depth,
-        field_mlp_hidden_layers_width=field_mlp_hidden_layers_width,
-        dipole_scale=dipole_scale,
-        polarizability_scale=polarizability_scale,
-        hyperpolarizability_scale=hyperpolarizability_scale,
-        polarization_offset_fractional=polarization_offset_fractional,
-        polarization_offset_trainable=polarization_offset_trainable,
-        response_outputs=response_outputs,
-        polarization_source=polarization_source,
-        born_charge_method=born_charge_method,
-        do_derivatives=do_derivatives,
-        compute_stress=compute_stress,
+        settings=settings,
     )
 
 
@@ -142,19 +120,6 @@ def AllegroPolModel(
 def NequIPPolModel(
     type_names: Sequence[str],
     avg_num_neighbors: Optional[Union[float, Dict[str, float]]] = None,
-    field_expansion_order: int = 3,
-    field_mlp_hidden_layers_depth: int = 1,
-    field_mlp_hidden_layers_width: int = 64,
-    dipole_scale: float = 1.0,
-    polarizability_scale: float = 1.0,
-    hyperpolarizability_scale: float = 1.0,
-    polarization_offset_fractional: Optional[Sequence[float]] = None,
-    polarization_offset_trainable: bool = False,
-    response_outputs: Optional[Sequence[str]] = None,
-    polarization_source: str = "field_expansion",
-    born_charge_method: str = "vmap",
-    do_derivatives: bool = True,
-    compute_stress: bool = True,
     **kwargs,
 ):
     """Field-aware NequIP: ``nequip.model.NequIPGNNModel`` + field expansion + response head.
@@ -162,6 +127,7 @@ def NequIPPolModel(
     Takes every argument of ``NequIPGNNModel``; the field coefficients of edge i->j are read
     out from the final scalar node features of i and j and the edge's radial embedding.
     """
+    settings = _pop_field_settings(kwargs)
     stock = NequIPGNNModel(type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs)
     return _make_field_aware(
         stock,
@@ -169,19 +135,7 @@ def NequIPPolModel(
         edge_feature_fields=[AtomicDataDict.EDGE_EMBEDDING_KEY],
         node_feature_fields=[AtomicDataDict.NODE_FEATURES_KEY],
         avg_num_neighbors=avg_num_neighbors,
-        field_expansion_order=field_expansion_order,
-        field_mlp_hidden_layers_depth=field_mlp_hidden_layers_depth,
-        field_mlp_hidden_layers_width=field_mlp_hidden_layers_width,
-        dipole_scale=dipole_scale,
-        polarizability_scale=polarizability_scale,
-        hyperpolarizability_scale=hyperpolarizability_scale,
-        polarization_offset_fractional=polarization_offset_fractional,
-        polarization_offset_trainable=polarization_offset_trainable,
-        response_outputs=response_outputs,
-        polarization_source=polarization_source,
-        born_charge_method=born_charge_method,
-        do_derivatives=do_derivatives,
-        compute_stress=compute_stress,
+        settings=settings,
     )
 
 
