@@ -13,6 +13,9 @@ the response outputs beside nequip's:
   LAMMPS adds ``f @ cell`` itself (metadata key ``polarization_offset_fractional``).
 - ``nequip_pol_pair_nequip``: the inputs of nequip's LAMMPS pair style (nequip's ``pair_nequip``)
   + field; same outputs as ``nequip_pol_pair_allegro``.
+- ``nequip_pol_pair_allegro_no_born``, ``nequip_pol_pair_nequip_no_born``: the same without Born
+  charges, for faster MD that needs only forces, P and alpha (compile with
+  ``--modifiers disable_born_charges``).
 """
 
 import torch
@@ -39,6 +42,7 @@ PAIR_NEQUIP_TARGET = "nequip_pol_pair_nequip"
 RESPONSE_OUTPUTS = [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY]
 POL_ASE_OUTPUTS = ASE_OUTPUTS + [AtomicDataDict.VIRIAL_KEY] + RESPONSE_OUTPUTS
 POL_LMP_OUTPUTS = LMP_OUTPUTS + RESPONSE_OUTPUTS + [ATOMIC_DIPOLE_KEY]
+POL_LMP_OUTPUTS_NO_BORN = [k for k in POL_LMP_OUTPUTS if k != BORN_CHARGE_KEY]
 PAIR_ALLEGRO_INPUTS = [
     AtomicDataDict.POSITIONS_KEY,
     AtomicDataDict.EDGE_INDEX_KEY,
@@ -69,6 +73,26 @@ def _pair_allegro_data_settings(data):
     return allegro_data_settings(data)
 
 
+_PAIR_TARGETS = {
+    PAIR_ALLEGRO_TARGET: {
+        "input": PAIR_ALLEGRO_INPUTS,
+        "batch_map_settings": single_frame_batch_map_settings,
+        "data_settings": _with_field(_pair_allegro_data_settings),
+    },
+    PAIR_NEQUIP_TARGET: {
+        "input": PAIR_NEQUIP_INPUTS + [ELECTRIC_FIELD_KEY],
+        "batch_map_settings": single_frame_batch_map_settings,
+        "data_settings": _with_field(single_frame_data_settings),
+    },
+}
+for _name, _settings in _PAIR_TARGETS.items():
+    register_compile_targets(
+        {
+            _name: dict(_settings, output=POL_LMP_OUTPUTS),
+            _name + "_no_born": dict(_settings, output=POL_LMP_OUTPUTS_NO_BORN),
+        }
+    )
+
 register_compile_targets(
     {
         ASE_TARGET: {
@@ -82,18 +106,6 @@ register_compile_targets(
             "output": POL_ASE_OUTPUTS,
             "batch_map_settings": lambda batch_map: batch_map,
             "data_settings": _with_field(batched_data_settings),
-        },
-        PAIR_ALLEGRO_TARGET: {
-            "input": PAIR_ALLEGRO_INPUTS,
-            "output": POL_LMP_OUTPUTS,
-            "batch_map_settings": single_frame_batch_map_settings,
-            "data_settings": _with_field(_pair_allegro_data_settings),
-        },
-        PAIR_NEQUIP_TARGET: {
-            "input": PAIR_NEQUIP_INPUTS + [ELECTRIC_FIELD_KEY],
-            "output": POL_LMP_OUTPUTS,
-            "batch_map_settings": single_frame_batch_map_settings,
-            "data_settings": _with_field(single_frame_data_settings),
         },
     }
 )

@@ -252,7 +252,11 @@ def test_response_outputs_setting():
 def test_polarization_offset_follows_the_cell():
     atoms = perovskite_like()
     plain = evaluate(build(ALLEGRO_POL), atoms)
-    shifted = evaluate(build(ALLEGRO_POL, polarization_offset_fractional=[0.5, 0.0, 0.5]), atoms)
+    offset_model = build(ALLEGRO_POL, polarization_offset_fractional=[0.5, 0.0, 0.5])
+    # deployed models without a cell input (LAMMPS) read the offset from the metadata
+    assert [float(x) for x in offset_model.metadata["polarization_offset_fractional"].split()] == [0.5, 0.0, 0.5]
+    assert "polarization_offset_fractional" not in build(ALLEGRO_POL).metadata
+    shifted = evaluate(offset_model, atoms)
     expected = 0.5 * (atoms.cell.array[0] + atoms.cell.array[2])
     np.testing.assert_allclose((shifted[POLARIZATION_KEY] - plain[POLARIZATION_KEY]).numpy()[0], expected, atol=1e-10)
     np.testing.assert_allclose(

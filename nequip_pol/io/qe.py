@@ -241,19 +241,23 @@ def read_qe_xml(path) -> QERun:
 # ---------------------------------------------------------------------------- polarization branch
 
 
-def reduce_dipole_difference(dp: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Bring a dipole difference (e*A) to the nearest branch: subtract the lattice vector R
-    (quantum e*R) that makes its fractional coordinates lie in [-1/2, 1/2)."""
-    frac = np.linalg.solve(np.asarray(cell).T, np.asarray(dp, dtype=float))
-    frac = frac - np.floor(frac + 0.5)
-    return np.asarray(cell).T @ frac
-
-
 def fold_polarization(p: np.ndarray, cell: np.ndarray, center=None) -> np.ndarray:
     """Fold a cell dipole (e*A) to the branch closest to ``center`` (default zero)."""
-    p = np.asarray(p, dtype=float)
-    c = np.zeros(3) if center is None else np.asarray(center, dtype=float)
-    return c + reduce_dipole_difference(p - c, cell)
+    import torch
+
+    from ..data.branch import fold_to_nearest_branch
+
+    p = torch.as_tensor(np.asarray(p, dtype=float)).view(1, 3)
+    c = torch.zeros((1, 3), dtype=torch.float64) if center is None else torch.as_tensor(
+        np.asarray(center, dtype=float)).view(1, 3)
+    cell = torch.as_tensor(np.asarray(cell, dtype=float)).view(1, 3, 3)
+    return fold_to_nearest_branch(p, c, cell, torch.tensor([True])).numpy()[0]
+
+
+def reduce_dipole_difference(dp: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Bring a dipole difference (e*A) to the nearest branch: subtract the lattice vector R
+    (quantum e*R) that makes its fractional coordinates lie in [-1/2, 1/2]."""
+    return fold_polarization(dp, cell)
 
 
 # ------------------------------------------------------------------------------------- grouping

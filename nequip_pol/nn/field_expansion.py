@@ -167,6 +167,13 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         else:
             self.register_buffer("polarization_offset_fractional", offset)
 
+    def _get_metadata_contributions(self) -> Dict[str, str]:
+        # deployed models (LAMMPS) add P0 = f @ cell themselves where the cell is no model input
+        if not self.has_offset:
+            return {}
+        values = self.polarization_offset_fractional.detach().tolist()
+        return {"polarization_offset_fractional": " ".join(repr(float(v)) for v in values)}
+
     def _scalar_dim(self, key: str) -> int:
         irreps = Irreps(self.irreps_in[key])
         if not all(ir.l == 0 and ir.p == 1 for _, ir in irreps):
