@@ -1,0 +1,507 @@
+"""ASE calculator for field-aware (nequip-pol) models: energy, forces and response under a field.
+
+:class:`NequIPPolCalculator` evaluates a model of the electric enthalpy E(R, E) (eV) at the
+current homogeneous field E (V/A) and returns, as ASE properties:
+
+==========================  ==============  =================================================
+``energy``, ``free_energy``  eV              the electric enthalpy E(R, E) at the current field
+``energies``                 eV, (N,)        per-atom enthalpies (``mode="full"`` only)
+``forces``                   eV/A, (N, 3)    F = -dE/dR at fixed field
+``stress``                   eV/A^3, Voigt   (1/V) dE/d(strain) at fixed field
+``polarization``             e*A, (3,)       cell dipole P = -dE/dE
+``born_effective_charges``   e, (N, 3, 3)    Z*_i,ab = dP_a/dR_ib
+``polarizability``           e*A^2/V, (3,3)  alpha_ab = dP_a/dE_b
+==========================  ==============  =================================================
+
+Loading::
+
+    from nequip_pol.integrations.ase import NequIPPolCalculator
+    # deployment: AOTInductor model compiled with `--target nequip_pol_ase`
+    calc = NequIPPolCalculator.from_compiled_model("model.nequip.pt2", chemical_species_to_atom_type_map=True)
+    # development: a checkpoint (.ckpt) or a package (.nequip.zip), evaluated eagerly
+    calc = NequIPPolCalculator.from_saved_model("best.ckpt", chemical_species_to_atom_type_map=True)
+
+The field (``field=`` argument or :meth:`NequIPPolCalculator.set_field`, any time) is either a
+constant 3-vector in V/A or a function ``field(t) -> 3-vector`` of the time t in fs.
+
+**Time.** The calculator evaluates a time-dependent field at ``calc.time`` (fs). You may set
+``calc.time`` yourself; for MD call :meth:`NequIPPolCalculator.attach_dynamics` once, which keeps
+``calc.time`` equal to the time of the configuration whose forces the integrator asks for
+(t_{n+1} = t0 + (n + 1) dt inside step n, so the kick with F(R_{n+1}, E(t_{n+1})) is consistent;
+after the step ``calc.time == t0 + dyn.get_time() / ase.units.fs``). Reading the time from the
+dynamics object directly would be wrong by one step: ASE increments ``dyn.nsteps`` only after the
+force call of each step.
+
+**Caching.** Results are cached as in any ASE calculator and recomputed when the atoms change
+or when the field *value* at the current time differs from the field the results were computed
+at (and only then): setting the same field again, or advancing the time under a static field,
+costs nothing. ``calc.num_evaluations`` counts model calls; ``calc.results_field`` and
+``calc.results_time`` tell where the cached results were computed.
+
+**Modes.**
+
+- ``mode="full"`` (default): the field is a model input; all nonlinear response is included.
+- ``mode="linear"``: the model is evaluated once at zero field, giving E0, F0, P0, Z*0, alpha0,
+  and the field enters to first order, as in the published LAMMPS workflow (fix efield with
+  Born charges): ``F_ib = F0_ib + sum_a Z*0_i,ab E_a``, ``energy = E0 - E.P0``,
+  ``P = P0 + alpha0 E``; Z* and alpha are the zero-field values, and the stress is the
+  zero-field stress (its field term is not available in this mode). The energy leaves out
+  ``-1/2 E.alpha0.E`` on purpose: with it the forces above would no longer be its exact
+  negative gradient, and NVE would not conserve ``kinetic + energy``. Linear and full mode agree
+  to first order in E: energy, forces and P differ by O(|E|^2).
+
+Errors: a field of the wrong shape or with NaN/inf, species the model does not know, a missing
+model file, a model without the field input or without response outputs asked for them (e.g.
+compiled with the ``energy_forces_only`` modifier or with nequip's stock ``ase`` target) all raise
+an exception that names the problem.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from ase import units
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from nequip.data import AtomicDataDict
+from nequip.integrations.ase import NequIPCalculator
+
+from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+
+__all__ = ["NequIPPolCalculator", "FieldLike"]
+
+FieldLike = Union[Sequence[float], np.ndarray, Callable[[float], Sequence[float]], None]
+
+MODES = ("full", "linear")
+#: compile target this calculator is made for (see ``nequip_pol._compile``)
+ASE_TARGET_NAME = "nequip_pol_ase"
+_RESPONSE_PROPERTIES = {
+    "polarization": POLARIZATION_KEY,
+    "born_effective_charges": BORN_CHARGE_KEY,
+    "polarizability": POLARIZABILITY_KEY,
+}
+
+
+def _check_field_value(value, where: str = "") -> np.ndarray:
+    """The field as a float64 (3,) array; ``ValueError`` naming the electric field otherwise."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"electric field{where} must be 3 numbers in V/A, got {value!r}") from err
+    if arr.shape == (1, 3):
+        arr = arr.reshape(3)
+    if arr.shape != (3,):
+        raise ValueError(f"electric field{where} must be a 3-vector in V/A (shape (3,)), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"electric field{where} contains NaN or infinite values: {arr.tolist()}")
+    return arr
+
+
+class NequIPPolCalculator(NequIPCalculator):
+    """ASE calculator for nequip-pol models under a homogeneous, possibly time-dependent field.
+
+    Prefer the constructors :meth:`from_compiled_model` (AOTInductor, ``--target
+    nequip_pol_ase``) and :meth:`from_saved_model` (checkpoint or package, eager); see the module
+    docstring for properties, time handling, caching and the two modes.
+
+    Args:
+        model: a field-aware model in eval mode (eager ``GraphModel`` or a loaded compiled model)
+        device: device to evaluate on
+        field: constant field (3,) in V/A, or a callable ``t_fs -> (3,)``; ``None`` means zero
+        mode: ``"full"`` or ``"linear"``
+        time: initial time in fs (where a callable field is first evaluated)
+        transforms: data transforms (type mapper and neighbour list; set by the constructors)
+        input_keys, output_keys: the inputs and outputs of a compiled model (set by
+            :meth:`from_compiled_model`); for eager models they are read from the model
+    """
+
+    implemented_properties = [
+        "energy",
+        "free_energy",
+        "energies",
+        "forces",
+        "stress",
+        "polarization",
+        "born_effective_charges",
+        "polarizability",
+    ]
+
+    @classmethod
+    def _get_aoti_compile_target(cls) -> Dict:
+        import nequip_pol._compile  # noqa: F401  (registers the targets)
+        from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
+
+        return COMPILE_TARGET_DICT[ASE_TARGET_NAME]
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: Union[str, torch.device] = "cpu",
+        field: FieldLike = None,
+        mode: str = "full",
+        time: float = 0.0,
+        transforms: Optional[List[Callable]] = None,
+        input_keys: Optional[Sequence[str]] = None,
+        output_keys: Optional[Sequence[str]] = None,
+        energy_units_to_eV: float = 1.0,
+        length_units_to_A: float = 1.0,
+        **kwargs,
+    ):
+        if energy_units_to_eV != 1.0 or length_units_to_A != 1.0:
+            raise ValueError(
+                "nequip-pol models work in eV, A, V/A and e*A: `energy_units_to_eV` and "
+                "`length_units_to_A` must be 1"
+            )
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+        super().__init__(model=model, device=device, transforms=list(transforms or []), **kwargs)
+        self.mode = mode
+        if input_keys is None and hasattr(model, "irreps_in"):
+            input_keys = list(model.irreps_in.keys())
+        if output_keys is None and hasattr(model, "irreps_out"):
+            output_keys = list(model.irreps_out.keys())
+        self.input_keys = None if input_keys is None else list(input_keys)
+        self.output_keys = None if output_keys is None else list(output_keys)
+        self._type_lookup, self._species_map = self._find_type_mapper()
+        self._field_fn: Optional[Callable[[float], Sequence[float]]] = None
+        self._field_const = np.zeros(3)
+        self._time = float(time)
+        self.results_field: Optional[np.ndarray] = None
+        self.results_time: Optional[float] = None
+        self.num_evaluations = 0
+        if mode == "linear":
+            self._require_outputs([POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'")
+        self.set_field(field)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_compiled_model(
+        cls,
+        compile_path: Union[str, Path],
+        device: Union[str, torch.device] = "cpu",
+        chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
+        neighborlist_backend: Optional[str] = None,
+        neighborlist_backend_kwargs: Optional[dict] = None,
+        **kwargs,
+    ) -> "NequIPPolCalculator":
+        """Load an AOTInductor model (``nequip-compile ... --mode aotinductor --target nequip_pol_ase``).
+
+        The inputs and outputs are read from the artifact's metadata, so that a model compiled
+        for another target fails here with a message naming the target, and a model without
+        response outputs can still give energies and forces (asking it for P, Z* or alpha, or
+        using ``mode="linear"``, raises an error that says so). ``**kwargs`` go to the
+        constructor (``field``, ``mode``, ``time``, ...).
+        """
+        from nequip.model.inference_models import load_compiled_model
+        from nequip.nn import graph_model
+        from nequip.integrations.utils import handle_chemical_species_map, basic_transforms
+        from nequip.data._nl import DEFAULT_NEIGHBORLIST_BACKEND
+
+        path = Path(compile_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"compiled model file not found: {os.fspath(path)!r}")
+        if not path.name.endswith(".nequip.pt2"):
+            raise ValueError(
+                f"{os.fspath(path)!r} is not an AOTInductor model (`*.nequip.pt2`); compile one with "
+                f"`nequip-compile MODEL OUT.nequip.pt2 --mode aotinductor --device cpu --target {ASE_TARGET_NAME}` "
+                "or load a checkpoint/package with `from_saved_model`"
+            )
+        target = cls._get_aoti_compile_target()
+        try:  # input/output keys from the artifact's metadata
+            model, metadata = load_compiled_model(str(path), device, None, None)
+        except ValueError as err:
+            if "keys" not in str(err):
+                raise
+            # artifacts written before nequip stored the keys: assume the nequip-pol ASE target
+            model, metadata = load_compiled_model(str(path), device, list(target["input"]), list(target["output"]))
+        input_keys, output_keys = list(model.input_keys), list(model.output_keys)
+        required_inputs = [k for k in target["input"] if k != ELECTRIC_FIELD_KEY]
+        if set(input_keys) - set(target["input"]) or set(required_inputs) - set(input_keys):
+            raise ValueError(
+                f"{os.fspath(path)!r} was compiled with inputs {input_keys}, which is not an ASE target; "
+                f"recompile with `--target {ASE_TARGET_NAME}` (inputs {list(target['input'])})"
+            )
+        for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY):
+            if key not in output_keys:
+                raise ValueError(
+                    f"{os.fspath(path)!r} does not output `{key}` (outputs {output_keys}); "
+                    f"recompile with `--target {ASE_TARGET_NAME}`"
+                )
+        type_names = metadata[graph_model.TYPE_NAMES_KEY]
+        species_map = handle_chemical_species_map(chemical_species_to_atom_type_map, type_names)
+        if "transforms" in kwargs:
+            raise KeyError("`transforms` not allowed here")
+        transforms = basic_transforms(
+            metadata,
+            metadata[graph_model.R_MAX_KEY],
+            type_names,
+            species_map,
+            neighborlist_backend=neighborlist_backend or DEFAULT_NEIGHBORLIST_BACKEND,
+            neighborlist_backend_kwargs=neighborlist_backend_kwargs,
+        )
+        calc = cls(
+            model=model, device=device, transforms=transforms, input_keys=input_keys, output_keys=output_keys, **kwargs
+        )
+        calc.model_path = os.fspath(path)
+        return calc
+
+    @classmethod
+    def _from_saved_model(
+        cls,
+        model_path: Union[str, Path],
+        device: Union[str, torch.device] = "cpu",
+        chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
+        modifiers: Sequence[str] = (),
+        **kwargs,
+    ) -> "NequIPPolCalculator":
+        """Load a checkpoint (``.ckpt``) or package (``.nequip.zip``) for eager evaluation.
+
+        ``modifiers``: names of model modifiers to apply first (e.g. ``["disable_born_charges"]``,
+        ``["energy_forces_only"]``). Other keyword arguments as in nequip's
+        ``NequIPCalculator._from_saved_model`` (``allow_tf32``, ``model_name``, ``compile_mode``,
+        ``neighborlist_backend``) or for the constructor (``field``, ``mode``, ``time``, ...).
+        """
+        path_str = os.fspath(model_path)
+        if not path_str.startswith("nequip.net:") and not Path(path_str).is_file():
+            raise FileNotFoundError(f"model file not found: {path_str!r} (expected a .ckpt or .nequip.zip)")
+        if path_str.endswith(".nequip.pt2") or path_str.endswith(".nequip.pth"):
+            raise ValueError(f"{path_str!r} is a compiled model: load it with `from_compiled_model`")
+        ctor_kwargs = {k: kwargs.pop(k) for k in ("field", "mode", "time") if k in kwargs}
+        mode = ctor_kwargs.pop("mode", "full")
+        # build in full mode first: the output check of the linear mode needs the modifiers applied
+        calc = super()._from_saved_model(
+            path_str, device=device, chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+            **ctor_kwargs, **kwargs,
+        )
+        if modifiers:
+            from nequip.model.modify_utils import modify
+
+            model = modify(calc.model, [{"modifier": name} for name in modifiers])
+            calc.model = model.eval().to(calc.device)
+            calc.input_keys = list(model.irreps_in.keys())
+            calc.output_keys = list(model.irreps_out.keys())
+        if mode != "full":
+            calc.set_mode(mode)
+        calc.model_path = path_str
+        return calc
+
+    @classmethod
+    def from_saved_model(cls, model_path, device="cpu", **kwargs) -> "NequIPPolCalculator":
+        """Public alias of :meth:`_from_saved_model` (checkpoint or package, eager)."""
+        return cls._from_saved_model(model_path, device=device, **kwargs)
+
+    # ------------------------------------------------------------------ field and time
+    @property
+    def time(self) -> float:
+        """Current time in fs (where a time-dependent field is evaluated)."""
+        return self._time
+
+    @time.setter
+    def time(self, value: float) -> None:
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"time must be finite, got {value}")
+        self._time = value  # results are invalidated lazily, only if E(t) changes
+
+    @property
+    def field(self) -> FieldLike:
+        """The field as set: a (3,) array in V/A or the callable ``t_fs -> (3,)``."""
+        return self._field_fn if self._field_fn is not None else self._field_const.copy()
+
+    def set_field(self, field: FieldLike) -> None:
+        """Set the field: a 3-vector in V/A, a callable ``t_fs -> 3-vector``, or ``None`` (zero).
+
+        Cached results are dropped if, and only if, the field at the current time changed.
+        """
+        if callable(field):
+            value = _check_field_value(field(self._time), f" returned by {field!r} at t = {self._time} fs")
+            self._field_fn, self._field_const = field, np.zeros(3)
+        else:
+            value = np.zeros(3) if field is None else _check_field_value(field)
+            self._field_fn, self._field_const = None, value
+        if self.results_field is not None and not np.array_equal(value, self.results_field):
+            self.reset()
+
+    def field_at(self, t: Optional[float] = None) -> np.ndarray:
+        """The field (3,) in V/A at time ``t`` fs (default: ``calc.time``), validated."""
+        t = self._time if t is None else float(t)
+        if self._field_fn is None:
+            return self._field_const.copy()
+        return _check_field_value(self._field_fn(t), f" returned by the field function at t = {t} fs")
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between ``"full"`` and ``"linear"`` (drops cached results)."""
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+        if mode == "linear":
+            self._require_outputs([POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'")
+        if mode != self.mode:
+            self.mode = mode
+            self.reset()
+
+    def attach_dynamics(self, dyn, t0: Optional[float] = None) -> None:
+        """Keep ``calc.time`` in step with an ASE ``MolecularDynamics`` object ``dyn``.
+
+        After this, during step n the forces at the new positions are computed at
+        t_{n+1} = t0 + (n + 1) dt (fs), and between steps ``calc.time`` is the time of the current
+        configuration. ``t0`` is the time at ``dyn.nsteps == 0`` (default: chosen so that the
+        current ``calc.time`` is the time now). Works with integrators whose ``step`` takes the
+        forces of the current configuration (``VelocityVerlet``, ``Langevin``, ``Bussi``,
+        ``Andersen``); the cached forces at (R_n, E(t_n)) are handed to the step so that the
+        first half-kick does not re-evaluate them at the new time.
+        """
+        dt_fs = dyn.dt / units.fs
+        if t0 is None:
+            t0 = self._time - dyn.nsteps * dt_fs
+        original_step = dyn.step
+        takes_forces = "forces" in inspect.signature(original_step).parameters
+        calc = self
+
+        def step(*args, **kwargs):
+            if takes_forces and not args and kwargs.get("forces") is None:
+                kwargs["forces"] = dyn.atoms.get_forces(md=True)  # at (R_n, E(t_n)): cached
+            calc.time = t0 + (dyn.nsteps + 1) * dt_fs
+            return original_step(*args, **kwargs)
+
+        dyn.step = step
+        self.time = t0 + dyn.nsteps * dt_fs
+
+    # ------------------------------------------------------------------ ASE machinery
+    def check_state(self, atoms, tol=1e-15):
+        changes = super().check_state(atoms, tol=tol)
+        if self.results_field is not None and not np.array_equal(self.field_at(), self.results_field):
+            changes.append("electric_field")
+        return changes
+
+    def reset(self):
+        super().reset()
+        self.results_field = None
+        self.results_time = None
+
+    def get_polarization(self, atoms=None) -> np.ndarray:
+        """Cell dipole P (3,), e*A."""
+        return self.get_property("polarization", atoms)
+
+    def get_born_effective_charges(self, atoms=None) -> np.ndarray:
+        """Born charges Z* (N, 3, 3), e; [i, a, b] = dP_a/dR_ib."""
+        return self.get_property("born_effective_charges", atoms)
+
+    def get_polarizability(self, atoms=None) -> np.ndarray:
+        """Polarizability alpha (3, 3), e*A^2/V."""
+        return self.get_property("polarizability", atoms)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """"""
+        Calculator.calculate(self, atoms)
+        field = self.field_at()
+        missing = [
+            p for p in properties if p in _RESPONSE_PROPERTIES and not self._has_output(_RESPONSE_PROPERTIES[p])
+        ]
+        if missing:
+            raise PropertyNotImplementedError(self._missing_outputs_message(missing, f"the properties {missing}"))
+        self.results = self.evaluate(self.atoms, field)
+        self.results_field = field
+        self.results_time = self._time
+        self.num_evaluations += 1
+
+    def evaluate(self, atoms, field=None, mode: Optional[str] = None) -> Dict[str, np.ndarray]:
+        """All properties of ``atoms`` at ``field`` ((3,), V/A; default zero), without touching the cache.
+
+        Returns a dict keyed like the ASE results (stress in Voigt form).
+        """
+        mode = self.mode if mode is None else mode
+        field = np.zeros(3) if field is None else _check_field_value(field)
+        self._check_species(atoms)
+        data = self.atoms_to_data(atoms)
+        if mode == "full" or not field.any():
+            out = self._run_model(data, field)
+            return self._results_from_output(out, len(atoms), per_atom=True)
+        # linear: zero-field model + first-order field terms
+        out = self._run_model(data, np.zeros(3))
+        zero = self._results_from_output(out, len(atoms), per_atom=False)
+        p0, z0, alpha0 = zero["polarization"], zero["born_effective_charges"], zero["polarizability"]
+        results = dict(zero)
+        results["energy"] = zero["energy"] - float(field @ p0)
+        results["free_energy"] = results["energy"]
+        results["forces"] = zero["forces"] + np.einsum("iab,a->ib", z0, field)
+        results["polarization"] = p0 + alpha0 @ field
+        return results
+
+    # ------------------------------------------------------------------ helpers
+    def _has_output(self, key: str) -> bool:
+        return self.output_keys is None or key in self.output_keys
+
+    def _missing_outputs_message(self, missing, what: str) -> str:
+        return (
+            f"{what} need model outputs that this model does not compute: it has outputs "
+            f"{self.output_keys}. It was built or compiled without the electric response (e.g. "
+            f"with the `energy_forces_only` modifier, or with nequip's stock `ase` compile target "
+            f"instead of `--target {ASE_TARGET_NAME}`); recompile with `--target {ASE_TARGET_NAME}` "
+            f"and without `energy_forces_only` (or apply the `enable_all_response` modifier)"
+        )
+
+    def _require_outputs(self, keys: Sequence[str], what: str) -> None:
+        missing = [k for k in keys if not self._has_output(k)]
+        if missing:
+            raise ValueError(self._missing_outputs_message(missing, what))
+
+    def _find_type_mapper(self):
+        from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper
+
+        for t in self.transforms:
+            if isinstance(t, ChemicalSpeciesToAtomTypeMapper):
+                return t.lookup_table.cpu().numpy(), list(t.model_type_names)
+        return None, None
+
+    def _check_species(self, atoms) -> None:
+        if self._type_lookup is None:
+            return
+        numbers = np.asarray(atoms.numbers)
+        bad = (numbers >= len(self._type_lookup)) | (numbers < 0)
+        bad[~bad] = self._type_lookup[numbers[~bad]] < 0
+        if bad.any():
+            symbols = sorted(set(np.asarray(atoms.get_chemical_symbols())[bad]))
+            raise ValueError(
+                f"unknown species {symbols}: not in this model's type names {self._species_map} "
+                "(or not in `chemical_species_to_atom_type_map`)"
+            )
+
+    def _run_model(self, data: AtomicDataDict.Type, field: np.ndarray) -> AtomicDataDict.Type:
+        takes_field = self.input_keys is None or ELECTRIC_FIELD_KEY in self.input_keys
+        if takes_field:
+            pos = data[AtomicDataDict.POSITIONS_KEY]
+            data[ELECTRIC_FIELD_KEY] = torch.as_tensor(field, dtype=torch.float64).view(1, 3).contiguous().to(pos.device)
+        elif field.any():
+            raise ValueError(
+                f"this model takes no `{ELECTRIC_FIELD_KEY}` input (inputs {self.input_keys}; compiled with "
+                f"nequip's stock `ase` target?), so it cannot be evaluated at a nonzero field in mode='full'; "
+                f"recompile with `--target {ASE_TARGET_NAME}`"
+            )
+        return self.call_model(data)
+
+    def _results_from_output(self, out: AtomicDataDict.Type, num_atoms: int, per_atom: bool) -> Dict[str, np.ndarray]:
+        def get(key):
+            return out[key].detach().cpu().to(torch.float64).numpy()
+
+        results: Dict[str, np.ndarray] = {}
+        energy = float(get(AtomicDataDict.TOTAL_ENERGY_KEY).reshape(()))
+        results["energy"] = energy
+        results["free_energy"] = energy
+        if per_atom and AtomicDataDict.PER_ATOM_ENERGY_KEY in out:
+            results["energies"] = get(AtomicDataDict.PER_ATOM_ENERGY_KEY).reshape(num_atoms)
+        results["forces"] = get(AtomicDataDict.FORCE_KEY).reshape(num_atoms, 3)
+        if AtomicDataDict.STRESS_KEY in out and out[AtomicDataDict.STRESS_KEY].numel() == 9:
+            results["stress"] = full_3x3_to_voigt_6_stress(get(AtomicDataDict.STRESS_KEY).reshape(3, 3))
+        if POLARIZATION_KEY in out:
+            results["polarization"] = get(POLARIZATION_KEY).reshape(3)
+        if BORN_CHARGE_KEY in out:
+            results["born_effective_charges"] = get(BORN_CHARGE_KEY).reshape(num_atoms, 3, 3)
+        if POLARIZABILITY_KEY in out:
+            results["polarizability"] = get(POLARIZABILITY_KEY).reshape(3, 3)
+        return results
