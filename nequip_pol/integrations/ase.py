@@ -103,6 +103,21 @@ def _check_field_value(value, where: str = "") -> np.ndarray:
     return arr
 
 
+def _eager_model_keys(model):
+    """(input keys, output keys) of an eager model, or (None, None) if it does not declare them.
+
+    For nequip's ``GraphModel`` the keys of the wrapped module are used: the wrapper's own
+    ``irreps_out`` is fixed at build time and misses the effect of modifiers such as
+    ``energy_forces_only``.
+    """
+    inner = getattr(model, "model", None)
+    source = inner if inner is not None and hasattr(inner, "irreps_out") else model
+    if not hasattr(source, "irreps_out"):
+        return None, None
+    inputs = list(getattr(model, "irreps_in", getattr(source, "irreps_in", {})).keys())
+    return inputs or None, list(source.irreps_out.keys())
+
+
 class NequIPPolCalculator(NequIPCalculator):
     """ASE calculator for nequip-pol models under a homogeneous, possibly time-dependent field.
 
@@ -162,10 +177,9 @@ class NequIPPolCalculator(NequIPCalculator):
             raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
         super().__init__(model=model, device=device, transforms=list(transforms or []), **kwargs)
         self.mode = mode
-        if input_keys is None and hasattr(model, "irreps_in"):
-            input_keys = list(model.irreps_in.keys())
-        if output_keys is None and hasattr(model, "irreps_out"):
-            output_keys = list(model.irreps_out.keys())
+        eager_inputs, eager_outputs = _eager_model_keys(model)
+        input_keys = eager_inputs if input_keys is None else input_keys
+        output_keys = eager_outputs if output_keys is None else output_keys
         self.input_keys = None if input_keys is None else list(input_keys)
         self.output_keys = None if output_keys is None else list(output_keys)
         self._type_lookup, self._species_map = self._find_type_mapper()
@@ -284,8 +298,7 @@ class NequIPPolCalculator(NequIPCalculator):
 
             model = modify(calc.model, [{"modifier": name} for name in modifiers])
             calc.model = model.eval().to(calc.device)
-            calc.input_keys = list(model.irreps_in.keys())
-            calc.output_keys = list(model.irreps_out.keys())
+            calc.input_keys, calc.output_keys = _eager_model_keys(calc.model)
         if mode != "full":
             calc.set_mode(mode)
         calc.model_path = path_str
@@ -405,7 +418,11 @@ class NequIPPolCalculator(NequIPCalculator):
         ]
         if missing:
             raise PropertyNotImplementedError(self._missing_outputs_message(missing, f"the properties {missing}"))
-        self.results = self.evaluate(self.atoms, field)
+        results = self.evaluate(self.atoms, field)
+        missing = [p for p in properties if p in _RESPONSE_PROPERTIES and p not in results]
+        if missing:
+            raise PropertyNotImplementedError(self._missing_outputs_message(missing, f"the properties {missing}"))
+        self.results = results
         self.results_field = field
         self.results_time = self._time
         self.num_evaluations += 1
@@ -466,7 +483,7 @@ class NequIPPolCalculator(NequIPCalculator):
         bad = (numbers >= len(self._type_lookup)) | (numbers < 0)
         bad[~bad] = self._type_lookup[numbers[~bad]] < 0
         if bad.any():
-            symbols = sorted(set(np.asarray(atoms.get_chemical_symbols())[bad]))
+            symbols = sorted({str(s) for s in np.asarray(atoms.get_chemical_symbols())[bad]})
             raise ValueError(
                 f"unknown species {symbols}: not in this model's type names {self._species_map} "
                 "(or not in `chemical_species_to_atom_type_map`)"
@@ -483,7 +500,10 @@ class NequIPPolCalculator(NequIPCalculator):
                 f"nequip's stock `ase` target?), so it cannot be evaluated at a nonzero field in mode='full'; "
                 f"recompile with `--target {ASE_TARGET_NAME}`"
             )
-        return self.call_model(data)
+        out = self.call_model(data)
+        if self.output_keys is not None:  # only what the model declares (a compiled model returns no more)
+            out = {k: v for k, v in out.items() if k in self.output_keys}
+        return out
 
     def _results_from_output(self, out: AtomicDataDict.Type, num_atoms: int, per_atom: bool) -> Dict[str, np.ndarray]:
         def get(key):
