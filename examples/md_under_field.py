@@ -114,7 +114,7 @@ def main():
     # 1. Langevin, static field
     calc.set_field(e0)
     dyn = Langevin(atoms, timestep=args.dt * units.fs, temperature_K=args.temperature,
-                   friction=0.02 / units.fs, rng=np.random.default_rng(1))
+                   friction=0.02 / units.fs, fixcm=False, rng=np.random.default_rng(1))
     run(atoms, dyn, calc, args.out / "langevin_static.csv", args.steps, reference)
 
     # 2. NVE, static field: kinetic + E(R, E) is conserved

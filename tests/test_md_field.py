@@ -171,7 +171,7 @@ def test_langevin_log_with_reference_structure_and_polarizability(model, tmp_pat
     atoms = thermal_cell(seed=1)
     calc = make_calc(model, field=[0.0, 0.0, 0.2])
     atoms.calc = calc
-    dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=300, friction=0.01 / units.fs,
+    dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False,
                    rng=np.random.default_rng(0))
     calc.attach_dynamics(dyn)
     reference = ideal_structure((1, 1, 2))
