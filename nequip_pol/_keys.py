@@ -5,7 +5,10 @@ nequip already knows ``polarization`` (graph), ``born_effective_charges`` (node,
 we add the field input and the polarizability.
 """
 
-from nequip.data import AtomicDataDict, register_fields
+from nequip.data import AtomicDataDict
+
+# the registry module itself: `nequip.data` pulls in ase and others, which `nequip-package` cannot pack
+from nequip.data._key_registry import register_fields
 
 #: homogeneous electric field per frame, (num_frames, 3), V/A, irreps "1o"; absent means zero
 ELECTRIC_FIELD_KEY = "electric_field"
