@@ -28,7 +28,7 @@ FIELD_SETTINGS = dict(
     polarization_offset_trainable=False,
     response_outputs=None,
     polarization_source="field_expansion",
-    born_charge_method="vmap",
+    born_charge_method="loop",
     do_derivatives=True,
     compute_stress=True,
 )
@@ -86,7 +86,7 @@ _FIELD_ARGS_DOC = """
         response_outputs (List[str]): which of ``polarization``, ``born_effective_charges``,
             ``polarizability`` to compute (default: all)
         polarization_source (str): ``field_expansion`` (closed-form P, first-order Z*) or ``autograd``
-        born_charge_method (str): ``vmap`` (one batched backward with the forces) or ``loop``
+        born_charge_method (str): ``loop`` (default; four first-order backward passes) or ``vmap`` (one batched backward)
         compute_stress (bool): compute stress and virial (default ``True``)
 """
 

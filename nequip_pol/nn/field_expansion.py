@@ -25,8 +25,8 @@ the field, so Allegro stays strictly local (LAMMPS domain decomposition is unaff
 Why this design rather than the field as an extra input of the edge embedding (as in the
 published Allegro-pol): the expansion gives P = -dE/dE and alpha = dP/dE in closed form as sums
 of read-outs (computed here, exact derivatives of the energy above, no autograd needed), so
-Born charges Z* = dP/dR need only *first-order* backward passes through the network, which share
-one vectorised backward with the forces (see :class:`~nequip_pol.nn.ElectricResponseOutput`).
+Born charges Z* = dP/dR need only *first-order* backward passes through the network (one per
+field direction, beside the force backward) (see :class:`~nequip_pol.nn.ElectricResponseOutput`).
 The general coupling needs a second backward through the force graph for Z* and alpha, which is
 what makes the published Born charges cost 4-6x the energy and forces. Fields in practice
 (|E| < 0.5 V/A) sit well inside the radius where a third-order expansion is accurate; the
