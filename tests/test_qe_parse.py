@@ -25,7 +25,7 @@ from nequip_pol.io.qe import (
 
 SYSTEMS = {"BaTiO3": "BaTiO3-", "SiO2": "SiO2-T300-"}
 
-# max abs differences asserted against the stored frame 0 (reached: see docs/qe_workflow.md).
+# max abs differences asserted against the stored frame 0 (reached: see the README, "Training data from Quantum ESPRESSO").
 # The stored per-atom columns have 8 decimals, hence ~5e-9 on positions, forces and Born charges.
 TOL = {
     "energy": 1e-6,  # eV (reached: 0)

@@ -8,7 +8,7 @@ run, plus Born effective charges and polarizability from finite differences with
 field.
 
 Units and conventions (verified against the Allegro-pol frames in ``shared/data/dft``; see
-``docs/qe_workflow.md``):
+README section "Training data from Quantum ESPRESSO"):
 
 * the XML stores energy (Ha), forces (Ha/bohr), positions/cell (bohr) and stress (Ha/bohr^3) in
   Hartree atomic units; ``BOHR_ANGSTROM`` and ``HARTREE_EV`` below are the values that reproduce
