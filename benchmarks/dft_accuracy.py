@@ -8,7 +8,8 @@ charges (e) and polarizability (e*A^2/V), the standard deviation of each target 
 dataset, and the training time.
 
     python benchmarks/dft_accuracy.py OUT --minutes 60
-    python benchmarks/dft_accuracy.py OUT --datasets SiO2 --models allegro_pol --minutes 20
+    python benchmarks/dft_accuracy.py OUT --datasets SiO2 --models allegro_pol --minutes 20 \
+        model.num_layers=1 model.num_tensor_features=8      # a smaller model for a CPU budget
 
 The data folder is ``$NEQUIP_POL_DATA`` (default ``../shared/data``).
 
@@ -66,7 +67,7 @@ def target_spread(path: Path) -> dict:
     }
 
 
-def train(dataset: str, model: str, out: Path, minutes: float, data_dir: Path) -> tuple:
+def train(dataset: str, model: str, out: Path, minutes: float, data_dir: Path, overrides=()) -> tuple:
     run_dir = out / f"{dataset}_{model}"
     hours, mins = divmod(int(minutes), 60)
     command = [
@@ -77,6 +78,7 @@ def train(dataset: str, model: str, out: Path, minutes: float, data_dir: Path) -
         f"++trainer.logger.save_dir={run_dir}", "++trainer.logger.name=log",
         "++trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
+        *overrides,
     ]
     print("+ " + " ".join(command), flush=True)
     start = time.time()
@@ -97,6 +99,7 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=["BaTiO3", "SiO2"])
     parser.add_argument("--models", nargs="+", default=["allegro_pol", "nequip_pol"])
     parser.add_argument("--minutes", type=float, default=60.0, help="training wall-clock budget per run")
+    parser.add_argument("overrides", nargs="*", help="extra nequip-train overrides, e.g. model.num_layers=1")
     args = parser.parse_args()
 
     out = Path(args.out).resolve()
@@ -111,7 +114,7 @@ def main():
     for dataset in args.datasets:
         spread = target_spread(data_dir / "dft" / f"{dataset}.xyz")
         for model in args.models:
-            metrics, elapsed = train(dataset, model, out, args.minutes, data_dir)
+            metrics, elapsed = train(dataset, model, out, args.minutes, data_dir, args.overrides)
             rows.append((dataset, model, metrics, spread, elapsed))
 
     print()
