@@ -100,7 +100,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["allegro_pol", "nequip_pol"])
     parser.add_argument("--minutes", type=float, default=60.0, help="training wall-clock budget per run")
     parser.add_argument("overrides", nargs="*", help="extra nequip-train overrides, e.g. model.num_layers=1")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     out = Path(args.out).resolve()
     if ROOT in out.parents or out == ROOT:
