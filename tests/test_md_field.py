@@ -42,12 +42,8 @@ TYPES = ["Ba", "Ti", "O"]
 R_MAX = 4.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# small graphs: intra-op threads only add overhead (and are pathological on a loaded 2-core machine)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
