@@ -60,6 +60,24 @@ def check_electric_field(data: AtomicDataDict.Type) -> None:
             raise ValueError(f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}")
 
 
+def _polarization_jacobian(
+    polarization: torch.Tensor, wrt: torch.Tensor, create_graph: bool, keep_graph: bool
+) -> torch.Tensor:
+    """dP_a/d(wrt)_b stacked as (len(wrt), a, b): one backward pass per direction a.
+
+    ``keep_graph``: keep the graph after the last pass (more derivatives of P follow).
+    """
+    rows: List[torch.Tensor] = []
+    for a in range(3):
+        grad = torch.autograd.grad(
+            [polarization[:, a].sum()], [wrt], retain_graph=keep_graph or a < 2 or create_graph,
+            create_graph=create_graph,
+        )[0]
+        assert grad is not None
+        rows.append(grad)
+    return torch.stack(rows, dim=1)
+
+
 class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
     """Forces, stress and the electric response of a field-dependent energy model.
 
@@ -188,23 +206,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             assert field_grad is not None
             polarization = torch.neg(field_grad)
             if self.compute_born_charges:
-                rows: List[torch.Tensor] = []
-                for a in range(3):
-                    g = torch.autograd.grad(
-                        [polarization[:, a].sum()], [pos], retain_graph=True, create_graph=create_graph
-                    )[0]
-                    assert g is not None
-                    rows.append(g)
-                born_charges = torch.stack(rows, dim=1)  # (num_atoms, a, b)
+                born_charges = _polarization_jacobian(polarization, pos, create_graph, keep_graph=True)
             if self.compute_polarizability:
-                rows = []
-                for a in range(3):
-                    g = torch.autograd.grad(
-                        [polarization[:, a].sum()], [field], retain_graph=True, create_graph=create_graph
-                    )[0]
-                    assert g is not None
-                    rows.append(g)
-                polarizability = torch.stack(rows, dim=1)  # (num_frames, a, b)
+                polarizability = _polarization_jacobian(polarization, field, create_graph, keep_graph=True)
         elif self.compute_born_charges:
             polarization = data[POLARIZATION_KEY]
             # batched backward can neither be traced for export nor run under anomaly mode
@@ -232,14 +236,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                     [energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph, allow_unused=True
                 )
                 force_grad, virial_grad = grads[0], grads[1]
-                rows = []
-                for a in range(3):
-                    g = torch.autograd.grad(
-                        [polarization[:, a].sum()], [pos], retain_graph=a < 2 or create_graph, create_graph=create_graph
-                    )[0]
-                    assert g is not None
-                    rows.append(g)
-                born_charges = torch.stack(rows, dim=1)
+                born_charges = _polarization_jacobian(polarization, pos, create_graph, keep_graph=False)
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
         else:
