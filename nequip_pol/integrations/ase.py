@@ -58,25 +58,22 @@ an exception that names the problem.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from ase import units
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
+from .field_state import FieldLike, FieldStateMixin, check_field_value
 from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
 
 __all__ = ["NequIPPolCalculator", "FieldLike"]
-
-FieldLike = Union[Sequence[float], np.ndarray, Callable[[float], Sequence[float]], None]
 
 MODES = ("full", "linear")
 #: compile target this calculator is made for (see ``nequip_pol._compile``)
@@ -86,21 +83,6 @@ _RESPONSE_PROPERTIES = {
     "born_effective_charges": BORN_CHARGE_KEY,
     "polarizability": POLARIZABILITY_KEY,
 }
-
-
-def _check_field_value(value, where: str = "") -> np.ndarray:
-    """The field as a float64 (3,) array; ``ValueError`` naming the electric field otherwise."""
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"electric field{where} must be 3 numbers in V/A, got {value!r}") from err
-    if arr.shape == (1, 3):
-        arr = arr.reshape(3)
-    if arr.shape != (3,):
-        raise ValueError(f"electric field{where} must be a 3-vector in V/A (shape (3,)), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"electric field{where} contains NaN or infinite values: {arr.tolist()}")
-    return arr
 
 
 def _eager_model_keys(model):
@@ -118,7 +100,7 @@ def _eager_model_keys(model):
     return inputs or None, list(source.irreps_out.keys())
 
 
-class NequIPPolCalculator(NequIPCalculator):
+class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
     """ASE calculator for nequip-pol models under a homogeneous, possibly time-dependent field.
 
     Prefer the constructors :meth:`from_compiled_model` (AOTInductor, ``--target
@@ -183,15 +165,10 @@ class NequIPPolCalculator(NequIPCalculator):
         self.input_keys = None if input_keys is None else list(input_keys)
         self.output_keys = None if output_keys is None else list(output_keys)
         self._type_lookup, self._species_map = self._find_type_mapper()
-        self._field_fn: Optional[Callable[[float], Sequence[float]]] = None
-        self._field_const = np.zeros(3)
-        self._time = float(time)
-        self.results_field: Optional[np.ndarray] = None
-        self.results_time: Optional[float] = None
         self.num_evaluations = 0
         if mode == "linear":
             self._require_outputs([POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'")
-        self.set_field(field)
+        self._init_field_state(field, time)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -310,44 +287,6 @@ class NequIPPolCalculator(NequIPCalculator):
         return cls._from_saved_model(model_path, device=device, **kwargs)
 
     # ------------------------------------------------------------------ field and time
-    @property
-    def time(self) -> float:
-        """Current time in fs (where a time-dependent field is evaluated)."""
-        return self._time
-
-    @time.setter
-    def time(self, value: float) -> None:
-        value = float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"time must be finite, got {value}")
-        self._time = value  # results are invalidated lazily, only if E(t) changes
-
-    @property
-    def field(self) -> FieldLike:
-        """The field as set: a (3,) array in V/A or the callable ``t_fs -> (3,)``."""
-        return self._field_fn if self._field_fn is not None else self._field_const.copy()
-
-    def set_field(self, field: FieldLike) -> None:
-        """Set the field: a 3-vector in V/A, a callable ``t_fs -> 3-vector``, or ``None`` (zero).
-
-        Cached results are dropped if, and only if, the field at the current time changed.
-        """
-        if callable(field):
-            value = _check_field_value(field(self._time), f" returned by {field!r} at t = {self._time} fs")
-            self._field_fn, self._field_const = field, np.zeros(3)
-        else:
-            value = np.zeros(3) if field is None else _check_field_value(field)
-            self._field_fn, self._field_const = None, value
-        if self.results_field is not None and not np.array_equal(value, self.results_field):
-            self.reset()
-
-    def field_at(self, t: Optional[float] = None) -> np.ndarray:
-        """The field (3,) in V/A at time ``t`` fs (default: ``calc.time``), validated."""
-        t = self._time if t is None else float(t)
-        if self._field_fn is None:
-            return self._field_const.copy()
-        return _check_field_value(self._field_fn(t), f" returned by the field function at t = {t} fs")
-
     def set_mode(self, mode: str) -> None:
         """Switch between ``"full"`` and ``"linear"`` (drops cached results)."""
         if mode not in MODES:
@@ -358,57 +297,7 @@ class NequIPPolCalculator(NequIPCalculator):
             self.mode = mode
             self.reset()
 
-    def attach_dynamics(self, dyn, t0: Optional[float] = None) -> None:
-        """Keep ``calc.time`` in step with an ASE ``MolecularDynamics`` object ``dyn``.
-
-        After this, during step n the forces at the new positions are computed at
-        t_{n+1} = t0 + (n + 1) dt (fs), and between steps ``calc.time`` is the time of the current
-        configuration. ``t0`` is the time at ``dyn.nsteps == 0`` (default: chosen so that the
-        current ``calc.time`` is the time now). Works with integrators whose ``step`` takes the
-        forces of the current configuration (``VelocityVerlet``, ``Langevin``, ``Bussi``,
-        ``Andersen``); the cached forces at (R_n, E(t_n)) are handed to the step so that the
-        first half-kick does not re-evaluate them at the new time.
-        """
-        dt_fs = dyn.dt / units.fs
-        if t0 is None:
-            t0 = self._time - dyn.nsteps * dt_fs
-        original_step = dyn.step
-        takes_forces = "forces" in inspect.signature(original_step).parameters
-        calc = self
-
-        def step(*args, **kwargs):
-            if takes_forces and not args and kwargs.get("forces") is None:
-                kwargs["forces"] = dyn.atoms.get_forces(md=True)  # at (R_n, E(t_n)): cached
-            calc.time = t0 + (dyn.nsteps + 1) * dt_fs
-            return original_step(*args, **kwargs)
-
-        dyn.step = step
-        self.time = t0 + dyn.nsteps * dt_fs
-
     # ------------------------------------------------------------------ ASE machinery
-    def check_state(self, atoms, tol=1e-15):
-        changes = super().check_state(atoms, tol=tol)
-        if self.results_field is not None and not np.array_equal(self.field_at(), self.results_field):
-            changes.append("electric_field")
-        return changes
-
-    def reset(self):
-        super().reset()
-        self.results_field = None
-        self.results_time = None
-
-    def get_polarization(self, atoms=None) -> np.ndarray:
-        """Cell dipole P (3,), e*A."""
-        return self.get_property("polarization", atoms)
-
-    def get_born_effective_charges(self, atoms=None) -> np.ndarray:
-        """Born charges Z* (N, 3, 3), e; [i, a, b] = dP_a/dR_ib."""
-        return self.get_property("born_effective_charges", atoms)
-
-    def get_polarizability(self, atoms=None) -> np.ndarray:
-        """Polarizability alpha (3, 3), e*A^2/V."""
-        return self.get_property("polarizability", atoms)
-
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """"""
         Calculator.calculate(self, atoms)
@@ -433,7 +322,7 @@ class NequIPPolCalculator(NequIPCalculator):
         Returns a dict keyed like the ASE results (stress in Voigt form).
         """
         mode = self.mode if mode is None else mode
-        field = np.zeros(3) if field is None else _check_field_value(field)
+        field = np.zeros(3) if field is None else check_field_value(field)
         self._check_species(atoms)
         data = self.atoms_to_data(atoms)
         if mode == "full" or not field.any():

@@ -11,3 +11,4 @@ from .analytic_material import (  # noqa: F401
     read_dataset,
     write_dataset,
 )
+from .calculator import ReferenceMaterialCalculator  # noqa: F401,E402

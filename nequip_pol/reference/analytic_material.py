@@ -315,8 +315,11 @@ class AnalyticPolarMaterial:
         return e0 - p0 @ field - 0.5 * eae - e3 / 6.0 - e4 / 24.0
 
     # ------------------------------------------------------------------ properties
-    def properties(self, atoms: ase.Atoms, field=None) -> Dict[str, np.ndarray]:
+    def properties(self, atoms: ase.Atoms, field=None, response: bool = True) -> Dict[str, np.ndarray]:
         """All properties of ``atoms`` in the homogeneous field ``field`` (3,), V/A, by autograd.
+
+        ``response=False`` skips the Born charges and the polarizability (three second-order
+        backward passes), e.g. for MD, where only E, F, stress and P are needed.
 
         Returns a dict of numpy arrays (float64):
             ``total_energy`` (float, eV), ``forces`` (n, 3, eV/A),
@@ -334,21 +337,22 @@ class AnalyticPolarMaterial:
         eps = torch.zeros(3, 3, dtype=_DTYPE, requires_grad=True)
         defo = torch.eye(3, dtype=_DTYPE) + 0.5 * (eps + eps.T)
         energy = self.energy(pos @ defo, cell @ defo, pbc, atoms.numbers, fld)
-        dpos, deps, dfld = torch.autograd.grad(energy, [pos, eps, fld], create_graph=True)
+        dpos, deps, dfld = torch.autograd.grad(energy, [pos, eps, fld], create_graph=response)
         polarization = -dfld
-        zstar = torch.zeros(len(atoms), 3, 3, dtype=_DTYPE)
-        alpha = torch.zeros(3, 3, dtype=_DTYPE)
-        for k in range(3):
-            gp, gf = torch.autograd.grad(polarization[k], [pos, fld], retain_graph=True)
-            zstar[:, k, :] = gp
-            alpha[k, :] = gf
         out = {
             "total_energy": float(energy.detach()),
             "forces": (-dpos).detach().numpy(),
             "polarization": polarization.detach().numpy(),
-            "born_effective_charges": zstar.numpy(),
-            "polarizability": alpha.numpy(),
         }
+        if response:
+            zstar = torch.zeros(len(atoms), 3, 3, dtype=_DTYPE)
+            alpha = torch.zeros(3, 3, dtype=_DTYPE)
+            for k in range(3):
+                gp, gf = torch.autograd.grad(polarization[k], [pos, fld], retain_graph=True)
+                zstar[:, k, :] = gp
+                alpha[k, :] = gf
+            out["born_effective_charges"] = zstar.numpy()
+            out["polarizability"] = alpha.numpy()
         if periodic:
             out["stress"] = (deps / abs(atoms.cell.volume)).detach().numpy()
         return out
