@@ -20,6 +20,18 @@ force backward and the three backward passes of P one after the other on a retai
 ``"vmap"`` runs them as one batched vector-Jacobian product over four cotangents. On CPU the loop
 is faster and needs far less memory (``benchmarks/response_cost.py``: at 1080 atoms, float32,
 Allegro, Z*+alpha cost 2.9x E+F+stress with the loop, 4.1x with vmap; memory 1.2x vs 2.3x).
+
+Cheaper training steps: ``born_charge_training="projected"`` (or the non-persistent model modifier
+``born_charge_training_mode``, e.g. in a training config ``_target_: nequip.model.modify`` with
+``modifiers: [{modifier: born_charge_training_mode, mode: projected}]``) makes the head, *in training mode only*, draw one random unit
+vector v per frame and compute the projected Born charges (v.Z*)_ib = sum_a v_a Z*_i,ab =
+d(v.P)/dR_ib with a single backward pass instead of three. It writes v under
+``born_charge_projection`` ((num_frames, 3)) and v.Z* under ``projected_born_effective_charges``
+((num_atoms, 3), e) instead of the full Z*; :class:`~nequip_pol.train.ElectricResponseLoss`
+compares it with v.Z*_ref. Since E[v v^T] = I/3 for v uniform on the sphere, the mean of
+(v.(Z* - Z*_ref))_ib^2 over atoms i and components b is an unbiased estimate of the mean of
+(Z* - Z*_ref)_iab^2 over all nine components (the full Z* MSE). In eval mode (validation, test,
+inference, deployment) the head computes the full Z*, unchanged.
 """
 
 import torch
@@ -33,6 +45,11 @@ from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLAR
 from typing import List, Optional, Sequence
 
 RESPONSE_OUTPUTS = (POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
+BORN_CHARGE_TRAINING_MODES = ("full", "projected")
+#: random unit vector v per frame of a projected Born-charge training step, (num_frames, 3)
+BORN_CHARGE_PROJECTION_KEY = "born_charge_projection"
+#: projected Born charges (v.Z*)_ib = sum_a v_a Z*_i,ab = d(v.P)/dR_ib, (num_atoms, 3), e
+PROJECTED_BORN_CHARGE_KEY = "projected_born_effective_charges"
 POLARIZATION_SOURCES = ("field_expansion", "autograd")
 BORN_CHARGE_METHODS = ("vmap", "loop")
 
@@ -87,6 +104,8 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             ``polarizability`` to compute (default: all); forces and stress are always computed
         polarization_source: ``"field_expansion"`` or ``"autograd"`` (see module docstring)
         born_charge_method: ``"vmap"`` or ``"loop"`` (see module docstring)
+        born_charge_training: ``"full"`` (default) or ``"projected"``: in training mode, compute
+            only v.Z* for a random unit vector v per frame (one backward pass; see module docstring)
         do_derivatives: if ``False``, only run ``func`` (energy only)
         compute_stress: if ``False``, skip the strain derivative (no stress or virial)
     """
@@ -96,6 +115,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
     compute_polarizability: bool
     autograd_polarization: bool
     vmap_born_charges: bool
+    project_born_charges: bool
     do_derivatives: bool
     compute_stress: bool
 
@@ -107,6 +127,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         born_charge_method: str = "loop",
         do_derivatives: bool = True,
         compute_stress: bool = True,
+        born_charge_training: str = "full",
     ):
         super().__init__()
         response_outputs = list(RESPONSE_OUTPUTS if response_outputs is None else response_outputs)
@@ -117,6 +138,10 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             raise ValueError(f"`polarization_source` must be one of {POLARIZATION_SOURCES}, got {polarization_source!r}")
         if born_charge_method not in BORN_CHARGE_METHODS:
             raise ValueError(f"`born_charge_method` must be one of {BORN_CHARGE_METHODS}, got {born_charge_method!r}")
+        if born_charge_training not in BORN_CHARGE_TRAINING_MODES:
+            raise ValueError(
+                f"`born_charge_training` must be one of {BORN_CHARGE_TRAINING_MODES}, got {born_charge_training!r}"
+            )
         if polarization_source == "field_expansion" and POLARIZATION_KEY not in func.irreps_out:
             raise ValueError(
                 "`polarization_source='field_expansion'` needs an energy model with a FieldExpansionEnergy module"
@@ -133,6 +158,8 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         self.autograd_polarization = polarization_source == "autograd"
         self.born_charge_method = born_charge_method
         self.vmap_born_charges = born_charge_method == "vmap"
+        self.born_charge_training = born_charge_training
+        self.project_born_charges = born_charge_training == "projected"
         self.do_derivatives = do_derivatives
         self.compute_stress = compute_stress
 
@@ -198,6 +225,8 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         need_p_graph = self.compute_born_charges or self.compute_polarizability
         born_charges = self._empty
         polarizability = self._empty
+        projection = self._empty
+        project = self.project_born_charges and self.training
         if self.autograd_polarization and self.compute_polarization:
             grads = torch.autograd.grad(
                 [energy.sum()], [pos, strain, field], create_graph=create_graph or need_p_graph, allow_unused=True
@@ -209,6 +238,21 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                 born_charges = _polarization_jacobian(polarization, pos, create_graph, keep_graph=True)
             if self.compute_polarizability:
                 polarizability = _polarization_jacobian(polarization, field, create_graph, keep_graph=True)
+        elif self.compute_born_charges and project:
+            # training step with the projected Born-charge loss: force backward + one backward of v.P
+            polarization = data[POLARIZATION_KEY]
+            grads = torch.autograd.grad(
+                [energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph, allow_unused=True
+            )
+            force_grad, virial_grad = grads[0], grads[1]
+            projection = torch.randn((num_frames, 3), dtype=polarization.dtype, device=polarization.device)
+            projection = projection / projection.norm(dim=-1, keepdim=True)
+            born_charges = torch.autograd.grad(
+                [(polarization * projection).sum()], [pos], create_graph=create_graph
+            )[0]
+            assert born_charges is not None
+            if self.compute_polarizability:
+                polarizability = data[POLARIZABILITY_KEY]
         elif self.compute_born_charges:
             polarization = data[POLARIZATION_KEY]
             # batched backward can neither be traced for export nor run under anomaly mode
@@ -268,7 +312,10 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             data[POLARIZATION_KEY] = polarization
         elif POLARIZATION_KEY in data:
             del data[POLARIZATION_KEY]
-        if self.compute_born_charges:
+        if self.compute_born_charges and project and not self.autograd_polarization:
+            data[BORN_CHARGE_PROJECTION_KEY] = projection
+            data[PROJECTED_BORN_CHARGE_KEY] = born_charges
+        elif self.compute_born_charges:
             data[BORN_CHARGE_KEY] = born_charges
         if self.compute_polarizability:
             data[POLARIZABILITY_KEY] = polarizability
@@ -278,7 +325,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             pos.requires_grad_(False)
         return data
 
-    def _with_outputs(self, response_outputs: Sequence[str]) -> "ElectricResponseOutput":
+    def _with_outputs(
+        self, response_outputs: Sequence[str], born_charge_training: Optional[str] = None
+    ) -> "ElectricResponseOutput":
         return type(self)(
             func=self.func,
             response_outputs=response_outputs,
@@ -286,7 +335,18 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             born_charge_method=self.born_charge_method,
             do_derivatives=self.do_derivatives,
             compute_stress=self.compute_stress,
+            born_charge_training=self.born_charge_training if born_charge_training is None else born_charge_training,
         )
+
+    @model_modifier(persistent=False, private=False)
+    @classmethod
+    def born_charge_training_mode(cls, model, mode: str = "projected"):
+        """How training steps fit the Born charges: ``"projected"`` (v.Z* for a random unit vector
+        v per frame, one backward pass instead of three) or ``"full"``. Evaluation always gives the
+        full Z*. Not persistent: packaged, compiled and deployed models are unaffected."""
+        if mode not in BORN_CHARGE_TRAINING_MODES:
+            raise ValueError(f"`mode` of born_charge_training_mode must be one of {BORN_CHARGE_TRAINING_MODES}, got {mode!r}")
+        return replace_submodules(model, cls, lambda old: old._with_outputs(old.response_outputs, mode))
 
     @model_modifier(persistent=True, private=False)
     @classmethod

@@ -1,5 +1,6 @@
-"""Losses and metrics for electric-response training (``_target_`` in nequip-train configs)."""
+"""Losses, metrics and callbacks for electric-response training (``_target_`` in nequip-train configs)."""
 
-from .metrics import ElectricResponseLoss, ElectricResponseMetrics
+from .metrics import ElectricResponseLoss, ElectricResponseMetrics, BornChargesOrProjection
+from .callbacks import CPUTimeLogger
 
-__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics"]
+__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger"]

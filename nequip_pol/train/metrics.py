@@ -8,12 +8,17 @@ to that term. Units: eV, eV/A, eV/A^3, e*A, e, e*A^2/V.
 
 from typing import Dict, Optional, Sequence
 
+import torch
+
 from nequip.data import AtomicDataDict, PerAtomModifier
 from nequip.train import MetricsManager
 from nequip.train.metrics import MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError
 
+from nequip.data.modifier import BaseModifier
+
 from ..data.branch import NearestBranchPolarization
 from .._keys import POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from ..nn.response import BORN_CHARGE_PROJECTION_KEY, PROJECTED_BORN_CHARGE_KEY
 
 _E = AtomicDataDict.TOTAL_ENERGY_KEY
 _F = AtomicDataDict.FORCE_KEY
@@ -23,7 +28,36 @@ LOSS_KEYS = (_E, _F, _S, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
 _PARTIAL_LABELS = (_S, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
 
 
+class BornChargesOrProjection(BaseModifier):
+    """Metric field for the Born charges: the full Z* ((num_atoms, 3, 3), e), or, when the
+    prediction holds projected Born charges v.Z* (a training step with
+    ``born_charge_training="projected"``), the prediction and the reference projected on the same
+    per-frame unit vectors v: (v.Z*_ref)_ib = sum_a v_a Z*_ref,i,ab, (num_atoms, 3), e.
+
+    The mean squared error of the projections is an unbiased estimate of the full Z* MSE (v uniform
+    on the sphere: E[v v^T] = I/3). NaN references stay NaN (``ignore_nan`` drops them).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(BORN_CHARGE_KEY)
+
+    def __call__(self, data1, data2=None):
+        if data2 is None:
+            return data1[self.field]
+        if PROJECTED_BORN_CHARGE_KEY not in data1:
+            return data1[self.field], data2[self.field]
+        projection = data1[BORN_CHARGE_PROJECTION_KEY]  # (num_frames, 3)
+        if AtomicDataDict.BATCH_KEY in data2:
+            projection = projection[data2[AtomicDataDict.BATCH_KEY]]
+        else:
+            projection = projection.expand(data2[self.field].shape[0], 3)
+        target = torch.einsum("na,nab->nb", projection.to(data2[self.field].dtype), data2[self.field])
+        return data1[PROJECTED_BORN_CHARGE_KEY], target
+
+
 def _field(key: str, per_atom: bool):
+    if key == BORN_CHARGE_KEY:
+        return BornChargesOrProjection()
     if key == POLARIZATION_KEY:
         return NearestBranchPolarization(per_atom=per_atom)
     if key == _E and per_atom:
@@ -59,6 +93,11 @@ def ElectricResponseLoss(
     A key left out of ``coeffs`` (or given ``null``) is not trained on. Loss component names:
     ``per_atom_energy_mse`` (or ``total_energy_mse``), ``forces_mse``, ``stress_mse``,
     ``polarization_mse``, ``born_effective_charges_mse``, ``polarizability_mse``.
+
+    With a model trained with projected Born charges (the head's ``born_charge_training="projected"``,
+    or the modifier ``born_charge_training_mode``), ``born_effective_charges_mse`` of a
+    training step is the MSE of v.Z* against v.Z*_ref (an unbiased estimate of the full Z* MSE);
+    in validation and test the full Z* is compared.
 
     Example::
 

@@ -1,0 +1,245 @@
+"""Long trainings in chunks, resumable, with a learning curve: test-split RMSEs against CPU hours.
+
+Runs ``nequip-train`` with ``configs/dft.yaml`` in chunks of ``--chunk-epochs`` epochs. Chunk k
+trains up to epoch k * chunk-epochs, resuming from the previous chunk's ``last.ckpt`` (nequip's
+own restart: model, EMA weights, optimizer, learning-rate schedule, epoch counter; the data split
+comes from the config's fixed seed, so it is the same in every chunk), then evaluates the best
+model so far (by validation score) on the test split. After each chunk one row is appended to
+``OUT/learning_curve.csv``: epochs, CPU hours and wall hours spent in training so far (logged by
+:class:`nequip_pol.train.CPUTimeLogger`, carried across restarts; start-up and test evaluation not
+counted), the test RMSEs, and the command that reproduces the point. ``OUT/val_curve.csv`` gets
+the validation RMSEs of every epoch against CPU hours.
+
+Interrupt it at any time (Ctrl-C, kill, end of a job slot) and run the same command with
+``--resume``: the interrupted chunk restarts from the last completed epoch. Trained models stay
+under OUT (outside the repository; they are never committed).
+
+    python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 10 --cpu-hours 4
+    python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 10 --cpu-hours 8 --resume
+    python benchmarks/learning_curve.py OUT --dataset analytic --data-file analytic.xyz \\
+        --model allegro_pol_small --chunk-epochs 5 --chunks 4 born_charge_training=full
+    python benchmarks/learning_curve.py --plot docs/figures/learning_curve.png OUT1/learning_curve.csv ...
+
+Extra arguments are ``nequip-train`` overrides (``batch_size=4``, ``model_dtype=float64``, ...);
+they must be the same in every chunk of a run (they are stored in ``OUT/learning_curve.json``
+and reused by ``--resume``).
+"""
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUANTITIES = [
+    # (column, logged metric)
+    ("energy_rmse_meV_atom", "per_atom_energy_rmse", 1000.0),
+    ("forces_rmse_meV_A", "forces_rmse", 1000.0),
+    ("stress_rmse_meV_A3", "stress_rmse", 1000.0),
+    ("P_rmse_eA", "polarization_rmse", 1.0),
+    ("Zstar_rmse_e", "born_effective_charges_rmse", 1.0),
+    ("alpha_rmse_eA2_V", "polarizability_rmse", 1.0),
+]
+CURVE_COLUMNS = ["chunk", "epochs", "cpu_hours", "wall_hours"] + [q for q, _, _ in QUANTITIES] + ["command"]
+
+
+def _read_metrics(path: Path):
+    return list(csv.DictReader(open(path))) if path.exists() else []
+
+
+def _value(row, key):
+    value = row.get(key)
+    return float(value) if value not in (None, "") else None
+
+
+def chunk_command(out: Path, args, chunk: int, resume_from) -> list:
+    data = [f"data_file={Path(args.data_file).resolve()}"] if args.data_file else []
+    command = [
+        sys.executable, "-m", "nequip.scripts.train", "-cp", str(ROOT / "configs"), "-cn", "dft",
+        f"dataset={args.dataset}", f"model={args.model}", *data,
+        "run=[train,test]", f"max_epochs={chunk * args.chunk_epochs}", "max_time=99:00:00:00",
+        "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
+        f"++trainer.logger.save_dir={out}", "++trainer.logger.name=log", f"++trainer.logger.version=chunk_{chunk:03d}",
+        "++trainer.enable_progress_bar=false", f"hydra.run.dir={out / 'run'}",
+        *args.overrides,
+    ]
+    if resume_from is not None:
+        command.append(f"++ckpt_path={resume_from}")
+    return command
+
+
+def summarize_chunk(out: Path, chunk: int) -> dict:
+    """Epochs, CPU/wall hours and test RMSEs of one finished chunk, from its CSV log."""
+    rows = _read_metrics(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
+    timed = [r for r in rows if _value(r, "cpu_hours") is not None]
+    tested = [r for r in rows if _value(r, "test0_epoch/forces_rmse") is not None]
+    if not timed or not tested:
+        raise RuntimeError(f"chunk {chunk} logged no epochs or no test metrics (see {out / 'log'})")
+    last = timed[-1]
+    point = {
+        "chunk": chunk,
+        "epochs": int(float(last["epoch"])) + 1,
+        "cpu_hours": _value(last, "cpu_hours"),
+        "wall_hours": _value(last, "wall_hours"),
+    }
+    for column, key, factor in QUANTITIES:
+        value = _value(tested[-1], f"test0_epoch/{key}")
+        point[column] = None if value is None else value * factor
+    return point
+
+
+def collect_val_curve(out: Path) -> None:
+    """Validation RMSEs of every epoch against CPU hours, over all chunks, into OUT/val_curve.csv."""
+    by_epoch = {}
+    for path in sorted((out / "log").glob("chunk_*/metrics.csv")):
+        rows = _read_metrics(path)
+        for row in rows:
+            if row.get("epoch") in (None, ""):
+                continue
+            epoch = int(float(row["epoch"])) + 1
+            entry = by_epoch.setdefault(epoch, {"epochs": epoch})
+            if _value(row, "cpu_hours") is not None:
+                entry["cpu_hours"] = _value(row, "cpu_hours")
+            for column, key, factor in QUANTITIES:
+                value = _value(row, f"val0_epoch/{key}")
+                if value is not None:
+                    entry[column] = value * factor
+    with open(out / "val_curve.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["epochs", "cpu_hours"] + [q for q, _, _ in QUANTITIES], extrasaction="ignore")
+        writer.writeheader()
+        for epoch in sorted(by_epoch):
+            if "cpu_hours" in by_epoch[epoch]:
+                writer.writerow(by_epoch[epoch])
+
+
+def train(args) -> None:
+    out = Path(args.out).resolve()
+    if ROOT in out.parents or out == ROOT:
+        sys.exit(f"{out} is inside the repository; trained models must live outside it")
+    if args.data_file and not Path(args.data_file).is_file():
+        sys.exit(f"--data-file {args.data_file}: no such file")
+    if args.chunk_epochs < 1:
+        sys.exit("--chunk-epochs must be at least 1")
+    settings_path = out / "learning_curve.json"
+    curve_path = out / "learning_curve.csv"
+    settings = {k: getattr(args, k) for k in ("dataset", "model", "chunk_epochs", "data_file", "overrides")}
+    if settings_path.exists():
+        if args.force:
+            for name in ("run", "log", "learning_curve.csv", "val_curve.csv", "learning_curve.json"):
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        elif not args.resume:
+            sys.exit(f"{out} holds a learning-curve run: --resume to continue it, --force to start over")
+        else:
+            stored = json.loads(settings_path.read_text())
+            if not args.overrides and not args.data_file:
+                args.overrides, args.data_file = stored["overrides"], stored["data_file"]
+            settings = {k: getattr(args, k) for k in stored}
+            if settings != stored:
+                sys.exit(f"--resume with other settings than the run in {out}: stored {stored}, given {settings}")
+    elif args.resume:
+        sys.exit(f"nothing to resume in {out} (no learning_curve.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings, indent=1))
+
+    points = [dict(r) for r in csv.DictReader(open(curve_path))] if curve_path.exists() else []
+    chunk = len(points)
+    while True:
+        cpu_so_far = float(points[-1]["cpu_hours"]) if points else 0.0
+        if args.chunks is not None and chunk >= args.chunks:
+            break
+        if args.cpu_hours is not None and cpu_so_far >= args.cpu_hours:
+            break
+        chunk += 1
+        last = out / "run" / "last.ckpt"
+        resume_from = None
+        if last.exists():
+            # a copy: the running chunk rewrites last.ckpt
+            resume_from = out / "run" / "resume_from.ckpt"
+            shutil.copyfile(last, resume_from)
+        log_dir = out / "log" / f"chunk_{chunk:03d}"
+        if log_dir.exists():  # an interrupted attempt of this chunk
+            shutil.rmtree(log_dir)
+        command = chunk_command(out, args, chunk, resume_from)
+        print("+ " + " ".join(command), flush=True)
+        start = time.time()
+        proc = subprocess.run(command, stdout=open(out / f"chunk_{chunk:03d}.log", "w"), stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            sys.exit(f"chunk {chunk} failed (exit {proc.returncode}); see {out / f'chunk_{chunk:03d}.log'}")
+        point = summarize_chunk(out, chunk)
+        reproduce = [sys.executable, "benchmarks/learning_curve.py", "OUT", "--dataset", args.dataset, "--model",
+                     args.model, "--chunk-epochs", str(args.chunk_epochs), "--chunks", str(chunk)]
+        if args.data_file:
+            reproduce += ["--data-file", str(args.data_file)]
+        point["command"] = " ".join(["python"] + reproduce[1:] + list(args.overrides))
+        points.append(point)
+        with open(curve_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, CURVE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(points)
+        collect_val_curve(out)
+        print(f"chunk {chunk}: {point['epochs']} epochs, {float(point['cpu_hours']):.3f} CPU h "
+              f"({time.time() - start:.0f} s wall for this chunk); test: "
+              + ", ".join(f"{q} {point[q]:.4g}" for q, _, _ in QUANTITIES if point[q] is not None), flush=True)
+
+
+def plot(png: str, csv_paths) -> None:
+    """Test RMSE of each quantity against CPU hours, log axes, one line per CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
+    for path in csv_paths:
+        rows = list(csv.DictReader(open(path)))
+        label = Path(path).stem
+        cpu = [float(r["cpu_hours"]) for r in rows]
+        for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
+            values = [float(r[column]) if r.get(column) not in (None, "") else float("nan") for r in rows]
+            ax.plot(cpu, values, "o-", label=label, ms=3)
+    for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("CPU hours (training)")
+        ax.set_title(column.replace("_", " "))
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", help="folder for the run (outside the repository)")
+    parser.add_argument("--dataset", default="SiO2", help="a group in configs/dataset (BaTiO3, SiO2, analytic)")
+    parser.add_argument("--model", default="allegro_pol", help="a group in configs/model")
+    parser.add_argument("--data-file", help="the data file (needed for --dataset analytic)")
+    parser.add_argument("--chunk-epochs", type=int, default=10)
+    parser.add_argument("--chunks", type=int, help="stop after this many chunks in total")
+    parser.add_argument("--cpu-hours", type=float, help="stop once training has used this many CPU hours")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT")
+    parser.add_argument("--force", action="store_true", help="delete the run in OUT and start over")
+    parser.add_argument("--plot", metavar="PNG", help="plot the learning_curve.csv files given instead of training")
+    parser.add_argument("overrides", nargs="*", help="nequip-train overrides, e.g. batch_size=4")
+    args = parser.parse_intermixed_args()
+    if args.plot:
+        paths = ([args.out] if args.out else []) + list(args.overrides)
+        if not paths:
+            sys.exit("--plot needs learning_curve.csv files")
+        plot(args.plot, paths)
+        return
+    if not args.out:
+        sys.exit("give the output folder OUT")
+    if args.chunks is None and args.cpu_hours is None:
+        sys.exit("give --chunks or --cpu-hours")
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
