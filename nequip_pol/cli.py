@@ -43,7 +43,12 @@ def _run_parse_qe(args: argparse.Namespace) -> int:
     from nequip_pol.io.qe import NequipPolIOError, OutputExistsError, parse_qe_runs, write_frames
 
     out = Path(args.output)
-    if out.exists() and not args.force:  # fail before the (possibly long) parsing
+    # fail before the (possibly long) parsing
+    if out.is_dir():
+        print(f"nequip-pol parse-qe: error: {out}: is a folder; give the path of the extended-XYZ file to write "
+              f"(e.g. -o {out / 'frames.xyz'})", file=sys.stderr)
+        return 2
+    if out.exists() and not args.force:
         print(f"nequip-pol parse-qe: error: {out}: output file exists; not overwriting it (use --force)", file=sys.stderr)
         return 2
     try:
@@ -96,9 +101,15 @@ register("check-data", "check an extended-XYZ dataset (keys, sum rule, symmetry,
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    from nequip_pol.reference.demo import add_arguments
-
-    add_arguments(p)
+    # defined here, not in nequip_pol.reference.demo: that package imports torch, and help stays fast
+    p.add_argument("out_dir", nargs="?", default="nequip-pol-demo",
+                   help="folder to write into (default: nequip-pol-demo); it must not exist or be empty")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the shipped schedule; fewer gives a quick, under-trained run)")
+    p.add_argument("--max-minutes", type=float, default=60.0,
+                   help="safety limit on the training's wall time (default 60; a normal run takes ~6 on 2 cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    p.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -108,6 +119,34 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 register("demo", "the whole method on the shipped analytic material: generate, train, evaluate, plot", _add_demo, _run_demo)
+
+
+# ------------------------------------------------------------------------------------- analysis
+# IR / Raman spectra, dielectric constants, phonons (nequip_pol/analysis/commands.py; it imports
+# only argparse at module level, the numerics are imported when a verb runs)
+
+
+def _analysis_verb(name: str):
+    def add(p: argparse.ArgumentParser) -> None:
+        from nequip_pol.analysis import commands
+
+        getattr(commands, f"add_{name}")(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from nequip_pol.analysis import commands
+
+        return getattr(commands, f"run_{name}")(args)
+
+    return add, run
+
+
+register("ir", "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
+         *_analysis_verb("ir"))
+register("raman", "isotropic and anisotropic Raman spectra from an alpha(t) log", *_analysis_verb("raman"))
+register("dielectric", "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation routes",
+         *_analysis_verb("dielectric"))
+register("phonons", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
+         *_analysis_verb("phonons"))
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -126,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # the console script imports the package without nequip (fast --help); register keys and
+    # compile targets now, as an import through nequip would have
+    from nequip_pol import _register_with_nequip
+
+    _register_with_nequip()
     return int(args._run(args) or 0)
 
 

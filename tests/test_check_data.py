@@ -106,7 +106,9 @@ def test_synthetic_bad_shape_missing_key_and_unreadable(tmp_path):
     rep = check_dataset(bad)
     assert not rep.ok and "unreadable" in rep.errors[0] and str(bad) in rep.errors[0]
     rep = check_dataset(tmp_path / "absent.xyz")
-    assert not rep.ok
+    assert not rep.ok and "no such file" in rep.errors[0]
+    # a missing file gives the error alone, not a report of empty fields
+    assert "n/a" not in str(rep) and "frames:" not in str(rep)
 
 
 def test_key_mapping(tmp_path):

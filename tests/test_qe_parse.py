@@ -15,6 +15,7 @@ from nequip_pol.io.qe import (
     HARTREE_EV,
     RY_DIPOLE_E_ANGSTROM,
     RY_FIELD_V_PER_A,
+    NequipPolIOError,
     OutputExistsError,
     QEParseError,
     parse_qe_runs,
@@ -409,3 +410,38 @@ def test_cli_subprocess_real_runs(shared_data, reference, tmp_path):
     np.testing.assert_allclose(f.get_forces(), ref.get_forces(), atol=1e-7)
     np.testing.assert_allclose(f.get_stress(), ref.get_stress(), atol=1e-10)
     np.testing.assert_allclose(f.info["total_energy"], ref.info["total_energy"], atol=1e-6)
+
+
+def test_parent_folder_of_runs(tmp_path, capsys):
+    """The folder above the run folders finds the runs below it; an empty one says what to pass."""
+    runs = make_config(tmp_path / "qe_runs")
+    (from_parent,) = parse_qe_runs([tmp_path / "qe_runs"])
+    (from_runs,) = parse_qe_runs(runs)
+    np.testing.assert_array_equal(from_parent.arrays["born_effective_charges"], from_runs.arrays["born_effective_charges"])
+    (tmp_path / "nothing" / "below").mkdir(parents=True)
+    with pytest.raises(QEParseError, match=r"nothing/\*/"):
+        parse_qe_runs([tmp_path / "nothing"])
+
+
+def test_output_is_a_folder(tmp_path, capsys):
+    runs = [str(p) for p in make_config(tmp_path / "runs")]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for extra in ([], ["--force"]):
+        assert cli_main(["parse-qe", *runs, "-o", str(folder), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "is a folder" in err and "Traceback" not in err and "output file exists" not in err
+    (f,) = parse_qe_runs(runs)
+    with pytest.raises(NequipPolIOError, match="is a folder"):
+        write_frames([f], folder, force=True)
+    assert list(folder.iterdir()) == []
+
+
+def test_written_file_follows_umask(tmp_path):
+    (f,) = parse_qe_runs(make_config(tmp_path / "runs"))
+    old = os.umask(0o022)
+    try:
+        out = write_frames([f], tmp_path / "out.xyz")
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644

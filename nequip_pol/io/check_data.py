@@ -78,6 +78,10 @@ class DataReport:
             return "n/a" if v is None else f"{v:.3e}"
 
         lines = [f"== {self.path}"]
+        if not self.n_frames:  # unreadable, missing or empty: the errors are the whole report
+            lines.extend(f"ERROR: {e}" for e in self.errors)
+            lines.append("status: " + ("OK" if self.ok else "FAILED"))
+            return "\n".join(lines)
         lines.append(f"frames: {self.n_frames}   atoms/frame: {self.n_atoms[0]}" + (f"-{self.n_atoms[1]}" if self.n_atoms[1] != self.n_atoms[0] else ""))
         lines.append("species: " + (", ".join(f"{s} ({n})" for s, n in sorted(self.species.items())) or "none"))
         lines.append("keys: " + (", ".join(f"{k} ({n}/{self.n_frames})" for k, n in self.keys.items()) or "none"))
@@ -161,6 +165,9 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
     rep = DataReport(path=str(path))
     aliases = dict(DEFAULT_KEY_ALIASES)
     aliases.update(key_mapping or {})
+    if not path.is_file():
+        rep.errors.append(f"{path}: " + ("is a folder, not an extended-XYZ file" if path.is_dir() else "no such file"))
+        return rep
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as exc:  # noqa: BLE001 -- any reader failure is "unreadable"

@@ -8,7 +8,7 @@ run, plus Born effective charges and polarizability from finite differences with
 field.
 
 Units and conventions (verified against the Allegro-pol frames in ``shared/data/dft``; see
-README section "Training data from Quantum ESPRESSO"):
+docs/quantum-espresso.md):
 
 * the XML stores energy (Ha), forces (Ha/bohr), positions/cell (bohr) and stress (Ha/bohr^3) in
   Hartree atomic units; ``BOHR_ANGSTROM`` and ``HARTREE_EV`` below are the values that reproduce
@@ -125,18 +125,30 @@ def _symbol(label: str, path: Path) -> str:
     raise QEParseError(f"{path}: cannot map species label {label!r} to a chemical element")
 
 
+def _xml_in_folder(folder: Path) -> list[Path]:
+    found = sorted(p for p in folder.glob("*.xml") if p.is_file())
+    if not found:
+        found = sorted(p for p in folder.glob("*.save/data-file-schema.xml") if p.is_file())
+    return found
+
+
 def find_qe_xml(path) -> list[Path]:
     """The QE XML data file(s) of a run: ``path`` itself if it is a file, else the ``*.xml`` files
-    in the folder (or, when there are none, ``*.save/data-file-schema.xml``)."""
+    in the folder (or, when there are none, ``*.save/data-file-schema.xml``). A folder without
+    XML whose subfolders hold runs (e.g. ``qe_runs/`` above ``qe_runs/BaTiO3-E0-0/``) gives the
+    XML files of all its subfolders."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.glob("*.xml") if p.is_file())
+        found = _xml_in_folder(path)
         if not found:
-            found = sorted(p for p in path.glob("*.save/data-file-schema.xml") if p.is_file())
+            found = [xml for sub in sorted(p for p in path.iterdir() if p.is_dir()) for xml in _xml_in_folder(sub)]
         if not found:
-            raise QEParseError(f"{path}: no QE XML file (*.xml or *.save/data-file-schema.xml) in this folder")
+            raise QEParseError(
+                f"{path}: no QE XML file (*.xml or *.save/data-file-schema.xml) in this folder or its "
+                f"subfolders; pass the run folders (e.g. `{path}/*/`) or the XML files"
+            )
         return found
     raise QEParseError(f"{path}: no such file or folder")
 
@@ -480,6 +492,8 @@ def write_frames(frames, out_path, force: bool = False) -> Path:
     frames = list(frames)
     if not frames:
         raise NequipPolIOError(f"{out_path}: no frames to write")
+    if out_path.is_dir():
+        raise NequipPolIOError(f"{out_path}: is a folder; give the path of the extended-XYZ file to write")
     if out_path.exists() and not force:
         raise OutputExistsError(f"{out_path}: output file exists; not overwriting it (use --force / force=True)")
     parent = out_path.parent if str(out_path.parent) else Path(".")
@@ -489,6 +503,10 @@ def write_frames(frames, out_path, force: bool = False) -> Path:
     os.close(fd)
     try:
         ase.io.write(tmp, frames, format="extxyz")
+        # mkstemp creates the file private (0600): give it the permissions of a normal new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):

@@ -5,6 +5,12 @@ displacements, strains and fields; P on random branches like Berry-phase data), 
 Allegro-pol model with ``nequip-train`` and the shipped config ``analytic_allegro_pol.yaml``,
 then evaluates it on fresh frames against the exact E, F, P, Z*, alpha, printing the errors next
 to the spread of each target and writing parity plots (PNG).
+
+The training runs a fixed number of epochs (:data:`DEMO_EPOCHS`) on a fixed schedule, so the
+result does not depend on how fast or how loaded the machine is; a wall-time limit far above a
+normal run only guards against a stuck machine. The demo then judges its own result: each test
+RMSE/std is compared with :data:`TARGETS`, and a missed target (or a run stopped by the time
+limit) is reported on a line starting with ``RESULT: MISSED`` and exit status 3.
 """
 
 import os
@@ -20,6 +26,10 @@ import numpy as np
 from .analytic_material import AnalyticPolarMaterial, generate_dataset, write_dataset
 
 CONFIG_NAME = "analytic_allegro_pol"
+#: epochs of the shipped schedule (cosine learning-rate decay over exactly these epochs)
+DEMO_EPOCHS = 40
+#: exit status when a target is missed
+EXIT_TARGET_MISSED = 3
 QUANTITIES = (
     # key, label, unit
     ("per_atom_energy", "energy per atom", "meV/atom"),
@@ -29,6 +39,15 @@ QUANTITIES = (
     ("polarizability", "polarizability", "e*A^2/V"),
 )
 _SCALE = {"per_atom_energy": 1000.0, "forces": 1000.0}
+#: key -> (RMSE/std of the reference run, pass limit). Reference: `nequip-pol demo` with the
+#: defaults (docs/reference-material.md gives the machine and time); the limits leave room for noise.
+TARGETS = {
+    "per_atom_energy": (None, 0.15),
+    "forces": (None, 0.10),
+    "polarization": (None, 0.10),
+    "born_effective_charges": (None, 0.10),
+    "polarizability": (None, 0.10),
+}
 
 
 def _log(message: str) -> None:
@@ -36,14 +55,16 @@ def _log(message: str) -> None:
 
 
 def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minutes: float, max_epochs: int) -> Path:
-    """Run ``nequip-train`` with the shipped config; return the best checkpoint."""
+    """Run ``nequip-train`` with the shipped config for ``max_epochs`` epochs (stopped early only by
+    the safety limit ``max_minutes``); return the last checkpoint (the end of the schedule)."""
     config_dir = out_dir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     with resources.as_file(resources.files(__package__) / f"{CONFIG_NAME}.yaml") as source:
         shutil.copy(source, config_dir / f"{CONFIG_NAME}.yaml")
     run_dir = out_dir / "train"
-    minutes = int(max_minutes)
-    seconds = int(round((max_minutes - minutes) * 60))
+    total_seconds = int(round(max_minutes * 60))
+    hours, rest = divmod(total_seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
     command = [
         sys.executable, "-m", "nequip.scripts.train",
         "-cp", str(config_dir.resolve()), "-cn", CONFIG_NAME,
@@ -51,12 +72,13 @@ def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minu
         f"num_train={num_train}", f"num_val={num_val}", "num_test=0",
         "run=[train]",
         f"max_epochs={max_epochs}",
-        f"++trainer.max_time=00:00:{minutes:02d}:{seconds:02d}",
+        f"++trainer.max_time=00:{hours:02d}:{minutes:02d}:{seconds:02d}",
         f"hydra.run.dir={run_dir.resolve()}",
     ]
-    _log("training: " + " ".join(command[2:]))
+    _log(f"training {max_epochs} epochs (one line per epoch below; safety limit {max_minutes:g} min): "
+         + " ".join(command[2:]))
     subprocess.run(command, check=True)
-    checkpoint = run_dir / "best.ckpt"
+    checkpoint = run_dir / "last.ckpt"
     if not checkpoint.exists():
         raise RuntimeError(f"training finished without writing {checkpoint}")
     return checkpoint
@@ -105,14 +127,40 @@ def compare(frames, predictions):
     return {key: (np.concatenate(ref), np.concatenate(pred)) for key, (ref, pred) in pairs.items()}
 
 
-def report(pairs) -> str:
-    lines = [f"{'quantity':<22}{'test RMSE':>12}{'target std':>12}{'RMSE/std':>10}  unit"]
-    for key, label, unit in QUANTITIES:
+def errors(pairs) -> dict:
+    """key -> (test RMSE, target std, RMSE/std), in the units of QUANTITIES."""
+    result = {}
+    for key, _, _ in QUANTITIES:
         ref, pred = pairs[key]
         rmse = float(np.sqrt(np.mean((ref - pred) ** 2)))
         std = float(np.std(ref))
-        lines.append(f"{label:<22}{rmse:>12.4g}{std:>12.4g}{rmse / std:>10.3f}  {unit}")
-    return "\n".join(lines)
+        result[key] = (rmse, std, rmse / std)
+    return result
+
+
+def report(pairs) -> tuple:
+    """The error table with the reference run and the pass limit of each quantity, and the
+    labels of the quantities that missed their limit."""
+    header = f"{'quantity':<22}{'test RMSE':>11}{'target std':>12}{'RMSE/std':>10}{'reference':>11}{'limit':>7}  unit"
+    lines, missed = [header], []
+    for (key, label, unit), (rmse, std, ratio) in zip(QUANTITIES, errors(pairs).values()):
+        reference, limit = TARGETS[key]
+        ok = ratio <= limit
+        if not ok:
+            missed.append(label)
+        ref_text = "-" if reference is None else f"{reference:.3f}"
+        lines.append(f"{label:<22}{rmse:>11.4g}{std:>12.4g}{ratio:>10.3f}{ref_text:>11}{limit:>7.2f}  {unit}"
+                     + ("" if ok else "   <- MISSED"))
+    return "\n".join(lines), missed
+
+
+def epochs_trained(run_dir: Path) -> int:
+    """Epochs completed by the training (from the progress CSV written during training)."""
+    progress = run_dir / "progress.csv"
+    if not progress.exists():
+        return 0
+    rows = progress.read_text().strip().splitlines()[1:]
+    return int(rows[-1].split(",")[0]) if rows else 0
 
 
 def parity_plots(pairs, path: Path) -> None:
@@ -140,63 +188,75 @@ def run_demo(
     num_train: int = 170,
     num_val: int = 20,
     num_test: int = 30,
-    max_minutes: float = 6.0,
-    max_epochs: int = 1000,
+    epochs: int = DEMO_EPOCHS,
+    max_minutes: float = 60.0,
     seed: int = 0,
     force: bool = False,
 ) -> dict:
-    """Generate, train, evaluate; returns the (reference, prediction) pairs per quantity."""
+    """Generate, train, evaluate, judge.
+
+    Returns a dict with ``pairs`` (reference, prediction per quantity), ``errors`` (key -> (RMSE,
+    std, RMSE/std)), ``missed`` (labels of quantities over their limit), ``epochs`` (trained) and
+    ``passed``.
+    """
     start = time.time()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is a file; choose a folder name")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose another folder or pass --force")
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
     if force and (out_dir / "train").exists():
         shutil.rmtree(out_dir / "train")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    _log(f"generating {num_train + num_val} training/validation frames and {num_test} test frames")
+    _log(f"step 1/3: generating {num_train + num_val} training/validation frames and {num_test} test frames "
+         f"of the analytic material in {out_dir}")
     data_file = out_dir / "analytic_train.xyz"
     write_dataset(generate_dataset(num_train + num_val, seed=seed), data_file, force=True)
     test_frames = generate_dataset(num_test, seed=seed + 1000)
     write_dataset(test_frames, out_dir / "analytic_test.xyz", force=True)
 
-    checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, max_epochs)
+    _log("step 2/3: training")
+    checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, epochs)
+    trained = epochs_trained(out_dir / "train")
 
-    _log(f"evaluating {checkpoint} on {num_test} unseen frames against the exact values")
+    _log(f"step 3/3: evaluating {checkpoint} on {num_test} unseen frames against the exact values")
     predictions = predict(checkpoint, test_frames, r_max=5.0)
     pairs = compare(test_frames, predictions)
-    table = report(pairs)
+    table, missed = report(pairs)
     print(table, flush=True)
     (out_dir / "test_errors.txt").write_text(table + "\n")
     parity_plots(pairs, out_dir / "parity.png")
-    _log(f"wrote {out_dir / 'test_errors.txt'} and {out_dir / 'parity.png'}; total {time.time() - start:.0f} s")
-    return pairs
+    _log(f"wrote {out_dir / 'test_errors.txt'}, {out_dir / 'parity.png'}, the model {checkpoint} "
+         f"and the training log {out_dir / 'train'}; total {time.time() - start:.0f} s")
 
-
-def add_arguments(parser) -> None:
-    parser.add_argument("out_dir", nargs="?", default="nequip-pol-demo", help="folder to write into (default: nequip-pol-demo)")
-    parser.add_argument("--num-train", type=int, default=170)
-    parser.add_argument("--num-val", type=int, default=20)
-    parser.add_argument("--num-test", type=int, default=30)
-    parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget of the training (default 6)")
-    parser.add_argument("--max-epochs", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
+    passed = not missed and trained >= epochs
+    if passed:
+        print(f"RESULT: OK: all test errors within their limits after {trained} epochs", flush=True)
+    else:
+        reasons = []
+        if trained < epochs:
+            reasons.append(f"the safety time limit ({max_minutes:g} min) stopped training after {trained} of {epochs} "
+                           "epochs (a very slow or overloaded machine; raise --max-minutes)")
+        elif epochs < DEMO_EPOCHS:
+            reasons.append(f"only {epochs} epochs were asked for (the shipped schedule has {DEMO_EPOCHS})")
+        if missed:
+            reasons.append("over the limit: " + ", ".join(missed))
+        print("RESULT: MISSED: the model is under-trained or inaccurate; " + "; ".join(reasons), flush=True)
+    return {"pairs": pairs, "errors": errors(pairs), "missed": missed, "epochs": trained, "passed": passed}
 
 
 def main(args) -> int:
     try:
-        run_demo(args.out_dir, args.num_train, args.num_val, args.num_test, args.minutes, args.max_epochs,
-                 args.seed, args.force)
-    except FileExistsError as error:
+        result = run_demo(args.out_dir, epochs=DEMO_EPOCHS if args.epochs is None else args.epochs,
+                          max_minutes=args.max_minutes, seed=args.seed, force=args.force)
+    except (FileExistsError, ValueError) as error:
         print(f"nequip-pol demo: error: {error}", file=sys.stderr)
         return 2
-    return 0
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    sys.exit(main(parser.parse_args()))
+    except subprocess.CalledProcessError as error:
+        print(f"nequip-pol demo: error: nequip-train failed (exit status {error.returncode}); its messages are above",
+              file=sys.stderr)
+        return 1
+    return 0 if result["passed"] else EXIT_TARGET_MISSED
