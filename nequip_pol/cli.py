@@ -106,8 +106,8 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
                    help="folder to write into (default: nequip-pol-demo); it must not exist or be empty")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: the shipped schedule; fewer gives a quick, under-trained run)")
-    p.add_argument("--max-minutes", type=float, default=60.0,
-                   help="safety limit on the training's wall time (default 60; a normal run takes ~6 on 2 cores)")
+    p.add_argument("--max-minutes", type=float, default=120.0,
+                   help="safety limit on the training wall time in minutes (default 120; a normal run takes a few minutes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
     p.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
 
@@ -147,6 +147,134 @@ register("dielectric", "eps_inf and eps_0 of a structure by the harmonic, field-
          *_analysis_verb("dielectric"))
 register("phonons", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
          *_analysis_verb("phonons"))
+
+
+# ----------------------------------------------------------------------------------- hysteresis
+
+
+def _add_hysteresis(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "P-E hysteresis loops by MD (Langevin) under E(t) = E0 f(t/T) along an axis, at each temperature x "
+        "period: coercive fields Ec+/Ec-, remanent polarizations Pr+/Pr- and the loop area per cycle, "
+        "averaged over cycles with their spread. Writes OUT/hysteresis.csv, one P(t) CSV per run, and "
+        "loops.png, ec_vs_temperature.png, ec_vs_frequency.png. Units: V/A, fs, K, e*A, eV."
+    )
+    p.add_argument("model", metavar="MODEL",
+                   help="compiled model (*.nequip.pt2, --target nequip_pol_ase), checkpoint or package, or "
+                        "'reference:ferroelectric' / 'reference:paraelectric' for the exact analytic materials")
+    p.add_argument("structure", metavar="STRUCTURE",
+                   help="starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
+                        "for the relaxed +P state of the analytic ferroelectric along --axis")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--axis", default="z", help="field axis: x, y, z or a vector such as '1,1,0' (default z)")
+    p.add_argument("--amplitude", type=float, required=True, metavar="E0", help="field amplitude E0, V/A (> 0)")
+    p.add_argument("--period", type=float, nargs="+", required=True, metavar="FS", help="field period(s) T, fs")
+    p.add_argument("--temperatures", type=float, nargs="+", required=True, metavar="K", help="temperature(s), K")
+    p.add_argument("--waveform", choices=["triangle", "sine"], default="triangle",
+                   help="f(t/T): triangle (constant sweep rate; default) or sine")
+    p.add_argument("--cycles", type=int, default=3, help="loops after the initial quarter period (default 3)")
+    p.add_argument("--discard", type=int, default=1, help="first loops left out of the averages (poling; default 1)")
+    p.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="MD time step, fs (default 1)")
+    p.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
+                   help="Langevin friction, 1/fs (default 0.01; 0: velocity Verlet, NVE)")
+    p.add_argument("--sample-interval", type=int, default=1, metavar="N", help="record P every N steps (default 1)")
+    p.add_argument("--repeat", default="1x1x1", metavar="NxNxN", help="repeat the structure (default 1x1x1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs in DIR")
+
+
+def _run_hysteresis(args: argparse.Namespace) -> int:
+    def fail(message: str, code: int = 2) -> int:
+        print(f"nequip-pol hysteresis: error: {message}", file=sys.stderr)
+        return code
+
+    try:
+        repeat = tuple(int(k) for k in args.repeat.lower().split("x"))
+        if len(repeat) != 3 or min(repeat) < 1:
+            raise ValueError
+    except ValueError:
+        return fail(f"--repeat must look like 2x2x2, got {args.repeat!r}")
+    from nequip_pol.analysis.hysteresis import LoopProtocol, check_output_dir, run_sweep
+
+    protocol = LoopProtocol(axis=args.axis, amplitude=args.amplitude, period_fs=args.period[0],
+                            waveform=args.waveform, cycles=args.cycles, discard_cycles=args.discard,
+                            timestep_fs=args.timestep, temperature_K=args.temperatures[0],
+                            friction_per_fs=args.friction, sample_interval=args.sample_interval, seed=args.seed)
+    try:
+        # every setting, and existing outputs, before the (slow) model loading
+        for t in args.temperatures:
+            for period in args.period:
+                LoopProtocol(**{**protocol.__dict__, "temperature_K": t, "period_fs": period}).validate()
+        check_output_dir(args.output, args.temperatures, args.period, args.force)
+    except (ValueError, FileExistsError) as exc:
+        return fail(str(exc))
+
+    import torch
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    try:
+        calc, atoms = _hysteresis_inputs(args)
+        atoms = atoms.repeat(repeat)
+        print(f"{len(atoms)} atoms, model {args.model}; output {args.output}")
+        run_sweep(atoms, calc, protocol, args.temperatures, args.period, args.output, force=args.force)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as exc:
+        return fail(str(exc))
+    print(f"wrote {args.output}/hysteresis.csv and the figures")
+    return 0
+
+
+def _hysteresis_inputs(args):
+    """(calculator, structure) from the MODEL and STRUCTURE arguments; ValueError naming the problem."""
+    import os
+
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    model = args.model
+    if model.startswith("reference:"):
+        from nequip_pol.reference import AnalyticPolarMaterial, ReferenceMaterialCalculator
+        from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
+
+        materials = {"reference:ferroelectric": AnalyticFerroelectric, "reference:paraelectric": AnalyticPolarMaterial}
+        if model not in materials:
+            raise ValueError(f"unknown reference material {model!r}; choose one of {', '.join(materials)}")
+        material = materials[model]()
+        calc = ReferenceMaterialCalculator(material)
+    else:
+        from nequip_pol.integrations.ase import NequIPPolCalculator
+
+        if not os.path.exists(model):
+            raise FileNotFoundError(f"model file not found: {model!r}")
+        loader = NequIPPolCalculator.from_compiled_model if model.endswith(".pt2") else NequIPPolCalculator.from_saved_model
+        calc = loader(model, chemical_species_to_atom_type_map=True)
+        material = None
+    if args.structure == "reference:poled":
+        from nequip_pol.reference.ferroelectric import AnalyticFerroelectric, spontaneous_state
+
+        atoms, _ = spontaneous_state(material if isinstance(material, AnalyticFerroelectric) else AnalyticFerroelectric(),
+                                     args.axis)
+    else:
+        import ase.io
+
+        if not os.path.exists(args.structure):
+            raise FileNotFoundError(f"structure file not found: {args.structure!r}")
+        try:
+            atoms = ase.io.read(args.structure)
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise ValueError(f"cannot read the structure {args.structure!r}: {exc}") from exc
+    atoms.calc = None
+    try:
+        calc.set_field([0.0, 0.0, 0.0])
+        atoms.calc = calc
+        calc.get_property("polarization", atoms)
+    except PropertyNotImplementedError as exc:
+        raise ValueError(f"the model gives no polarization: {exc}") from exc
+    finally:
+        atoms.calc = None
+    return calc, atoms
+
+
+register("hysteresis", "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs temperature and period",
+         _add_hysteresis, _run_hysteresis)
 
 
 # ----------------------------------------------------------------------------------------- main
