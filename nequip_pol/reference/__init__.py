@@ -12,3 +12,4 @@ from .analytic_material import (  # noqa: F401
     write_dataset,
 )
 from .calculator import ReferenceMaterialCalculator  # noqa: F401,E402
+from .ferroelectric import AnalyticFerroelectric  # noqa: F401,E402
