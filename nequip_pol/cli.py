@@ -277,34 +277,6 @@ register("hysteresis", "P-E hysteresis loops under an oscillating field: Ec, Pr,
          _add_hysteresis, _run_hysteresis)
 
 
-# ------------------------------------------------------------------------------------- analysis
-# IR / Raman spectra, dielectric constants, phonons (nequip_pol/analysis/commands.py; it imports
-# only argparse at module level, the numerics are imported when a verb runs)
-
-
-def _analysis_verb(name: str):
-    def add(p: argparse.ArgumentParser) -> None:
-        from nequip_pol.analysis import commands
-
-        getattr(commands, f"add_{name}")(p)
-
-    def run(args: argparse.Namespace) -> int:
-        from nequip_pol.analysis import commands
-
-        return getattr(commands, f"run_{name}")(args)
-
-    return add, run
-
-
-register("ir", "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
-         *_analysis_verb("ir"))
-register("raman", "isotropic and anisotropic Raman spectra from an alpha(t) log", *_analysis_verb("raman"))
-register("dielectric", "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation routes",
-         *_analysis_verb("dielectric"))
-register("phonons", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
-         *_analysis_verb("phonons"))
-
-
 # ----------------------------------------------------------------------------------------- main
 
 

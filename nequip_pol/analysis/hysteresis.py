@@ -276,9 +276,15 @@ def analyze_loops(
     pc = p - offset
     per_cycle = {k: np.full(len(starts), np.nan) for k in _QUANTITIES}
     for c, w in enumerate(windows):
-        tc, ec, pcyc = t[w], e[w], pc[w]
-        if len(tc) < 4:
-            raise ValueError(f"cycle starting at {starts[c]:.6g} fs has {len(tc)} samples; sample the loop more often")
+        if w.sum() < 4:
+            raise ValueError(f"cycle starting at {starts[c]:.6g} fs has {int(w.sum())} samples; sample the loop more often")
+        # exactly one period: interior samples plus E and P interpolated at both ends, so that the
+        # loop closes whatever the sampling interval
+        inner = w & (t > starts[c] + tol) & (t < starts[c] + period_fs - tol)
+        ends = np.array([starts[c], starts[c] + period_fs])
+        tc = np.concatenate([ends[:1], t[inner], ends[1:]])
+        ec = np.concatenate([np.interp(ends[:1], t, e), e[inner], np.interp(ends[1:], t, e)])
+        pcyc = np.concatenate([np.interp(ends[:1], t, pc), pc[inner], np.interp(ends[1:], t, pc)])
         # the cycle runs from a field maximum: the field falls in its first half, rises in the
         # second; P switches down while the field falls and up while it rises (crossings of the
         # other direction in a half are thermal noise around the switching and are ignored)
@@ -348,6 +354,7 @@ def _check_calculator(atoms, calc) -> None:
             )
     if "polarization" not in getattr(calc, "implemented_properties", []):
         raise ValueError(f"the calculator {type(calc).__name__} has no polarization output")
+    calc.set_field([0.0, 0.0, 0.0])
     try:
         p = calc.get_property("polarization", atoms)
     except Exception as err:  # PropertyNotImplementedError, ValueError of a model without P
@@ -383,7 +390,7 @@ def run_loop(
     """
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
     e_axis = protocol.validate()
@@ -391,17 +398,19 @@ def run_loop(
         raise FileExistsError(f"{log_path} exists; not overwriting it (use force)")
     atoms = atoms.copy()
     atoms.calc = calc
-    calc.set_field([0.0, 0.0, 0.0])
+    if hasattr(calc, "time"):
+        calc.time = 0.0
     _check_calculator(atoms, calc)
 
     rng = np.random.default_rng(protocol.seed)
     if protocol.temperature_K > 0:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=protocol.temperature_K, rng=rng)
+        thermalize_momenta(atoms, temperature_K=protocol.temperature_K, rng=rng)
         Stationary(atoms)
     else:
         atoms.set_momenta(np.zeros((len(atoms), 3)))
     calc.set_field(field_function(protocol.waveform, protocol.amplitude, protocol.period_fs, protocol.axis))
     calc.time = 0.0
+    calc.reset()  # a reused calculator may hold results of an earlier run (another time, same field value)
     dt = protocol.timestep_fs * units.fs
     if protocol.friction_per_fs > 0:
         dyn = Langevin(atoms, timestep=dt, temperature_K=protocol.temperature_K,
@@ -544,7 +553,6 @@ def run_sweep(
 def _check_calculator_once(atoms, calc) -> None:
     work = atoms.copy()
     work.calc = calc
-    calc.set_field([0.0, 0.0, 0.0])
     _check_calculator(work, calc)
 
 

@@ -1,0 +1,287 @@
+"""P-E hysteresis loops (``nequip_pol.analysis.hysteresis``, ``nequip-pol hysteresis``).
+
+Default tests: the extraction on synthetic loops with known Ec, Pr and area; bad inputs; a short
+MD loop of the exact analytic ferroelectric through the command line. ``slow``: the quasi-static
+low-temperature loop against the intrinsic coercive field, and Ec vs temperature and frequency.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from nequip_pol.analysis.hysteresis import (
+    LoopProtocol,
+    analyze_loops,
+    read_loop,
+    run_loop,
+    waveform_value,
+)
+from nequip_pol.cli import main as cli_main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# ---------------------------------------------------------------------- extraction
+
+
+def _tanh_loop(waveform, e0, ec, ps, width, period, n_cycles, n_per_period, offset=0.0):
+    """Rate-independent loop: P = Ps tanh((E -+ Ec)/w) on the rising / falling branch."""
+    t = np.linspace(0.0, (n_cycles + 0.25) * period, int((n_cycles + 0.25) * n_per_period) + 1)
+    x = t / period
+    e = e0 * waveform_value(waveform, x)
+    if waveform == "sine":
+        rising = np.cos(2 * np.pi * x) > 0
+    else:
+        rising = (np.mod(x, 1) < 0.25) | (np.mod(x, 1) >= 0.75)
+    p = np.where(rising, ps * np.tanh((e - ec) / width), ps * np.tanh((e + ec) / width)) + offset
+    return t, e, p
+
+
+@pytest.mark.parametrize("waveform", ["triangle", "sine"])
+def test_tanh_loop_known_values(waveform):
+    e0, ec, ps, w, period = 0.3, 0.1, 0.25, 0.02, 1000.0
+    t, e, p = _tanh_loop(waveform, e0, ec, ps, w, period, n_cycles=4, n_per_period=20000, offset=1.7)
+    res = analyze_loops(t, e, p, period, discard_cycles=1)  # the offset (P convention) is centred away
+    assert res.n_cycles == 3
+    assert abs(res.polarization_offset - 1.7) < 1e-6
+    assert res.mean["ec_plus"] == pytest.approx(ec, rel=1e-4)
+    assert res.mean["ec_minus"] == pytest.approx(-ec, rel=1e-4)
+    assert res.mean["ec"] == pytest.approx(ec, rel=1e-4)
+    pr = ps * np.tanh(ec / w)
+    assert res.mean["pr_plus"] == pytest.approx(pr, rel=1e-6)
+    assert res.mean["pr_minus"] == pytest.approx(-pr, rel=1e-6)
+    # closed integral of E dP = -closed integral of P dE, in closed form for the tanh branches
+    area = 2 * ps * w * (np.log(np.cosh((e0 + ec) / w)) - np.log(np.cosh((e0 - ec) / w)))
+    assert res.mean["area"] == pytest.approx(area, rel=1e-3)
+    assert res.std["ec"] < 1e-6  # identical cycles
+
+
+def test_lossy_dielectric_loop():
+    """P = chi E0 sin(wt - phi): P = 0 at E = E0 sin(phi); area pi chi E0^2 sin(phi); Pr = chi E0 sin(phi)."""
+    e0, chi, phi, period = 0.2, 1.5, 0.4, 500.0
+    t = np.linspace(0, 5.25 * period, 20001)
+    e = e0 * np.sin(2 * np.pi * t / period)
+    p = chi * e0 * np.sin(2 * np.pi * t / period - phi)
+    res = analyze_loops(t, e, p, period, discard_cycles=0, center=False)
+    assert res.n_cycles == 5
+    assert res.mean["ec"] == pytest.approx(e0 * np.sin(phi), rel=1e-5)
+    assert res.mean["pr"] == pytest.approx(chi * e0 * np.sin(phi), rel=1e-5)
+    assert res.mean["area"] == pytest.approx(np.pi * chi * e0**2 * np.sin(phi), rel=1e-4)
+
+
+def test_noisy_loop_spread():
+    """Noise: several zero crossings per switching and cycle-to-cycle scatter; the means stay put."""
+    rng = np.random.default_rng(0)
+    e0, ec, ps, w, period = 0.3, 0.1, 0.25, 0.01, 1000.0
+    t, e, p = _tanh_loop("triangle", e0, ec, ps, w, period, n_cycles=12, n_per_period=2000)
+    p = p + rng.normal(0, 0.01, p.shape)
+    res = analyze_loops(t, e, p, period, discard_cycles=1)
+    assert res.mean["ec"] == pytest.approx(ec, abs=0.005)
+    assert res.mean["pr"] == pytest.approx(ps * np.tanh(ec / w), abs=0.01)
+    assert 0 < res.std["ec"] < 0.01
+    # too short for one cycle after discarding -> a clear error
+    with pytest.raises(ValueError, match="no complete cycle"):
+        analyze_loops(t[:1500], e[:1500], p[:1500], period, discard_cycles=1)
+
+
+# ---------------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture(scope="module")
+def poled():
+    from nequip_pol.reference.ferroelectric import spontaneous_state
+
+    torch.set_num_threads(1)
+    atoms, _ = spontaneous_state(axis="z")
+    return atoms
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"amplitude": 0.0}, "amplitude must be > 0"),
+        ({"period_fs": 10.0}, "shorter than 20 time steps"),
+        ({"axis": "w"}, "axis must be"),
+        ({"axis": [0, 0, 0]}, "nonzero"),
+        ({"waveform": "square"}, "waveform"),
+        ({"cycles": 1, "discard_cycles": 1}, "cycles must be"),
+    ],
+)
+def test_bad_protocol_writes_nothing(tmp_path, poled, change, message):
+    from nequip_pol.reference import ReferenceMaterialCalculator
+
+    protocol = LoopProtocol(**{"amplitude": 0.1, "period_fs": 400.0, "timestep_fs": 2.0, **change})
+    log = tmp_path / "loop.csv"
+    with pytest.raises(ValueError, match=message):
+        run_loop(poled, ReferenceMaterialCalculator(), protocol, log_path=log)
+    assert not log.exists()
+
+
+def test_calculator_without_polarization(tmp_path, poled):
+    from ase.calculators.emt import EMT
+
+    from nequip_pol.reference import ReferenceMaterialCalculator
+
+    class NoPolarization(ReferenceMaterialCalculator):  # a field-aware "model" without the P output
+        implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    for calc, message in [(EMT(), "no field input"), (NoPolarization(), "no polarization")]:
+        with pytest.raises(ValueError, match=message):
+            run_loop(poled, calc, LoopProtocol(amplitude=0.1, period_fs=400.0, timestep_fs=2.0),
+                     log_path=tmp_path / "x.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_errors(tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["hysteresis", "reference:ferroelectric", "reference:poled", "-o", str(out), "--temperatures", "10"]
+    cases = [
+        (["--amplitude", "0", "--period", "1000"], "amplitude must be > 0"),
+        (["--amplitude", "0.1", "--period", "10"], "shorter than 20 time steps"),
+        (["--amplitude", "0.1", "--period", "1000", "--axis", "q"], "axis must be"),
+        (["--amplitude", "0.1", "--period", "1000", "--repeat", "2x2"], "--repeat"),
+    ]
+    for extra, message in cases:
+        assert cli_main(base + extra) != 0
+        err = capsys.readouterr().err
+        assert err.startswith("nequip-pol hysteresis: error:") and message in err and "Traceback" not in err
+    bad_model = ["hysteresis", str(tmp_path / "missing.nequip.pt2"), "reference:poled", "-o", str(out),
+                 "--temperatures", "10", "--amplitude", "0.1", "--period", "1000"]
+    assert cli_main(bad_model) != 0
+    assert "model file not found" in capsys.readouterr().err
+    assert not out.exists()
+    # an existing output is not overwritten without --force
+    out.mkdir()
+    (out / "hysteresis.csv").write_text("keep me\n")
+    assert cli_main(base + ["--amplitude", "0.1", "--period", "1000"]) != 0
+    assert "--force" in capsys.readouterr().err
+    assert (out / "hysteresis.csv").read_text() == "keep me\n"
+
+
+# ---------------------------------------------------------------------- MD on the exact material
+
+
+def test_cli_short_loop_exact_ferroelectric(tmp_path, capsys):
+    """One fast loop of the exact material (5 atoms, 5 K): it switches, with Ec above the intrinsic value."""
+    out = tmp_path / "loops"
+    rc = cli_main(["hysteresis", "reference:ferroelectric", "reference:poled", "-o", str(out), "--amplitude", "0.12",
+                   "--period", "1600", "--temperatures", "5", "--timestep", "4", "--cycles", "1", "--discard", "0",
+                   "--friction", "0.02", "--seed", "1"])
+    assert rc == 0, capsys.readouterr().err
+    assert "step" in capsys.readouterr().out  # progress
+    for name in ["hysteresis.csv", "loops.png", "ec_vs_temperature.png", "ec_vs_frequency.png",
+                 "loop_T5K_period1600fs.csv"]:
+        assert (out / name).exists(), name
+    import csv
+
+    (row,) = list(csv.DictReader(open(out / "hysteresis.csv")))
+    ec, pr, area = float(row["ec"]), float(row["pr"]), float(row["area"])
+    # intrinsic Ec = 0.0779 V/A (test_ferroelectric_reference); a fast sweep switches later
+    assert 0.074 < ec < 0.12
+    assert 0.25 < pr < 0.33  # Ps = 0.293 e*A
+    assert area > 0.05  # ~ 4 Ec Ps
+    # the written P(t) reads back and gives the same numbers
+    series = read_loop(out / "loop_T5K_period1600fs.csv")
+    from nequip_pol.analysis.hysteresis import analyze_series
+
+    again = analyze_series(series, "z", 1600.0, discard_cycles=0)
+    assert again.mean["ec"] == pytest.approx(ec, rel=1e-4)
+
+
+def _exact_loop(temperature, period, cycles=2, discard=0, amplitude=0.12, seed=1):
+    from nequip_pol.reference import ReferenceMaterialCalculator
+    from nequip_pol.reference.ferroelectric import AnalyticFerroelectric, spontaneous_state
+
+    material = AnalyticFerroelectric()
+    atoms, _ = spontaneous_state(material, "z")
+    protocol = LoopProtocol(axis="z", amplitude=amplitude, period_fs=period, waveform="triangle", cycles=cycles,
+                            discard_cycles=discard, timestep_fs=4.0, temperature_K=temperature, friction_per_fs=0.02,
+                            seed=seed)
+    return run_loop(atoms, ReferenceMaterialCalculator(material), protocol)[1]
+
+
+@pytest.mark.slow
+def test_quasistatic_loop_matches_intrinsic_coercive_field():
+    """Slow sweep (8 ps period, 5 K): MD Ec within 5 % of the intrinsic (zero-T, fold) value."""
+    from nequip_pol.reference.ferroelectric import intrinsic_coercive_field
+
+    intrinsic = intrinsic_coercive_field(axis="z", tol=1e-4, field_step=0.02)["coercive_field"]
+    res = _exact_loop(5.0, 8000.0, cycles=2)
+    assert res.mean["ec"] == pytest.approx(intrinsic, rel=0.05)
+
+
+@pytest.mark.slow
+def test_coercive_field_vs_temperature_and_frequency():
+    cold_fast = _exact_loop(5.0, 1600.0, cycles=3, discard=1)
+    hot_fast = _exact_loop(60.0, 1600.0, cycles=3, discard=1)
+    cold_slow = _exact_loop(5.0, 6400.0, cycles=2, discard=0)
+    spread = lambda r: r.std["ec"] if np.isfinite(r.std["ec"]) else 0.0  # noqa: E731
+    # thermal activation lowers Ec; a faster sweep raises it (both beyond the cycle-to-cycle spread)
+    assert hot_fast.mean["ec"] < cold_fast.mean["ec"] - 2 * max(spread(hot_fast), spread(cold_fast))
+    assert cold_fast.mean["ec"] > cold_slow.mean["ec"] + 2 * max(spread(cold_fast), spread(cold_slow))
+
+
+# ---------------------------------------------------------------------- LAMMPS vs ASE
+
+
+from test_lammps import lammps_setup  # noqa: E402,F401  (session fixture: plugin build + model compile)
+
+
+@pytest.mark.slow
+def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path):  # noqa: F811
+    """The same model (ALLEGRO_POL test model, float64) and the same deterministic protocol (NVE from
+    rest, sine field) in ASE (eager model) and in LAMMPS (``lammps_patch/examples/in.hysteresis``,
+    compiled model, pair_style allegro/pol): the P(t) series and the extracted Ec, Pr, area agree
+    (far) within their spread over cycles. Builds the plugin and compiles the model (fixture of
+    ``tests/test_lammps.py``; minutes)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import test_lammps as tl
+    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+
+    setup = lammps_setup
+    from nequip_pol.analysis.hysteresis import analyze_series
+    from nequip_pol.integrations.ase import NequIPPolCalculator
+
+    atoms = tl.make_cell(repeat=(2, 2, 2), seed=3)
+    atoms.set_masses([16.0] * len(atoms))
+    tl.write_data(atoms, tmp_path / "data.lmp")
+    period_fs, dt_fs, cycles, e0 = 100.0, 0.5, 2, 0.3
+    example = Path(__file__).resolve().parents[1] / "lammps_patch" / "examples" / "in.hysteresis"
+    shutil.copy(example, tmp_path / "in.hysteresis")
+    cmd = [setup["lmp"], "-in", "in.hysteresis", "-log", "log.lammps", "-screen", "none",
+           "-var", "model", setup["model"], "-var", "data", "data.lmp", "-var", "species", "H C O",
+           "-var", "plugin", setup["plugin"], "-var", "E0", str(e0), "-var", "period", str(period_fs / 1000),
+           "-var", "dt", str(dt_fs / 1000), "-var", "cycles", str(cycles), "-var", "wave", "0",
+           "-var", "thermostat", "no", "-var", "out", "loop.txt"]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    lmp_series = read_loop(tmp_path / "loop.txt")
+
+    model = tl.eager_model("ALLEGRO_POL")
+    calc = NequIPPolCalculator(model, transforms=[ChemicalSpeciesToAtomTypeMapper(tl.TYPE_NAMES),
+                                                  NeighborListTransform(r_max=float(model.metadata["r_max"]))])
+    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform="sine", cycles=cycles,
+                            discard_cycles=0, timestep_fs=dt_fs, temperature_K=0.0, friction_per_fs=0.0)
+    ase_series, ase_res = run_loop(atoms, calc, protocol)
+    lmp_res = analyze_series(lmp_series, "z", period_fs, discard_cycles=0)
+
+    assert len(lmp_series) == len(ase_series)
+    assert np.allclose(lmp_series.time_fs, ase_series.time_fs, atol=1e-6)
+    assert np.allclose(lmp_series.field, ase_series.field, atol=1e-9)
+    scale = np.abs(ase_series.polarization).max()
+    assert np.abs(lmp_series.polarization - ase_series.polarization).max() < 1e-6 * scale
+    for q in ("ec", "pr", "area"):
+        spread = max(ase_res.std[q], lmp_res.std[q], 1e-9)
+        assert abs(ase_res.mean[q] - lmp_res.mean[q]) <= spread, (q, ase_res.mean[q], lmp_res.mean[q], spread)
+
