@@ -579,8 +579,8 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
     e_axis = _unit(axis)
     temps = sorted({r["temperature_K"] for r in rows})
     periods = sorted({r["period_fs"] for r in rows})
-    cmap = plt.get_cmap("coolwarm")
-    color = {t: cmap(0.5 if len(temps) == 1 else k / (len(temps) - 1)) for k, t in enumerate(temps)}
+    cmap = plt.get_cmap("plasma")  # dark (cold) to yellow-orange (hot); 0.85 keeps the hottest visible
+    color = {t: cmap(0.0 if len(temps) == 1 else 0.85 * k / (len(temps) - 1)) for k, t in enumerate(temps)}
 
     fig, axes = plt.subplots(1, len(periods), figsize=(4.2 * len(periods), 3.6), squeeze=False)
     for ax, period in zip(axes[0], periods):
