@@ -322,6 +322,8 @@ def add_dielectric(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dt", type=float, default=1.0, help="md route: time step, fs (default 1)")
     p.add_argument("--friction", type=float, default=0.01, help="md route: Langevin friction, 1/fs (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="md route: random seed")
+    p.add_argument("--md-polarizability", action="store_true",
+                   help="md route: also record alpha(t) in PREFIX_md_polarization.csv (for nequip-pol raman)")
 
 
 def _run_dielectric(args) -> int:
@@ -369,6 +371,7 @@ def _run_dielectric(args) -> int:
             md_series = sample_polarization_nvt(atoms, calc, temperature=args.temperature, steps=args.steps,
                                                 timestep_fs=args.dt, friction_per_fs=args.friction, seed=args.seed,
                                                 equilibration_steps=args.equilibration, progress=report,
+                                                polarizability=args.md_polarizability,
                                                 progress_every=max(1, args.steps // 10))
             results["md"] = eps0_fluctuations(md_series, args.temperature, eps_inf, volume=volume)
         report(f"{route}: eps_0 (diagonal) = " + " ".join(f"{v:.5f}" for v in np.diag(results[route].eps0)))
