@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
 import time as _time
 from dataclasses import asdict, dataclass, field as dataclass_field
@@ -144,7 +145,7 @@ class LoopProtocol:
         e_axis = axis_vector(self.axis)
         for name in ("amplitude", "period_fs", "timestep_fs", "temperature_K", "friction_per_fs"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.amplitude > 0:
             raise ValueError(f"the field amplitude must be > 0 V/A, got {self.amplitude}")
