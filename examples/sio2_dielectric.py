@@ -100,9 +100,22 @@ def main(argv=None) -> int:
     volume = atoms.get_volume()
     log(f"relaxed alpha-quartz (9 atoms, V = {volume:.3f} A^3): {atoms.info['relax_newton_steps']} Newton steps")
 
-    # harmonic route + LO-TO
+    # harmonic route + LO-TO; an unstable mode (possible with an unconverged model) is followed downhill
     ph = PH.phonopy_gamma(atoms, calc, displacement=args.displacement, progress=log)
-    harmonic = D.eps0_harmonic(ph)
+    for attempt in range(4):
+        optical = np.nonzero(~ph.acoustic)[0]
+        unstable = [m for m in optical if ph.frequencies_thz[m] < -0.05]
+        if not unstable:
+            break
+        m = unstable[0]
+        log(f"mode {m} is unstable ({ph.frequencies_cm1[m]:.1f} cm^-1): displacing along it and relaxing again")
+        shift = (ph.eigenvectors[:, m] / np.sqrt(np.repeat(ph.masses, 3))).reshape(-1, 3)
+        trial = atoms.copy()
+        trial.positions += 0.1 * shift / np.abs(shift).max()
+        atoms = D.relax_positions(trial, calc, fmax=args.fmax, progress=log)
+        ph = PH.phonopy_gamma(atoms, calc, displacement=args.displacement, progress=log)
+        volume = atoms.get_volume()
+    harmonic = D.eps0_harmonic(ph)  # refuses, naming the mode, if still unstable
     directions = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # parallel, perpendicular to c
     loto = PH.lo_to_splitting(ph, directions)
     log("harmonic route done")
@@ -172,4 +185,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"sio2_dielectric: error: {exc}", file=sys.stderr)
+        sys.exit(1)
