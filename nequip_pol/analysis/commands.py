@@ -78,10 +78,19 @@ def _add_spectral_options(p: argparse.ArgumentParser) -> None:
                    help="spectral resolution (FWHM) to reach, cm^-1; refused if the log is too short")
     p.add_argument("--pad", type=int, default=4, help="zero padding factor of the FFT (default 4)")
     p.add_argument("--max-freq", type=float, default=None, metavar="CM1",
-                   help="upper end of the plot and CSV, cm^-1 (must be below the Nyquist frequency)")
+                   help="upper end of the plot and CSV, cm^-1 (must be below the Nyquist frequency; default min(Nyquist, 4000))")
     p.add_argument("--prominence", type=float, default=0.05, help="peak prominence relative to the maximum (default 0.05)")
     p.add_argument("-o", "--output", default=None, metavar="PREFIX", help="output prefix (default: LOG without extension)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+#: default upper end of the spectra written (CSV, plot) when --max-freq is not given, cm^-1
+DEFAULT_MAX_FREQ_CM1 = 4000.0
+
+
+def _upper(args, series) -> float:
+    nyquist_cm1 = 1000.0 / (2.0 * series.dt_fs) * 33.35640951981521
+    return args.max_freq if args.max_freq is not None else min(nyquist_cm1, DEFAULT_MAX_FREQ_CM1)
 
 
 def _prefix(args, default_path) -> str:
@@ -112,7 +121,8 @@ def _run_ir(args) -> int:
                      resolution_cm1=args.resolution, window=args.window, pad_factor=args.pad,
                      quantum_correction=None if args.quantum_correction == "none" else args.quantum_correction,
                      max_frequency_cm1=args.max_freq, peak_prominence=args.prominence, start_fs=args.start)
-    cols, rows = ir.table(args.max_freq)
+    upper = _upper(args, series)
+    cols, rows = ir.table(upper)
     head = [f"IR from {series.source}: T = {args.temperature} K, V = {ir.settings['volume']:.6g} A^3, "
             f"method {args.method}, window {args.window}, max lag {ir.settings['max_lag_fs']:.6g} fs, "
             f"resolution {ir.resolution_cm1:.4g} cm^-1",
@@ -123,7 +133,7 @@ def _run_ir(args) -> int:
     _write_csv(paths["ir.csv"], cols, rows, head)
     _write_csv(paths["ir_peaks.csv"], ["frequency_cm1", "frequency_thz", "absorption_cm1", "fwhm_cm1"],
                [[p["frequency_cm1"], p["frequency_thz"], p["height"], p["fwhm_cm1"]] for p in ir.peaks] or np.zeros((0, 4)))
-    plot_ir(ir, paths["ir.png"], args.max_freq)
+    plot_ir(ir, paths["ir.png"], upper)
     print(f"{len(series)} frames, dt {series.dt_fs:g} fs, resolution {ir.resolution_cm1:.3g} cm^-1")
     print("peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in ir.peaks))
     print("eps_0 from fluctuations (diagonal): " + " ".join(f"{v:.4f}" for v in np.diag(ir.eps0_fluctuation)))
@@ -154,7 +164,8 @@ def _run_raman(args) -> int:
     r = raman_spectrum(series, args.temperature, max_lag_fs=args.max_lag, resolution_cm1=args.resolution,
                        window=args.window, pad_factor=args.pad, laser_nm=args.laser_nm,
                        max_frequency_cm1=args.max_freq, peak_prominence=args.prominence, start_fs=args.start)
-    cols, rows = r.table(args.max_freq)
+    upper = _upper(args, series)
+    cols, rows = r.table(upper)
     _write_csv(paths["raman.csv"], cols, rows, [
         f"Raman from {series.source}: T = {args.temperature} K, window {args.window}, resolution {r.resolution_cm1:.4g} cm^-1",
         "iso, aniso, vv, vh: classical spectral densities, (e*A^2/V)^2 fs; stokes_*: times x/(1-exp(-x)), x = h nu/kT"])
@@ -164,7 +175,7 @@ def _run_raman(args) -> int:
         f.write("part,frequency_cm1,frequency_thz,height,fwhm_cm1\n")
         for row in rows:
             f.write(row[0] + "," + ",".join(f"{v:.8g}" for v in row[1:]) + "\n")
-    plot_raman(r, paths["raman.png"], args.max_freq)
+    plot_raman(r, paths["raman.png"], upper)
     print("isotropic peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in r.peaks_iso))
     print("anisotropic peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in r.peaks_aniso))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
