@@ -61,7 +61,10 @@ def test_harmonic_equals_field_response(system):
     """Both routes are exact in the harmonic limit: agreement to <= 1e-6 relative (float64)."""
     calc, relaxed, phonons = system
     harmonic = D.eps0_harmonic(phonons)
+    calc.set_field([0.0, 0.02, 0.0])  # the routes work at their own fields and restore the user's
     field = D.eps0_field_response(relaxed, calc, field_step=1e-3, fmax=1e-11, hessian=phonons.force_constants)
+    np.testing.assert_array_equal(calc.field, [0.0, 0.02, 0.0])
+    calc.set_field(None)
     assert np.abs(harmonic.eps0 - harmonic.eps0.T).max() < 1e-10
     # the ionic part dominates and is anisotropic with off-diagonal elements: a demanding comparison
     ionic = harmonic.details["ionic"]
