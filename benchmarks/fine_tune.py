@@ -17,7 +17,7 @@ fine-tuning). Test errors against the exact values on fresh frames: E and F on z
 
     OMP_NUM_THREADS=1 python benchmarks/fine_tune.py OUT --n-response 5 10 20 --minutes 1.5 --energy-minutes 3
 
-Everything is written under OUT (never commit it); the table is printed and saved as OUT/table.md.
+Everything is written under OUT (never commit it); the table is printed and saved as OUT/table_<variants>.md.
 """
 
 import argparse
@@ -149,6 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=1.5, help="budget of (a), (b), (c)")
     parser.add_argument("--energy-minutes", type=float, default=3.0, help="budget of the energy model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d"])
+    parser.add_argument("--fine-tune-lr", type=float, default=None,
+                        help="learning rate of the field part in (a), (b) (default: the config's, 0.005)")
     args = parser.parse_args(argv)
 
     from nequip_pol.reference import read_dataset
@@ -165,6 +168,10 @@ def main(argv=None) -> int:
         response = subset(paths["response"], n, out)
         common = [f"val_file={paths['response_val']}"]
         fine = common + [f"energy_checkpoint={energy['checkpoint']}", f"train_files={response}"]
+        lr_tag = ""
+        if args.fine_tune_lr is not None:
+            fine.append(f"learning_rate={args.fine_tune_lr}")
+            lr_tag = f"_lr{args.fine_tune_lr:g}"
         runs = [
             ("(a) fine-tuned, frozen", 0, "fine_tune_frozen", args.minutes, fine),
             ("(b) fine-tuned, all weights", 0, "fine_tune_all_weights", args.minutes, fine),
@@ -172,8 +179,12 @@ def main(argv=None) -> int:
             ("(d) scratch, all frames (NaN-masked)", args.n_ef, "scratch", args.energy_minutes + args.minutes,
              common + [f"train_files={concatenate([paths['ef'], response], out / f'all_{n}.xyz')}"]),
         ]
-        for label, n_ef, config, minutes, overrides in runs:
-            run_dir = out / f"n{n}_{config}{'_all' if n_ef else ''}"
+        for (label, n_ef, config, minutes, overrides), variant in zip(runs, "abcd"):
+            if variant not in args.variants:
+                continue
+            tag = lr_tag if variant in "ab" else ""
+            label += f" (lr {args.fine_tune_lr:g})" if tag else ""
+            run_dir = out / f"n{n}_{config}{'_all' if n_ef else ''}{tag}"
             result = train(config, run_dir, minutes, overrides)
             rows.append((label, n_ef, n, result, evaluate(result["checkpoint"], test_frames)))
             print(f"{label} n={n}: {rows[-1][-1]}", flush=True)
@@ -191,7 +202,8 @@ def main(argv=None) -> int:
                   f"{args.energy_minutes} min, (a)-(c) {args.minutes} min, (d) {args.energy_minutes + args.minutes} min; "
                   f"{args.n_ef} E/F frames, test {args.n_test} frames (half under a field), seed {args.seed}\n")
     print(table + conditions)
-    (out / "table.md").write_text(table + "\n" + conditions)
+    name = "table" + ("" if args.fine_tune_lr is None else f"_lr{args.fine_tune_lr:g}") + "_" + "".join(args.variants)
+    (out / f"{name}.md").write_text(table + "\n" + conditions)
     return 0
 
 

@@ -321,9 +321,9 @@ def test_bad_input_gives_clear_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- through nequip-train
-def nequip_train(config_name, run_dir, *overrides):
+def nequip_train(config_name, run_dir, *overrides, epochs=1):
     command = [sys.executable, "-m", "nequip.scripts.train", "-cp", str(CONFIGS), "-cn", config_name,
-               "model_dtype=float64", "batch_size=4", "max_epochs=1", f"hydra.run.dir={run_dir}", *overrides]
+               "model_dtype=float64", "batch_size=4", f"max_epochs={epochs}", f"hydra.run.dir={run_dir}", *overrides]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir / "last.ckpt"
@@ -373,6 +373,29 @@ def test_frozen_fine_tune_through_nequip_train(checkpoints):
     with pytest.raises(ValueError, match="do not match"):
         FieldAwareModel(model={"_target_": "nequip.model.ModelFromCheckpoint", "checkpoint_path": str(energy_ckpt)},
                         seed=1, type_names=["O", "Ti", "Ba"])
+
+
+@pytest.mark.slow
+def test_restart_keeps_the_energy_model_frozen(checkpoints, tmp_path):
+    """Opt-in: nequip-train restarted from the fine-tuned checkpoint (``ckpt_path``) trains one more
+    epoch; the original weights are still frozen and unchanged, the field part moved on."""
+    from nequip.model.saved_models.load_utils import load_saved_model
+
+    energy_ckpt, tuned_ckpt, response = checkpoints
+    restarted = nequip_train("fine_tune_frozen", tmp_path / "restart", f"energy_checkpoint={energy_ckpt}",
+                             f"train_files={response}", f"val_file={response}", f"++ckpt_path={tuned_ckpt}", epochs=2)
+    epoch = {path: torch.load(path, map_location="cpu", weights_only=False)["epoch"] for path in (tuned_ckpt, restarted)}
+    assert epoch[restarted] == epoch[tuned_ckpt] + 1
+    original = load_saved_model(str(energy_ckpt)).state_dict()
+    before, after = load_saved_model(str(tuned_ckpt)), load_saved_model(str(restarted))
+    before_state = before.state_dict()
+    moved = False
+    for name, p in after.named_parameters():
+        if ".field_expansion." in name:
+            moved |= not torch.equal(p, before_state[name])
+        else:
+            assert not p.requires_grad and torch.equal(p, original[name]), name
+    assert moved
 
 
 @pytest.mark.slow
