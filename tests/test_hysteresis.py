@@ -214,6 +214,7 @@ def test_quasistatic_loop_matches_intrinsic_coercive_field():
 
     intrinsic = intrinsic_coercive_field(axis="z", tol=1e-4, field_step=0.02)["coercive_field"]
     res = _exact_loop(1.0, 16000.0, cycles=2, amplitude=0.10)
+    print(f"intrinsic Ec = {intrinsic:.5f} V/A; MD: {res.summary()}")
     assert res.mean["ec"] == pytest.approx(intrinsic, rel=0.05)
 
 
@@ -224,6 +225,8 @@ def test_coercive_field_vs_temperature_and_frequency():
     cold_fast = _exact_loop(5.0, 1600.0, cycles=3, discard=1)
     hot_fast = _exact_loop(60.0, 1600.0, cycles=3, discard=1)
     cold_slow = _exact_loop(5.0, 6400.0, cycles=3, discard=1)
+    for name, r in [("5 K 1600 fs", cold_fast), ("60 K 1600 fs", hot_fast), ("5 K 6400 fs", cold_slow)]:
+        print(name, r.summary())
     spread = lambda r: r.std["ec"] if np.isfinite(r.std["ec"]) else 0.0  # noqa: E731
     # thermal activation lowers Ec; a faster sweep raises it (both beyond the cycle-to-cycle spread)
     assert hot_fast.mean["ec"] < cold_fast.mean["ec"] - 2 * max(spread(hot_fast), spread(cold_fast))
