@@ -60,3 +60,26 @@ def test_bad_field_and_material():
         ReferenceMaterialCalculator(field=[0.0, np.nan, 0.0])
     with pytest.raises(TypeError, match="properties"):
         ReferenceMaterialCalculator(material=object())
+
+
+def test_polarization_logger_records_exact_calculator(atoms, tmp_path):
+    """The MD logger takes the exact calculator too; its P column is the material's P."""
+    from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log
+
+    calc = ReferenceMaterialCalculator(field=lambda t: [0.0, 0.0, 0.01 * t])
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    calc.attach_dynamics(dyn)
+    with PolarizationLogger(atoms, tmp_path / "pol.csv", dyn=dyn, reference="initial") as log:
+        dyn.attach(log, interval=1)
+        dyn.run(3)
+    data = read_polarization_log(tmp_path / "pol.csv")
+    np.testing.assert_allclose(data["time_fs"], [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(data["Ez"], 0.01 * data["time_fs"])
+    exact = AnalyticPolarMaterial().properties(atoms, [0.0, 0.0, 0.03], response=False)["polarization"]
+    np.testing.assert_allclose([data["Px"][-1], data["Py"][-1], data["Pz"][-1]], exact, atol=1e-9)
+    with pytest.raises(TypeError, match="field-aware"):
+        from ase.calculators.emt import EMT
+
+        atoms.calc = EMT()
+        PolarizationLogger(atoms, tmp_path / "other.csv")

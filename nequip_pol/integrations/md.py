@@ -53,7 +53,8 @@ class PolarizationLogger:
 
     Args:
         atoms: the atoms being simulated; ``atoms.calc`` must be a
-            :class:`~nequip_pol.integrations.ase.NequIPPolCalculator`
+            :class:`~nequip_pol.integrations.ase.NequIPPolCalculator` or a
+            :class:`~nequip_pol.reference.calculator.ReferenceMaterialCalculator`
         filename: output CSV path (or an open text file)
         dyn: the dynamics object (optional): its step count goes in the ``step`` column
         reference: ``None``, ``"initial"``, an ``ase.Atoms`` or a 3-vector (e*A): the reference
@@ -77,10 +78,13 @@ class PolarizationLogger:
         energies: bool = True,
         mode: str = "w",
     ):
-        from .ase import NequIPPolCalculator
+        from .field_state import FieldStateMixin
 
-        if not isinstance(atoms.calc, NequIPPolCalculator):
-            raise TypeError("PolarizationLogger needs `atoms.calc` to be a NequIPPolCalculator")
+        if not isinstance(atoms.calc, FieldStateMixin):
+            raise TypeError(
+                "PolarizationLogger needs `atoms.calc` to be a field-aware nequip-pol calculator "
+                f"(NequIPPolCalculator or ReferenceMaterialCalculator), got {type(atoms.calc).__name__}"
+            )
         self.atoms = atoms
         self.dyn = dyn
         self.polarizability = polarizability
@@ -93,7 +97,7 @@ class PolarizationLogger:
             self._reference_initial = True
         elif isinstance(reference, Atoms):
             self.reference_polarization = np.asarray(
-                atoms.calc.evaluate(reference, field=np.zeros(3), mode="full")["polarization"], dtype=float
+                atoms.calc.evaluate(reference, field=np.zeros(3))["polarization"], dtype=float
             )
         elif reference is not None:
             ref = np.asarray(reference, dtype=float)
