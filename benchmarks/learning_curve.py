@@ -18,7 +18,7 @@ under OUT (outside the repository; they are never committed).
     python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 10 --cpu-hours 8 --resume
     python benchmarks/learning_curve.py OUT --dataset analytic --data-file analytic.xyz \\
         --model allegro_pol_small --chunk-epochs 5 --chunks 4 born_charge_training=full
-    python benchmarks/learning_curve.py --plot docs/figures/learning_curve.png OUT1/learning_curve.csv ...
+    python benchmarks/learning_curve.py --plot docs/figures/learning_curve.png OUT1/learning_curve.csv OUT1/val_curve.csv ...
 
 Extra arguments are ``nequip-train`` overrides (``batch_size=4``, ``model_dtype=float64``, ...);
 they must be the same in every chunk of a run (they are stored in ``OUT/learning_curve.json``
@@ -188,7 +188,8 @@ def train(args) -> None:
 
 
 def plot(png: str, csv_paths) -> None:
-    """Test RMSE of each quantity against CPU hours, log axes, one line per CSV."""
+    """RMSE of each quantity against CPU hours, log axes, one line per CSV (``learning_curve.csv``:
+    test split per chunk, markers; ``val_curve.csv``: validation split per epoch, lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,16 +198,20 @@ def plot(png: str, csv_paths) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(12, 7))
     for path in csv_paths:
         rows = list(csv.DictReader(open(path)))
-        label = Path(path).stem
+        label = f"{Path(path).resolve().parent.name} ({'validation, every epoch' if 'val' in Path(path).stem else 'test'})"
         cpu = [float(r["cpu_hours"]) for r in rows]
         for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
             values = [float(r[column]) if r.get(column) not in (None, "") else float("nan") for r in rows]
-            ax.plot(cpu, values, "o-", label=label, ms=3)
-    for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
+            ax.plot(cpu, values, "o-" if "test" in label else "-", label=label, ms=4)
+    from matplotlib.ticker import NullFormatter
+
+    titles = ["E (meV/atom)", "F (meV/A)", "stress (meV/A^3)", "P (e*A per cell)", "Z* (e)", "alpha (e*A^2/V)"]
+    for ax, title in zip(axes.flat, titles):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("CPU hours (training)")
-        ax.set_title(column.replace("_", " "))
+        ax.set_title("RMSE " + title)
         ax.grid(True, which="both", alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()

@@ -19,13 +19,18 @@ for NequIP-pol), float32 and float64, for the loss configurations
 and prints per step: CPU seconds (``time.process_time``, all threads of the process: the number
 that matters on a shared machine), wall seconds, peak memory above the resident baseline, the
 ratio of CPU seconds to the ``efs`` step, and the CPU seconds per epoch of the configured split
-(70 % of the frames in batches of ``--batch-size``). Each case runs in a fresh process (peak
+(70 % of the frames in batches of ``--batch-size``). ``--phases`` also prints where the CPU time
+of a step goes: the energy model's forward pass, the head's derivatives (forces, stress, Z*
+backward passes), the loss, the loss backward to the weights, the optimizer step. Each case runs in a fresh process (peak
 memory is that case's alone) with ``--threads`` threads (default 1, as a training under
-``OMP_NUM_THREADS=1``).
+``OMP_NUM_THREADS=1``). On a loaded, shared machine use ``--interleave``: all levels of a dataset
+and dtype in one process, their steps interleaved, so that the load hits them alike (the before /
+after numbers of docs/training_on_cpu.md were measured so).
 
     python benchmarks/training_cost.py                                  # everything, ~10-20 min
     python benchmarks/training_cost.py --datasets SiO2 --dtypes float32 --levels alpha alpha_proj
     python benchmarks/training_cost.py --json cost.json                 # also write the results
+    python benchmarks/training_cost.py --interleave --levels efs alpha alpha_proj --steps 10 --phases
 
 The data folder is ``$NEQUIP_POL_DATA`` (default ``../shared/data``).
 """
@@ -121,19 +126,14 @@ def load_batches(dataset: str, batch_size: int, num_batches: int, dtype):
     return batches, avg_num_neighbors, len(ase.io.read(path, ":"))
 
 
-def run_case(dataset: str, model: str, dtype: str, level: str, batch_size: int, steps: int, threads: int) -> dict:
-    """One measurement, in this process."""
-    import numpy as np
+def make_stepper(dataset: str, model: str, dtype: str, level: str, batches, avg_num_neighbors: float, steps: int):
+    """A function doing one training step of loss configuration ``level`` on a batch; it accumulates
+    the CPU seconds of each phase of the step into ``phases`` (divided by ``steps``)."""
     import torch
     from hydra.utils import get_method
     from nequip.model.modify_utils import modify
-    from nequip.utils.global_state import set_global_state
     from nequip_pol.train import ElectricResponseLoss
 
-    torch.set_num_threads(threads)
-    set_global_state()
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    batches, avg_num_neighbors, num_frames_total = load_batches(dataset, batch_size, 4, torch_dtype)
     type_names, p_weight = DATASETS[dataset]
     outputs, loss_keys, projected = LEVELS[level]
     config = model_config(model, dtype, type_names, avg_num_neighbors)
@@ -147,36 +147,78 @@ def run_case(dataset: str, model: str, dtype: str, level: str, batch_size: int, 
     loss_fn = ElectricResponseLoss(coeffs=coeffs, type_names=type_names)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
-    def step(batch):
+    # where the time goes: the energy model's forward (hooks on the head's `func`), the head's
+    # derivatives (rest of the model call), the loss, its backward to the weights, the Adam step
+    phases = {"energy_forward": 0.0, "derivatives": 0.0, "loss": 0.0, "loss_backward": 0.0, "optimizer": 0.0}
+    head = net.model
+    marks = {}
+    head.func.register_forward_pre_hook(lambda *a: marks.__setitem__("f0", time.process_time()))
+    head.func.register_forward_hook(lambda *a: marks.__setitem__("f1", time.process_time()))
+
+    def step(batch, record=False):
         target = dict(batch)
+        t0 = time.process_time()
         out = net({k: v.clone() for k, v in batch.items()})
+        t1 = time.process_time()
         loss = loss_fn(out, target)["weighted_sum"]
+        t2 = time.process_time()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        t3 = time.process_time()
         optimizer.step()
+        t4 = time.process_time()
+        if record:
+            energy = marks["f1"] - marks["f0"]
+            for key, value in zip(phases, (energy, t1 - t0 - energy, t2 - t1, t3 - t2, t4 - t3)):
+                phases[key] += value / steps
         return float(loss)
 
+    return step, phases
+
+
+def run_case(dataset: str, model: str, dtype: str, levels, batch_size: int, steps: int, threads: int) -> list:
+    """Measurements in this process. With several ``levels`` their steps are interleaved
+    (A B C A B C ...), so that a changing load on a shared machine affects them alike; the peak
+    memory is then that of all of them together."""
+    import numpy as np
+    import torch
+    from nequip.utils.global_state import set_global_state
+
+    torch.set_num_threads(threads)
+    set_global_state()
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    batches, avg_num_neighbors, num_frames_total = load_batches(dataset, batch_size, 4, torch_dtype)
+    steppers = [make_stepper(dataset, model, dtype, level, batches, avg_num_neighbors, steps) for level in levels]
+
     baseline = _rss_kb("VmRSS")
-    step(batches[0])  # warm-up (first-call overheads)
-    peak_mb = (_rss_kb("VmHWM") - baseline) / 1024.0
-    cpu, wall = [], []
+    for step, _ in steppers:
+        step(batches[0])  # warm-up (first-call overheads)
+    cpu = [[] for _ in levels]
+    wall = [[] for _ in levels]
     for i in range(steps):
-        c0, w0 = time.process_time(), time.perf_counter()
-        step(batches[(i + 1) % len(batches)])
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    peak_mb = max(peak_mb, (_rss_kb("VmHWM") - baseline) / 1024.0)
+        for j, (step, _) in enumerate(steppers):
+            c0, w0 = time.process_time(), time.perf_counter()
+            step(batches[(i + 1) % len(batches)], record=True)
+            cpu[j].append(time.process_time() - c0)
+            wall[j].append(time.perf_counter() - w0)
+    peak_mb = (_rss_kb("VmHWM") - baseline) / 1024.0
     num_train = int(round(TRAIN_FRACTION * num_frames_total))
     steps_per_epoch = -(-num_train // batch_size)
-    return {
-        "cpu_s": float(np.median(cpu)),
-        "wall_s": float(np.median(wall)),
-        "peak_mb": peak_mb,
-        "epoch_cpu_s": float(np.median(cpu)) * steps_per_epoch,
-        "steps_per_epoch": steps_per_epoch,
-        "atoms_per_batch": int(batches[0]["pos"].shape[0]),
-        "threads": torch.get_num_threads(),
-    }
+    return [
+        {
+            "level": level,
+            "cpu_s": float(np.median(cpu[j])),
+            "cpu_s_all": cpu[j],
+            "wall_s": float(np.median(wall[j])),
+            "peak_mb": peak_mb,
+            "epoch_cpu_s": float(np.median(cpu[j])) * steps_per_epoch,
+            "steps_per_epoch": steps_per_epoch,
+            "atoms_per_batch": int(batches[0]["pos"].shape[0]),
+            "threads": torch.get_num_threads(),
+            "phases_cpu_s": steppers[j][1],
+        }
+        for j, level in enumerate(levels)
+    ]
 
 
 def main():
@@ -190,12 +232,16 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per case")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--phases", action="store_true", help="also print where the CPU time of a step goes")
+    parser.add_argument("--interleave", action="store_true",
+                        help="run the levels of a dataset and dtype in one process, steps interleaved (fairer on a "
+                             "loaded machine; peak memory is then that of all levels together)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.case:  # child process: one measurement, JSON on the last line of stdout
-        dataset, dtype, level = args.case.split(":")
-        result = run_case(dataset, args.model, dtype, level, args.batch_size, args.steps, args.threads)
+    if args.case:  # child process: measurements, JSON on the last line of stdout
+        dataset, dtype, levels = args.case.split(":")
+        result = run_case(dataset, args.model, dtype, levels.split(","), args.batch_size, args.steps, args.threads)
         print(json.dumps(result))
         return
 
@@ -213,26 +259,33 @@ def main():
     for dataset in args.datasets:
         for dtype in args.dtypes:
             base = None
-            for level in args.levels:
-                command = [sys.executable, __file__, "--case", f"{dataset}:{dtype}:{level}", "--model", args.model,
-                           "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+            groups = [args.levels] if args.interleave else [[level] for level in args.levels]
+            for group in groups:
+                command = [sys.executable, __file__, "--case", f"{dataset}:{dtype}:{','.join(group)}", "--model",
+                           args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
                            "--threads", str(args.threads)]
+                name = ",".join(group)
                 try:
                     proc = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
                 except subprocess.TimeoutExpired:
-                    print(f"{dataset:7s} {dtype:7s} {level:11s} timed out after {args.timeout:.0f} s", flush=True)
+                    print(f"{dataset:7s} {dtype:7s} {name:11s} timed out after {args.timeout:.0f} s", flush=True)
                     continue
                 if proc.returncode != 0:
-                    print(f"{dataset:7s} {dtype:7s} {level:11s} failed:\n{proc.stderr[-2000:]}", flush=True)
+                    print(f"{dataset:7s} {dtype:7s} {name:11s} failed:\n{proc.stderr[-2000:]}", flush=True)
                     continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                r.update(dataset=dataset, dtype=dtype, level=level, model=args.model, batch_size=args.batch_size)
-                if level == "efs":
-                    base = r["cpu_s"]
-                ratio = f"{r['cpu_s'] / base:7.2f}" if base else f"{'-':>7s}"
-                print(f"{dataset:7s} {dtype:7s} {level:11s} {r['atoms_per_batch']:5d} {r['cpu_s']:10.3f} "
-                      f"{r['wall_s']:11.3f} {r['peak_mb']:8.0f} {ratio} {r['epoch_cpu_s']:11.1f}", flush=True)
-                results.append(r)
+                for r in json.loads(proc.stdout.strip().splitlines()[-1]):
+                    level = r["level"]
+                    r.update(dataset=dataset, dtype=dtype, model=args.model, batch_size=args.batch_size,
+                             interleaved=args.interleave)
+                    if level == "efs":
+                        base = r["cpu_s"]
+                    ratio = f"{r['cpu_s'] / base:7.2f}" if base else f"{'-':>7s}"
+                    print(f"{dataset:7s} {dtype:7s} {level:11s} {r['atoms_per_batch']:5d} {r['cpu_s']:10.3f} "
+                          f"{r['wall_s']:11.3f} {r['peak_mb']:8.0f} {ratio} {r['epoch_cpu_s']:11.1f}", flush=True)
+                    if args.phases:
+                        print("    CPU s per step in: " + ", ".join(f"{k} {v:.3f}" for k, v in r["phases_cpu_s"].items()),
+                              flush=True)
+                    results.append(r)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
