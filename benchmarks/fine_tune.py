@@ -15,7 +15,11 @@ after training the stock Allegro energy model (``energy_model.yaml``) on the E/F
 fine-tuning). Test errors against the exact values on fresh frames: E and F on zero-field frames
 (what the energy model already does), F under a field, P (exact branch), Z*, alpha.
 
-    OMP_NUM_THREADS=1 python benchmarks/fine_tune.py OUT --n-response 5 10 20 --minutes 1.5 --energy-minutes 3
+    OMP_NUM_THREADS=1 python benchmarks/fine_tune.py OUT --n-ef 100 --n-response 5 10 20 --minutes 1.5 --energy-minutes 3
+    # the same OUT again reuses data, energy model and finished runs; e.g. (a), (b) at another learning rate:
+    OMP_NUM_THREADS=1 python benchmarks/fine_tune.py OUT --n-ef 100 --variants a b --fine-tune-lr 0.005
+
+Results and discussion: docs/fine_tuning.md.
 
 Everything is written under OUT (never commit it); the table is printed and saved as OUT/table_<variants>.md.
 """
