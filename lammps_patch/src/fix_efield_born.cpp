@@ -70,6 +70,9 @@ void FixEfieldBorn::post_force(int)
   int *mask = atom->mask;
   int nlocal = atom->nlocal;
   double **z = pair->born;
+  if (pair->born_on_demand() && pair->born_step != update->ntimestep)
+    error->all(FLERR, "fix efield/born: the pair style did not compute Born charges on step {}",
+               update->ntimestep);
   for (int i = 0; i < nlocal; i++) {
     if (!(mask[i] & groupbit)) continue;
     for (int b = 0; b < 3; b++)

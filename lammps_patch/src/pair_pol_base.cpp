@@ -6,11 +6,14 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "compute.h"
 #include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "input.h"
 #include "memory.h"
+#include "modify.h"
+#include "output.h"
 #include "update.h"
 #include "utils.h"
 #include "variable.h"
@@ -123,6 +126,7 @@ PairPolBase::~PairPolBase()
   }
   memory->destroy(born);
   memory->destroy(dipole);
+  delete last_args;
 }
 
 void PairPolBase::allocate()
@@ -143,6 +147,7 @@ void PairPolBase::settings(int narg, char **arg)
 {
   field_is_set = false;
   for (int k = 0; k < 3; k++) field_spec[k] = PolFieldComponent();
+  std::string nb_path;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "efield") == 0) {
@@ -152,11 +157,24 @@ void PairPolBase::settings(int narg, char **arg)
       pol_parse_field(lmp, style_name, arg + iarg + 1, field_spec);
       field_is_set = true;
       iarg += 4;
+    } else if (strcmp(arg[iarg], "noborn") == 0) {
+      if (iarg + 2 > narg)
+        error->all(FLERR,
+                   "pair_style {}: noborn needs the file of the model compiled without Born "
+                   "charges (--target nequip_pol_pair_allegro_no_born)",
+                   style_name);
+      nb_path = arg[iarg + 1];
+      iarg += 2;
     } else {
-      error->all(FLERR, "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez)",
+      error->all(FLERR,
+                 "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez, noborn FILE)",
                  style_name, arg[iarg]);
     }
   }
+  model_nb_path = nb_path;
+  loader_nb.reset();
+  // pair_style re-issued after pair_coeff: the main model is there, load the variant now
+  if (loader && !model_nb_path.empty()) load_noborn_model(model_nb_path);
   // a model already loaded (pair_style re-issued): check the field again
   if (loader && field_is_set && !has_field_input)
     error->all(FLERR,
@@ -182,6 +200,8 @@ void PairPolBase::coeff(int narg, char **arg)
     error->all(FLERR, "pair_coeff for {} must start with * *", style_name);
 
   load_model(arg[2]);
+  loader_nb.reset();
+  if (!model_nb_path.empty()) load_noborn_model(model_nb_path);
 
   type_mapper.assign(ntypes + 1, -1);
   for (int itype = 1; itype <= ntypes; itype++) {
@@ -348,6 +368,147 @@ void PairPolBase::load_model(const std::string &path)
                    metadata[META_OUTPUTS]);
 }
 
+/* ----------------------------------------------------------------------
+   the variant without Born charges (pair_style ... noborn FILE): same species, cutoff and
+   inputs as the main model, every output of the main model except born_effective_charges
+------------------------------------------------------------------------- */
+
+void PairPolBase::load_noborn_model(const std::string &path)
+{
+  const char *nb_target = strcmp(style_name, "allegro/pol") == 0
+      ? "nequip_pol_pair_allegro_no_born"
+      : "nequip_pol_pair_nequip_no_born";
+  {
+    FILE *fp = fopen(path.c_str(), "rb");
+    if (!fp)
+      error->all(FLERR, "pair_style {} noborn: cannot open model file {}", style_name, path);
+    fclose(fp);
+  }
+  if (!has_born)
+    error->all(FLERR,
+               "pair_style {} noborn: the model {} of pair_coeff has no Born charges itself; "
+               "give the model with Born charges in pair_coeff and the one without after noborn",
+               style_name, model_path);
+  std::unordered_map<std::string, std::string> meta;
+  try {
+    meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
+  } catch (std::exception &e) {
+    error->all(FLERR, "pair_style {} noborn: cannot read the AOTInductor package {}: {}",
+               style_name, path, first_line(e.what()));
+  }
+  for (const char *key : {META_INPUTS, META_OUTPUTS, "type_names", "r_max", "model_dtype"}) {
+    if (!meta.count(key))
+      error->all(FLERR, "pair_style {} noborn: model {} lacks metadata '{}'", style_name, path,
+                 key);
+    if (strcmp(key, META_OUTPUTS) == 0) continue;
+    if (split_words(meta[key]) != split_words(metadata[key]))
+      error->all(FLERR,
+                 "pair_style {} noborn: model {} does not match the model {} of pair_coeff: {} "
+                 "is '{}' there and '{}' here (compile both from the same checkpoint, the "
+                 "second with --target {})",
+                 style_name, path, model_path, key, metadata[key], meta[key], nb_target);
+  }
+  output_keys_nb = split_words(meta[META_OUTPUTS]);
+  auto find = [&](const char *key) {
+    for (size_t k = 0; k < output_keys_nb.size(); k++)
+      if (output_keys_nb[k] == key) return (int) k;
+    return -1;
+  };
+  if (find(KEY_BORN) >= 0)
+    error->all(FLERR,
+               "pair_style {} noborn: model {} computes Born charges; compile it with --target "
+               "{} (--modifiers disable_born_charges)",
+               style_name, path, nb_target);
+  nb_energy = find(KEY_ENERGY);
+  nb_forces = find(KEY_FORCES);
+  nb_virial = find(KEY_VIRIAL);
+  nb_pol = find(KEY_POL);
+  nb_alpha = find(KEY_ALPHA);
+  nb_dipoles = find(KEY_DIPOLES);
+  const std::pair<const char *, bool> wanted[] = {
+      {KEY_ENERGY, true}, {KEY_FORCES, true}, {KEY_VIRIAL, out_virial >= 0},
+      {KEY_POL, has_pol}, {KEY_ALPHA, has_alpha}, {KEY_DIPOLES, has_dipoles}};
+  for (auto &w : wanted)
+    if (w.second && find(w.first) < 0)
+      error->all(FLERR,
+                 "pair_style {} noborn: model {} lacks the output {} of the model {} (outputs: "
+                 "{}); compile it with --target {}",
+                 style_name, path, w.first, model_path, meta[META_OUTPUTS], nb_target);
+  try {
+    loader_nb = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model");
+  } catch (std::exception &e) {
+    error->all(FLERR, "pair_style {} noborn: cannot load the AOTInductor package {}: {}",
+               style_name, path, first_line(e.what()));
+  }
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "{}: loaded {} without Born charges (outputs: {}); used on steps where no "
+                   "fix efield/born or compute born/atom needs Z*\n",
+                   style_name, path, meta[META_OUTPUTS]);
+}
+
+// Z* are computed within the force call when something needs them on this step: always
+// without the noborn variant; with it, when a fix efield/born exists (every step) or a dump is
+// due on this step and a compute born/atom is scheduled (LAMMPS' compute invocation list,
+// Compute::matchstep). Every other request (fix ave/atom, variables, write_dump, ...) is met
+// by ensure_born(), which re-runs the full model on the same graph.
+bool PairPolBase::born_needed()
+{
+  if (!loader_nb) return true;
+  if (born_fix) return true;
+  bool scheduled = false;
+  for (auto *c : born_computes)
+    if (c->matchstep(update->ntimestep)) scheduled = true;
+  return scheduled && output->next_dump_any == update->ntimestep;
+}
+
+void PairPolBase::ensure_born(const char *who)
+{
+  if (born_step == update->ntimestep && born_step >= 0) return;
+  if (last_step != update->ntimestep || !last_args)
+    error->all(FLERR,
+               "{}: the pair style was not evaluated on step {} (last on step {}): run 0 first",
+               who, update->ntimestep, last_step);
+  std::vector<at::Tensor> out;
+  try {
+    out = loader->run(*last_args);
+  } catch (std::exception &e) {
+    error->one(FLERR, "pair {}: the model failed on {} nodes: {}", style_name, last_nnodes,
+               first_line(e.what()));
+  }
+  if (out.size() != output_keys.size())
+    error->one(FLERR, "pair {}: the model returned {} outputs, its metadata lists {}", style_name,
+               out.size(), output_keys.size());
+  n_eval_extra++;
+  store_born(out[out_born].to(at::kCPU, at::kDouble).contiguous(), last_nnodes);
+}
+
+void PairPolBase::store_born(const at::Tensor &zo, int nnodes)
+{
+  const double *z = zo.data_ptr<double>();
+  int nall = atom->nlocal + atom->nghost;
+  grow_response(atom->nmax > nall ? atom->nmax : nall);
+  const bool remap = !node_atom.empty();
+  for (int i = 0; i < nall; i++)
+    for (int k = 0; k < 9; k++) born[i][k] = 0.0;
+  for (int n = 0; n < nnodes; n++) {
+    int i = remap ? node_atom[n] : n;
+    for (int k = 0; k < 9; k++) born[i][k] = z[9 * n + k];
+  }
+  // ghost contributions to their owners (newton on)
+  comm->reverse_comm(this);    // collective: every rank, also with no ghost edges
+  born_step = update->ntimestep;
+}
+
+void PairPolBase::finish()
+{
+  if (loader_nb && comm->me == 0)
+    utils::logmesg(lmp,
+                   "{}: {} model evaluations with Born charges, {} without (noborn variant), {} "
+                   "extra for Z* asked for after the force call\n",
+                   style_name, n_eval_born, n_eval_noborn, n_eval_extra);
+}
+
 /* ---------------------------------------------------------------------- */
 
 void PairPolBase::init_style()
@@ -362,6 +523,13 @@ void PairPolBase::init_style()
                "which needs a box periodic in x, y and z",
                style_name);
   pol_init_field(lmp, style_name, field_spec);
+
+  if (!model_nb_path.empty() && !loader_nb)
+    error->all(FLERR, "pair {}: the noborn model {} is not loaded (pair_coeff missing)",
+               style_name, model_nb_path);
+  born_computes = modify->get_compute_by_style("^born/atom$");
+  born_fix = !modify->get_fix_by_style("^efield/born$").empty();
+  n_eval_born = n_eval_noborn = n_eval_extra = 0;
 }
 
 double PairPolBase::init_one(int, int)
@@ -397,16 +565,30 @@ void PairPolBase::compute(int eflag, int vflag)
   args.reserve(input_keys.size());
   for (auto &key : input_keys) args.push_back(in.at(key));
 
+  // which variant: with Z* when a consumer needs them on this step (collective decision:
+  // the invocation schedule and the fixes are the same on every rank)
+  const bool full = born_needed();
+  auto *model = full ? loader.get() : loader_nb.get();
+  const size_t nout = full ? output_keys.size() : output_keys_nb.size();
+  const int o_energy = full ? out_energy : nb_energy, o_forces = full ? out_forces : nb_forces,
+            o_virial = full ? out_virial : nb_virial, o_pol = full ? out_pol : nb_pol,
+            o_alpha = full ? out_alpha : nb_alpha, o_dipoles = full ? out_dipoles : nb_dipoles,
+            o_born = full ? out_born : -1;
+  if (full)
+    n_eval_born++;
+  else
+    n_eval_noborn++;
+
   std::vector<at::Tensor> out;
   try {
-    out = loader->run(args);
+    out = model->run(args);
   } catch (std::exception &e) {
     error->one(FLERR, "pair {}: the model failed on {} nodes: {}", style_name, nnodes,
                first_line(e.what()));
   }
-  if (out.size() != output_keys.size())
+  if (out.size() != nout)
     error->one(FLERR, "pair {}: the model returned {} outputs, its metadata lists {}", style_name,
-               out.size(), output_keys.size());
+               out.size(), nout);
   auto get = [&](int k) { return out[k].to(at::kCPU, at::kDouble).contiguous(); };
 
   int nlocal = atom->nlocal;
@@ -414,7 +596,7 @@ void PairPolBase::compute(int eflag, int vflag)
   double **f = atom->f;
 
   // energy: each local atom's enthalpy (ghost nodes carry no edges of their own)
-  at::Tensor ae = get(out_energy);
+  at::Tensor ae = get(o_energy);
   const double *ae_p = ae.data_ptr<double>();
   double elocal = 0.0;
   for (int i = 0; i < nlocal; i++) elocal += ae_p[i];
@@ -422,7 +604,7 @@ void PairPolBase::compute(int eflag, int vflag)
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += ae_p[i];
 
-  at::Tensor fo = get(out_forces);
+  at::Tensor fo = get(o_forces);
   const double *f_p = fo.data_ptr<double>();
   const bool remap = !node_atom.empty();
   for (int k = 0; k < nnodes; k++) {
@@ -433,8 +615,8 @@ void PairPolBase::compute(int eflag, int vflag)
   }
 
   if (vflag_global) {
-    if (out_virial >= 0) {
-      at::Tensor vo = get(out_virial);
+    if (o_virial >= 0) {
+      at::Tensor vo = get(o_virial);
       const double *v = vo.data_ptr<double>();
       virial[0] += v[0];
       virial[1] += v[4];
@@ -453,11 +635,11 @@ void PairPolBase::compute(int eflag, int vflag)
   for (int k = 0; k < 3; k++) pol_local[k] = 0.0;
   for (int k = 0; k < 9; k++) alpha_local[k] = 0.0;
   if (has_pol) {
-    at::Tensor po = get(out_pol);
+    at::Tensor po = get(o_pol);
     for (int k = 0; k < 3; k++) pol_local[k] = po.data_ptr<double>()[k];
   }
   if (has_alpha) {
-    at::Tensor ao = get(out_alpha);
+    at::Tensor ao = get(o_alpha);
     for (int k = 0; k < 9; k++) alpha_local[k] = ao.data_ptr<double>()[k];
   }
 
@@ -483,25 +665,20 @@ void PairPolBase::compute(int eflag, int vflag)
   }
 
   grow_response(atom->nmax > nall ? atom->nmax : nall);
-  if (has_born) {
-    at::Tensor zo = get(out_born);
-    const double *z = zo.data_ptr<double>();
-    for (int i = 0; i < nall; i++)
-      for (int k = 0; k < 9; k++) born[i][k] = 0.0;
-    for (int n = 0; n < nnodes; n++) {
-      int i = remap ? node_atom[n] : n;
-      for (int k = 0; k < 9; k++) born[i][k] = z[9 * n + k];
-    }
-    // ghost contributions to their owners (newton on)
-    comm->reverse_comm(this);    // collective: every rank, also with no ghost edges
-  }
+  if (has_born && o_born >= 0) store_born(get(o_born), nnodes);
   if (has_dipoles) {
-    at::Tensor dpo = get(out_dipoles);
+    at::Tensor dpo = get(o_dipoles);
     const double *d = dpo.data_ptr<double>();
     for (int i = 0; i < nlocal; i++)
       for (int k = 0; k < 3; k++) dipole[i][k] = d[3 * i + k];
   }
   last_step = update->ntimestep;
+  // the graph of this step, for ensure_born()
+  if (loader_nb) {
+    if (!last_args) last_args = new std::vector<at::Tensor>();
+    *last_args = std::move(args);
+    last_nnodes = nnodes;
+  }
 }
 
 int PairPolBase::pack_reverse_comm(int n, int first, double *buf)

@@ -50,6 +50,7 @@ class PairPolBase : public Pair {
   void init_style() override;
   double init_one(int, int) override;
   void compute(int, int) override;
+  void finish() override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
   double memory_usage() override;
@@ -65,6 +66,16 @@ class PairPolBase : public Pair {
   bool has_field_input = false;
   bool field_is_set = false;    // pair_style got an efield keyword
   int nmax_resp = 0;
+  // Born charges on demand: with "pair_style ... noborn FILE" the variant without Z* runs on
+  // steps where no consumer needs them (fix efield/born: every step; compute born/atom: the
+  // steps its consumers scheduled through LAMMPS' compute invocation lists)
+  bigint born_step = -1;    // timestep whose Z* are in born[] (-1: none yet)
+  bigint n_eval_born = 0, n_eval_noborn = 0;    // evaluations of each variant in this run
+  bigint n_eval_extra = 0;    // full re-evaluations for Z* asked for after the force call
+  bool born_on_demand() const { return loader_nb != nullptr; }
+  // make born[] hold the Z* of the current step: re-runs the full model on the graph of this
+  // step's force call when the noborn variant ran there (collective: all ranks call it)
+  void ensure_born(const char *who);
 
   const char *style_name;    // "allegro/pol" or "nequip/pol"
 
@@ -83,6 +94,20 @@ class PairPolBase : public Pair {
       out_alpha = -1, out_dipoles = -1;
 
   PolFieldComponent field_spec[3];
+
+  // ---- the variant compiled without Born charges (optional, pair_style keyword noborn) ----
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_nb;
+  std::string model_nb_path;    // set by settings(); loaded by coeff()
+  std::vector<std::string> output_keys_nb;
+  int nb_energy = -1, nb_forces = -1, nb_virial = -1, nb_pol = -1, nb_alpha = -1,
+      nb_dipoles = -1;
+  std::vector<class Compute *> born_computes;    // compute born/atom instances (init_style)
+  bool born_fix = false;                         // a fix efield/born is defined (init_style)
+  bool born_needed();
+  std::vector<at::Tensor> *last_args = nullptr;    // inputs of the last force call
+  int last_nnodes = 0;
+  void store_born(const at::Tensor &z, int nnodes);
+  void load_noborn_model(const std::string &path);
   // graph node -> LAMMPS atom index (empty: node k is atom k); set by build_inputs
   std::vector<int> node_atom;
 

@@ -13,7 +13,9 @@ Usage: python compile_model.py CONFIG_NAME TARGET OUT.nequip.pt2 [key=value ...]
 (CONFIG_NAME: ALLEGRO_POL or NEQUIP_POL from tests/model_configs.py; extra key=value pairs
 override the config, values parsed as Python literals; ``outputs=[...]`` replaces the target's
 output list, e.g. for a model without Born charges:
-``response_outputs=['polarization','polarizability'] "outputs=['atomic_energy','forces','virial','polarization','polarizability','atomic_dipoles']"``.)
+``response_outputs=['polarization','polarizability'] "outputs=['atomic_energy','forces','virial','polarization','polarizability','atomic_dipoles']"``;
+``model_dtype='float32'`` builds a float32 model with the float64 model's weights, rounded,
+unless ``weights_from_float64=False``.)
 """
 
 import ast
@@ -33,8 +35,15 @@ def build_model(config_name, overrides=None, tests_dir=None):
     cfg = dict(getattr(model_configs, config_name))
     cfg["model_dtype"] = "float64"
     cfg.update(overrides or {})
+    same_weights = cfg.pop("weights_from_float64", True)
     builder = get_method(cfg.pop("_target_"))
-    return builder(**cfg).eval()
+    model = builder(**cfg)
+    if cfg["model_dtype"] != "float64" and same_weights:
+        # the float64 model's weights, rounded: float32 and float64 builds then differ only by
+        # precision (a float32 build draws its own initial weights otherwise)
+        reference = builder(**{**cfg, "model_dtype": "float64"})
+        model.load_state_dict(reference.state_dict())
+    return model.eval()
 
 
 def example_data(model, target_name, r_max):
