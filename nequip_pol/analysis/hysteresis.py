@@ -29,7 +29,8 @@ Three layers, each usable on its own:
   that has the shared field/time API (:class:`~nequip_pol.integrations.ase.NequIPPolCalculator`
   for a model, :class:`~nequip_pol.reference.ReferenceMaterialCalculator` for the exact
   reference materials). P(t) is recorded from the calculator's cached results (no extra
-  evaluation) and returned as a ``PolarizationSeries``; the run lasts ``cycles`` full loops plus
+  evaluation), written by ``PolarizationLogger`` when a log file is asked for, and returned as a
+  ``PolarizationSeries``; the run lasts ``cycles`` full loops plus
   the initial quarter period (the rise from 0 to E0 that poles the sample).
 
 * **Sweeps**, :func:`run_sweep`: the driver over temperatures x periods, one CSV table
@@ -379,7 +380,8 @@ def run_loop(
         atoms: the starting structure (copied; e.g. a poled polar state)
         calc: a field-aware ASE calculator (field/time API of nequip-pol); its field is replaced
         protocol: :class:`LoopProtocol`
-        log_path: optional CSV of P(t) (PolarizationLogger columns, readable by :func:`read_loop`)
+        log_path: optional CSV of P(t) written by
+            :class:`~nequip_pol.integrations.md.PolarizationLogger` (readable by :func:`read_loop`)
         force: overwrite ``log_path`` if it exists
         progress: called with one-line progress messages (e.g. ``print``)
         progress_every: steps between progress messages (0: once per cycle)
@@ -445,7 +447,15 @@ def run_loop(
     # ASE calls the observers before the first step (frame 0) and after every interval-th step
     dyn.attach(record, interval=protocol.sample_interval)
     dyn.attach(report, interval=1)
-    dyn.run(n_steps)
+    if log_path is None:
+        dyn.run(n_steps)
+    else:
+        from ..integrations.md import PolarizationLogger
+
+        # the project's P(t) log (time, field, P, volume, energies, field work), same frames
+        with PolarizationLogger(atoms, log_path, dyn=dyn) as logger:
+            dyn.attach(logger, interval=protocol.sample_interval)
+            dyn.run(n_steps)
     series = PolarizationSeries(
         time_fs=np.array(times),
         field=np.array(fields),
@@ -455,8 +465,6 @@ def run_loop(
                f"{protocol.temperature_K} K)",
         metadata={"protocol": asdict(protocol)},
     )
-    if log_path is not None:
-        series.write_csv(log_path, force=force)
     analysis = analyze_series(series, protocol.axis, protocol.period_fs, discard_cycles=protocol.discard_cycles)
     return series, analysis
 
