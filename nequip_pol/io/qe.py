@@ -8,7 +8,7 @@ run, plus Born effective charges and polarizability from finite differences with
 field.
 
 Units and conventions (verified against the Allegro-pol frames in ``shared/data/dft``; see
-docs/quantum-espresso.md):
+docs/quantum_espresso.md):
 
 * the XML stores energy (Ha), forces (Ha/bohr), positions/cell (bohr) and stress (Ha/bohr^3) in
   Hartree atomic units; ``BOHR_ANGSTROM`` and ``HARTREE_EV`` below are the values that reproduce

@@ -41,7 +41,7 @@ QUANTITIES = (
 _SCALE = {"per_atom_energy": 1000.0, "forces": 1000.0}
 #: key -> (RMSE/std of the reference run, pass limit). Reference: `nequip-pol demo` with the
 #: defaults on 2 cores under a load of ~9 (1 training thread, 40 epochs, 20.7 min wall, 8.5 min CPU;
-#: docs/reference-material.md); the limits are about twice those values.
+#: docs/reference_material.md); the limits are about twice those values.
 TARGETS = {
     "per_atom_energy": (0.054, 0.15),
     "forces": (0.042, 0.10),
