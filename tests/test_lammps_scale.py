@@ -258,10 +258,17 @@ def test_float32_matches_float64(lammps_setup, variant_models, cell144, tmp_path
         shutil.copy(d / "data.lmp", w / "data.lmp")
         run_lammps(lammps_setup, w, header(lammps_setup, field=field, model=variant_models[key]) + RESULTS)
         res[key] = read_results(w)
-    errs = assert_matches(res["f32"], {**res["f64"], "virial": res["f64"]["virial"]}, tol=2e-5)
-    print("float32 vs float64 relative errors:", errs)
-    assert_matches(res["f32"], eager_eval(atoms, field), tol=2e-5)
-    assert_matches(res["f64"], eager_eval(atoms, field), tol=1e-8)
+    # the total energy nearly cancels at zero field (per-type shifts of both signs): compare it
+    # per atom; everything else relative to its largest component
+    n = len(atoms)
+    ref = eager_eval(atoms, field)
+    for other in (res["f64"], ref):
+        de = abs(res["f32"]["energy"] - other["energy"]) / n
+        print(f"float32 energy deviation {de:.1e} eV/atom (|E|/N = {abs(other['energy']) / n:.2e})")
+        assert de < 1e-6
+        assert_matches({**res["f32"], "energy": other["energy"]}, other, tol=2e-5)
+    assert_matches(res["f64"], ref, tol=1e-8)
+    errs = {k: rel_err(res["f32"][k], res["f64"][k]) for k in ("forces", "Z", "P")}
     assert max(errs.values()) > 1e-9  # it is really float32
 
 
