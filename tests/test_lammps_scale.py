@@ -18,6 +18,7 @@ import pytest
 
 from test_lammps import (  # noqa: F401  (lammps_setup: session fixture, shared build/compile)
     FIELD,
+    nequip_model,
     _fake_package,
     _start_compile,
     assert_matches,
@@ -95,10 +96,10 @@ def _thermo(text):
     return np.array([[float(x) for x in r] for r in rows])
 
 
-def _counts(text):
-    """(full in the force call, noborn variant, extra full re-evaluations) of the last run."""
+def _counts(text, which=-1):
+    """(full in the force call, noborn variant, extra full re-evaluations) of a run (the last)."""
     m = re.findall(r"(\d+) model evaluations with Born charges, (\d+) without \(noborn variant\), (\d+) extra", text)
-    return tuple(int(x) for x in m[-1]) if m else None
+    return tuple(int(x) for x in m[which]) if m else None
 
 
 def _speed(text):
@@ -208,7 +209,7 @@ def variant_models(lammps_setup):
     return paths
 
 
-def _start_compile_with(target, out, overrides):
+def _start_compile_with(target, out, overrides, config="ALLEGRO_POL"):
     import subprocess
     import sys
 
@@ -216,7 +217,7 @@ def _start_compile_with(target, out, overrides):
 
     log = open(str(out) + ".log", "w")
     return subprocess.Popen(
-        [sys.executable, str(PATCH / "tools" / "compile_model.py"), "ALLEGRO_POL", target, str(out), *overrides],
+        [sys.executable, str(PATCH / "tools" / "compile_model.py"), config, target, str(out), *overrides],
         stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
     )
 
@@ -241,6 +242,37 @@ def test_born_on_demand_real_variant(lammps_setup, variant_models, cell144, tmp_
     assert rel_err(b[:, 1], a[:, 1]) < 1e-12 and rel_err(b[:, 2], a[:, 2]) < 1e-12
     for step, frame in res["always"][0].items():
         assert rel_err(res["ondemand"][0][step][:, 1:], frame[:, 1:]) < 1e-10, step
+
+
+@pytest.mark.slow
+def test_born_on_demand_nequip_pol(lammps_setup, nequip_model, tmp_path):
+    """nequip/pol (message passing, one rank) with its variant without Z*: same trajectory, the
+    same Z* on the dump steps (needs NEQUIP_POL_LAMMPS_NEQUIP=1 and two NequIP compiles)."""
+    nb = lammps_setup["cache"] / "nequip_pol_nb.nequip.pt2"
+    if not nb.exists():
+        proc = _start_compile_with("nequip_pol_pair_nequip_no_born", nb, [NO_BORN_RESPONSE], config="NEQUIP_POL")
+        if proc.wait() != 0:
+            pytest.fail("compiling the NequIP variant failed:\n" + open(str(nb) + ".log").read()[-4000:])
+    atoms = make_cell(repeat=(2, 2, 2), seed=3)
+    res = {}
+    for name, extra in (("always", ""), ("ondemand", f" noborn {nb}")):
+        w = tmp_path / name
+        w.mkdir()
+        write_data(atoms, w / "data.lmp")
+        script = _md_script(lammps_setup, nequip_model, every=5, steps=10, after=LATE)
+        script = script.replace("pair_style allegro/pol", "pair_style nequip/pol").replace(
+            "pair_style nequip/pol efield " + " ".join(str(x) for x in FIELD),
+            "pair_style nequip/pol efield " + " ".join(str(x) for x in FIELD) + extra,
+        )
+        _, text = run_lammps(lammps_setup, w, script)
+        res[name] = (_read_dump(w / "z.dump"), _thermo(text), _counts(text, 0), _read_dump(w / "late.dump"))
+    full, nbc, extra = res["ondemand"][2]
+    print("nequip/pol on demand (full, noborn, extra):", res["ondemand"][2])
+    assert full + nbc == 11 and full + extra == 3, res["ondemand"][2]
+    assert rel_err(res["ondemand"][1][:, 1], res["always"][1][:, 1]) < 1e-12
+    for step, frame in res["always"][0].items():
+        assert rel_err(res["ondemand"][0][step][:, 1:], frame[:, 1:]) < 1e-10, step
+    assert rel_err(res["ondemand"][3][13][:, 1:], res["always"][3][13][:, 1:]) < 1e-10
 
 
 @pytest.mark.slow
