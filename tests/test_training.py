@@ -158,3 +158,27 @@ def test_demo_reaches_small_errors(tmp_path):
         ref, pred = result["pairs"][key]
         assert np.sqrt(np.mean((ref - pred) ** 2)) / np.std(ref) < limit, key
     assert result["passed"]
+
+
+def test_epoch_progress_printer_line_and_csv(tmp_path, capsys):
+    """The progress line shows the validation RMSEs in printed units, and the CSV records them."""
+    from types import SimpleNamespace
+
+    from nequip_pol.train import EpochProgressPrinter
+
+    printer = EpochProgressPrinter(csv_path=str(tmp_path / "progress.csv"))
+    trainer = SimpleNamespace(
+        global_rank=0, max_epochs=4, current_epoch=0, sanity_checking=False,
+        optimizers=[SimpleNamespace(param_groups=[{"lr": 0.005}])],
+        callback_metrics={"val0_epoch/forces_rmse": torch.tensor(0.0412), "val0_epoch/polarization_rmse": torch.tensor(0.03)},
+    )
+    printer.on_train_start(trainer, None)
+    for epoch in range(2):
+        trainer.current_epoch = epoch
+        printer.on_train_epoch_end(trainer, None)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[progress]")]
+    assert len(lines) == 2 and lines[1].startswith("[progress] epoch 2/4")
+    assert "F 41.2 meV/A" in lines[1] and "P 0.03 e*A" in lines[1] and "left" in lines[1]
+    rows = (tmp_path / "progress.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,wall_s,cpu_s,lr") and len(rows) == 3
+    assert rows[2].split(",")[0] == "2" and "41.2" in rows[2]

@@ -259,7 +259,7 @@ def run_demo(
             reasons.append(f"the safety time limit ({max_minutes:g} min) stopped training after {trained} of {epochs} "
                            "epochs (a very slow or overloaded machine; raise --max-minutes)")
         elif epochs < DEMO_EPOCHS:
-            reasons.append(f"only {epochs} epochs were asked for (the shipped schedule has {DEMO_EPOCHS})")
+            reasons.append(f"only {epochs} epoch{'' if epochs == 1 else 's'} asked for (the shipped schedule has {DEMO_EPOCHS})")
         if missed:
             reasons.append("over the limit: " + ", ".join(missed))
         print("RESULT: MISSED: the model is under-trained or inaccurate; " + "; ".join(reasons), flush=True)

@@ -1,6 +1,6 @@
 """Losses, metrics and callbacks for electric-response training (``_target_`` in nequip-train configs)."""
 
 from .metrics import ElectricResponseLoss, ElectricResponseMetrics, BornChargesOrProjection
-from .callbacks import CPUTimeLogger
+from .callbacks import CPUTimeLogger, EpochProgressPrinter
 
-__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger"]
+__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger", "EpochProgressPrinter"]
