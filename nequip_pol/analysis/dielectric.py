@@ -286,13 +286,8 @@ def eps0_fluctuations(series, temperature: float, eps_inf, volume: Optional[floa
 
     if start_fs > 0:
         series = series.window(start_fs=start_fs)
-    if np.abs(series.field).max() > 0:
-        raise ValueError(f"the fluctuation route needs a zero-field run; the series has |E| up to "
-                         f"{np.abs(series.field).max():.3g} V/A ({series.source})")
-    if volume is None:
-        volume = series.mean_volume
-        if volume is None:
-            raise ValueError(f"no cell volume in the series ({series.source}); pass volume=")
+    series.require_zero_field("the fluctuation route")
+    volume = series.volume_or_mean(volume)
     if not temperature > 0:
         raise ValueError(f"temperature must be positive (K), got {temperature}")
     n = len(series)

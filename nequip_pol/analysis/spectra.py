@@ -386,13 +386,8 @@ def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_
         raise ValueError(f"quantum_correction must be None or 'harmonic', got {quantum_correction!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive (K), got {temperature}")
-    if np.abs(series.field).max() > 0:
-        raise ValueError(f"the IR spectrum by fluctuation-dissipation needs a zero-field run; the series has |E| up to "
-                         f"{np.abs(series.field).max():.3g} V/A ({series.source})")
-    if volume is None:
-        volume = series.mean_volume
-        if volume is None:
-            raise ValueError(f"no cell volume in the series ({series.source}); pass the volume (A^3)")
+    series.require_zero_field("the IR spectrum by fluctuation-dissipation")
+    volume = series.volume_or_mean(volume)
     if eps_inf is None:
         eps_inf = (eps_inf_from_polarizability(series.polarizability, volume)
                    if series.polarizability is not None else np.eye(3))

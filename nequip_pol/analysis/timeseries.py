@@ -148,6 +148,20 @@ class PolarizationSeries:
         """Mean cell volume (A^3), or ``None`` when the series has no volume."""
         return None if self.volume is None else float(self.volume.mean())
 
+    def require_zero_field(self, purpose: str) -> None:
+        """``ValueError`` unless every frame is at zero field (fluctuation formulas assume it)."""
+        peak = float(np.abs(self.field).max())
+        if peak > 0:
+            raise ValueError(f"{purpose} needs a zero-field run; the series has |E| up to {peak:.3g} V/A ({self.source})")
+
+    def volume_or_mean(self, volume: Optional[float] = None) -> float:
+        """``volume`` if given, else the series' mean cell volume (A^3); ``ValueError`` if neither exists."""
+        if volume is not None:
+            return volume
+        if self.volume is None:
+            raise ValueError(f"no cell volume in the series ({self.source}); pass the volume (A^3)")
+        return self.mean_volume
+
     def window(self, start_fs: Optional[float] = None, stop_fs: Optional[float] = None) -> "PolarizationSeries":
         """The frames with ``start_fs <= t <= stop_fs`` (e.g. to drop an equilibration), as a new series."""
         keep = np.ones(len(self), dtype=bool)
