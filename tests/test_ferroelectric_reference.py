@@ -3,7 +3,6 @@ sum rules and invariances, and the intrinsic coercive field against its definiti
 
 import numpy as np
 import pytest
-import torch
 
 from nequip_pol.reference import AnalyticPolarMaterial, ReferenceMaterialCalculator, ideal_structure
 from nequip_pol.reference.ferroelectric import (
@@ -17,12 +16,7 @@ from nequip_pol.reference.ferroelectric import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +25,7 @@ def material():
 
 
 @pytest.fixture(scope="module")
-def coercive(material):
-    torch.set_num_threads(1)
+def coercive(material, one_torch_thread):
     return intrinsic_coercive_field(material, "z", tol=1e-4, field_step=0.02)
 
 

@@ -7,7 +7,6 @@ low-temperature loop against the intrinsic coercive field, and Ec vs temperature
 
 import numpy as np
 import pytest
-import torch
 
 from nequip_pol.analysis.hysteresis import (
     LoopProtocol,
@@ -19,12 +18,7 @@ from nequip_pol.analysis.hysteresis import (
 from nequip_pol.cli import main as cli_main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------------- extraction
@@ -94,10 +88,9 @@ def test_noisy_loop_spread():
 
 
 @pytest.fixture(scope="module")
-def poled():
+def poled(one_torch_thread):
     from nequip_pol.reference.ferroelectric import spontaneous_state
 
-    torch.set_num_threads(1)
     atoms, _ = spontaneous_state(axis="z")
     return atoms
 
