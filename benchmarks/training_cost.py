@@ -71,13 +71,8 @@ COEFFS = {"total_energy": 10.0, "forces": 1.0, "stress": 10.0, "born_effective_c
 DATASETS = {"BaTiO3": (["Ba", "Ti", "O"], 0.1), "SiO2": (["Si", "O"], 1.0)}
 TRAIN_FRACTION = 0.7
 
-
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from response_cost import _rss_kb  # noqa: E402  (resident memory from /proc, shared with the response benchmark)
 
 
 def model_config(model: str, dtype: str, type_names, avg_num_neighbors: float) -> dict:
