@@ -22,6 +22,7 @@ from test_lammps import (  # noqa: F401  (lammps_setup: session fixture, shared 
     _fake_package,
     _start_compile,
     assert_matches,
+    cell_dir,
     eager_eval,
     header,
     lammps_setup,
@@ -33,14 +34,6 @@ from test_lammps import (  # noqa: F401  (lammps_setup: session fixture, shared 
 )
 
 NO_BORN_RESPONSE = "response_outputs=['polarization','polarizability']"
-
-
-@pytest.fixture(scope="module")
-def cell144(tmp_path_factory):
-    atoms = make_cell()
-    d = tmp_path_factory.mktemp("lmp_scale_cell")
-    write_data(atoms, d / "data.lmp")
-    return atoms, d
 
 
 def _hide_born(meta):
@@ -114,11 +107,11 @@ def _speed(text):
 LATE = "run 3\nwrite_dump all custom late.dump id fx fy fz c_Z[*] modify sort id format float %.17g\n"
 
 
-def test_born_on_demand_schedule(lammps_setup, cell144, tmp_path):
+def test_born_on_demand_schedule(lammps_setup, cell_dir, tmp_path):
     """Z* are evaluated on the dump steps only (within the force call), on request after it
     (write_dump on a step without dump: one extra full evaluation) and on every step under fix
     efield/born; the dumped Z* and forces equal those of the always-full run."""
-    atoms, d = cell144
+    atoms, d = cell_dir
     fake = _fake_package(lammps_setup["model"], tmp_path / "hidden.nequip.pt2", _hide_born)
     res = {}
     for name, nb in (("always", None), ("ondemand", fake)):
@@ -163,8 +156,8 @@ BORN_ERRORS = {
 
 
 @pytest.mark.parametrize("case", list(BORN_ERRORS))
-def test_born_on_demand_errors(lammps_setup, cell144, tmp_path, case):
-    atoms, d = cell144
+def test_born_on_demand_errors(lammps_setup, cell_dir, tmp_path, case):
+    atoms, d = cell_dir
     what, message = BORN_ERRORS[case]
     shutil.copy(d / "data.lmp", tmp_path / "data.lmp")
     nb = {
@@ -223,10 +216,10 @@ def _start_compile_with(target, out, overrides, config="ALLEGRO_POL"):
 
 
 @pytest.mark.slow
-def test_born_on_demand_real_variant(lammps_setup, variant_models, cell144, tmp_path):
+def test_born_on_demand_real_variant(lammps_setup, variant_models, cell_dir, tmp_path):
     """With the compiled variant without Z*: energies and forces on every step, Z* on the dump
     steps equal the always-full run to round-off; steps/s of both printed."""
-    atoms, d = cell144
+    atoms, d = cell_dir
     res = {}
     for name, nb in (("always", None), ("ondemand", variant_models["nb64"])):
         w = tmp_path / name
@@ -277,12 +270,12 @@ def test_born_on_demand_nequip_pol(lammps_setup, nequip_model, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("field", [[0.0, 0.0, 0.0], FIELD], ids=["zero", "field"])
-def test_float32_matches_float64(lammps_setup, variant_models, cell144, tmp_path, field):
+def test_float32_matches_float64(lammps_setup, variant_models, cell_dir, tmp_path, field):
     """float32 model (the float64 weights, rounded) against the float64 model and the eager
     float64 reference: float32 round-off only."""
     from test_lammps import RESULTS
 
-    atoms, d = cell144
+    atoms, d = cell_dir
     res = {}
     for key in ("f64", "f32"):
         w = tmp_path / key
@@ -327,12 +320,12 @@ run {steps}
 
 
 @pytest.mark.slow
-def test_float32_nve_drift(lammps_setup, variant_models, cell144, tmp_path):
+def test_float32_nve_drift(lammps_setup, variant_models, cell_dir, tmp_path):
     """NVE, 144 atoms, 50 K, 0.5 fs, 1000 steps under E_z = 0.05 V/A, Z* not computed (noborn
     variants): the drift of the total energy (linear fit, eV/atom/ps) of the float32 model is
     that of float64 (measured: -1.31e-5 both, difference 1e-8: integration error, not
     precision)."""
-    atoms, d = cell144
+    atoms, d = cell_dir
     out = {}
     for key, nb in (("f64", "nb64"), ("f32", "nb32")):
         out[key] = _nve_drift(lammps_setup, variant_models[key], d, tmp_path / key, 1000, noborn=variant_models[nb])
