@@ -44,8 +44,15 @@ else
     while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 0.5; done
   done
   for p in "${pids[@]}"; do wait "$p"; done
+  LIBS=(-ltorch -ltorch_cpu -lc10)
+  # a CUDA build of torch: libtorch_cuda registers AOTInductor's CUDA runner and the hooks behind
+  # torch::cuda::is_available() in static initializers; no symbol of it is referenced, so a
+  # linker defaulting to --as-needed would drop it and CUDA packages would not load
+  if [ -f "$T/lib/libtorch_cuda.so" ]; then
+    LIBS+=(-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
+  fi
   "$CXX" -shared "$OUT"/*.o -o "$OUT/nequip_polplugin.so" \
-    -L"$T/lib" -ltorch -ltorch_cpu -lc10 -Wl,-rpath,"$T/lib"
+    -L"$T/lib" "${LIBS[@]}" -Wl,-rpath,"$T/lib"
   rm -f "$OUT"/*.o
 fi
 echo "built $OUT/nequip_polplugin.so in $(( $(date +%s) - start )) s"

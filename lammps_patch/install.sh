@@ -36,6 +36,13 @@ find_package(Torch REQUIRED)
 set(CMAKE_CXX_STANDARD 20)
 set_target_properties(lammps PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON)
 target_link_libraries(lammps PUBLIC "${TORCH_LIBRARIES}")
+# CUDA build of torch: keep libtorch_cuda (its static initializers register AOTInductor's CUDA
+# runner and torch::cuda's hooks; no symbol of it is referenced)
+if(EXISTS "${TORCH_INSTALL_PREFIX}/lib/libtorch_cuda.so")
+  target_link_libraries(lammps PUBLIC "-Wl,--no-as-needed"
+    "${TORCH_INSTALL_PREFIX}/lib/libtorch_cuda.so" "${TORCH_INSTALL_PREFIX}/lib/libc10_cuda.so"
+    "-Wl,--as-needed")
+endif()
 # <<< nequip_pol (libtorch) <<<
 CMAKE
   echo "patched $CM: find_package(Torch), C++20, link libtorch"

@@ -51,7 +51,7 @@ void ComputeBornAtom::compute_peratom()
   invoked_peratom = update->ntimestep;
   if (pair->last_step < 0)
     error->all(FLERR, "compute born/atom: the pair style has not been evaluated yet");
-  if (pair->born_on_demand()) pair->ensure_born("compute born/atom");
+  pair->ensure_born("compute born/atom");
   if (atom->nmax > nmax) {
     memory->destroy(values);
     nmax = atom->nmax;

@@ -45,12 +45,6 @@ int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &in
   int nlocal = atom->nlocal;
   int ntotal = nlocal + atom->nghost;
 
-  const double cut2 = r_max * r_max;
-  int inum = list->inum;
-  int *ilist = list->ilist;
-  int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-
   // edges i -> j within r_max; only the ghosts that some edge reaches become graph nodes
   // (numbered after the local atoms): the ghost shell of the neighbor list is r_max + skin
   node_index.assign(ntotal, -1);
@@ -58,26 +52,16 @@ int PairAllegroPol::build_inputs(std::unordered_map<std::string, at::Tensor> &in
   node_atom.resize(nlocal);
   for (int i = 0; i < nlocal; i++) node_atom[i] = i;
   std::vector<int64_t> src, dst;
-  src.reserve((size_t) inum * 48);
-  dst.reserve((size_t) inum * 48);
-  for (int ii = 0; ii < inum; ii++) {
-    int i = ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    int *jlist = firstneigh[i];
-    int jnum = numneigh[i];
-    for (int jj = 0; jj < jnum; jj++) {
-      int j = jlist[jj] & NEIGHMASK;
-      double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz < cut2) {
-        if (node_index[j] < 0) {
-          node_index[j] = (int) node_atom.size();
-          node_atom.push_back(j);
-        }
-        src.push_back(i);
-        dst.push_back(node_index[j]);
-      }
+  src.reserve((size_t) list->inum * 48);
+  dst.reserve((size_t) list->inum * 48);
+  for_each_edge([&](int i, int j) {
+    if (node_index[j] < 0) {
+      node_index[j] = (int) node_atom.size();
+      node_atom.push_back(j);
     }
-  }
+    src.push_back(i);
+    dst.push_back(node_index[j]);
+  });
   int nnodes = (int) node_atom.size();
 
   at::Tensor pos = at::empty({nnodes, 3}, at::kDouble);

@@ -87,48 +87,33 @@ int PairNequIPPol::build_inputs(std::unordered_map<std::string, at::Tensor> &inp
   c_p[7] = h[3];
   c_p[8] = h[2];
 
-  const double cut2 = r_max * r_max;
-  int inum = list->inum;
-  int *ilist = list->ilist;
-  int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-
   std::vector<int64_t> src, dst;
   std::vector<double> shifts;
-  src.reserve((size_t) inum * 48);
-  dst.reserve((size_t) inum * 48);
-  shifts.reserve((size_t) inum * 48 * 3);
-  for (int ii = 0; ii < inum; ii++) {
-    int i = ilist[ii];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    int *jlist = firstneigh[i];
-    int jnum = numneigh[i];
-    for (int jj = 0; jj < jnum; jj++) {
-      int j = jlist[jj] & NEIGHMASK;
-      double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz >= cut2) continue;
-      int jl = j;
-      double s0 = 0.0, s1 = 0.0, s2 = 0.0;
-      if (j >= nlocal) {
-        jl = atom->map(tag[j]);
-        if (jl < 0 || jl >= nlocal)
-          error->one(FLERR, "pair nequip/pol: ghost atom {} has no local owner", tag[j]);
-        // lattice coordinates of the image shift x_j - x_jl
-        double ddx = x[j][0] - x[jl][0], ddy = x[j][1] - x[jl][1], ddz = x[j][2] - x[jl][2];
-        s2 = ddz / h[2];
-        s1 = (ddy - s2 * h[3]) / h[1];
-        s0 = (ddx - s1 * h[5] - s2 * h[4]) / h[0];
-        s0 = std::round(s0);
-        s1 = std::round(s1);
-        s2 = std::round(s2);
-      }
-      src.push_back(i);
-      dst.push_back(jl);
-      shifts.push_back(s0);
-      shifts.push_back(s1);
-      shifts.push_back(s2);
+  src.reserve((size_t) list->inum * 48);
+  dst.reserve((size_t) list->inum * 48);
+  shifts.reserve((size_t) list->inum * 48 * 3);
+  for_each_edge([&](int i, int j) {
+    int jl = j;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0;
+    if (j >= nlocal) {
+      jl = atom->map(tag[j]);
+      if (jl < 0 || jl >= nlocal)
+        error->one(FLERR, "pair nequip/pol: ghost atom {} has no local owner", tag[j]);
+      // lattice coordinates of the image shift x_j - x_jl
+      double ddx = x[j][0] - x[jl][0], ddy = x[j][1] - x[jl][1], ddz = x[j][2] - x[jl][2];
+      s2 = ddz / h[2];
+      s1 = (ddy - s2 * h[3]) / h[1];
+      s0 = (ddx - s1 * h[5] - s2 * h[4]) / h[0];
+      s0 = std::round(s0);
+      s1 = std::round(s1);
+      s2 = std::round(s2);
     }
-  }
+    src.push_back(i);
+    dst.push_back(jl);
+    shifts.push_back(s0);
+    shifts.push_back(s1);
+    shifts.push_back(s2);
+  });
   int64_t nedges = (int64_t) src.size();
   at::Tensor edge_index = at::empty({2, nedges}, at::kLong);
   int64_t *e_p = edge_index.data_ptr<int64_t>();

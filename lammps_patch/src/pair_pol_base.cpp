@@ -22,6 +22,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/cuda.h>
 
 #include <cmath>
 #include <cstdio>
@@ -44,6 +45,16 @@ static const char *KEY_DIPOLES = "atomic_dipoles";
 static const char *META_INPUTS = "nequip_aoti_inputs";
 static const char *META_OUTPUTS = "nequip_aoti_outputs";
 static const char *META_OFFSET = "polarization_offset_fractional";
+// written by torch's AOTInductor into every package: the device it was compiled for
+static const char *META_DEVICE = "AOTI_DEVICE_KEY";
+
+// the device a package was compiled for (nequip's own loader reads the same key); "cpu" where
+// the key is missing
+static std::string package_device(const std::unordered_map<std::string, std::string> &meta)
+{
+  auto it = meta.find(META_DEVICE);
+  return (it == meta.end() || it->second.empty()) ? std::string("cpu") : it->second;
+}
 
 static std::vector<std::string> split_words(const std::string &s)
 {
@@ -129,6 +140,13 @@ PairPolBase::~PairPolBase()
   delete last_args;
 }
 
+// the tensor device of the model (CUDA: this rank's GPU)
+static at::Device model_at_device(int device_index)
+{
+  return device_index >= 0 ? at::Device(at::kCUDA, (c10::DeviceIndex) device_index)
+                           : at::Device(at::kCPU);
+}
+
 void PairPolBase::allocate()
 {
   allocated = 1;
@@ -146,6 +164,7 @@ void PairPolBase::allocate()
 void PairPolBase::settings(int narg, char **arg)
 {
   field_is_set = false;
+  device_keyword.clear();
   for (int k = 0; k < 3; k++) field_spec[k] = PolFieldComponent();
   std::string nb_path;
   int iarg = 0;
@@ -165,12 +184,21 @@ void PairPolBase::settings(int narg, char **arg)
                    style_name);
       nb_path = arg[iarg + 1];
       iarg += 2;
+    } else if (strcmp(arg[iarg], "device") == 0) {
+      if (iarg + 2 > narg ||
+          (strcmp(arg[iarg + 1], "cpu") != 0 && strcmp(arg[iarg + 1], "cuda") != 0))
+        error->all(FLERR, "pair_style {}: device needs cpu or cuda", style_name);
+      device_keyword = arg[iarg + 1];
+      iarg += 2;
     } else {
       error->all(FLERR,
-                 "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez, noborn FILE)",
+                 "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez, noborn FILE, "
+                 "device cpu|cuda)",
                  style_name, arg[iarg]);
     }
   }
+  // pair_style re-issued after pair_coeff: the loaded model must match a device keyword
+  if (loader) check_device(model_path);
   model_nb_path = nb_path;
   loader_nb.reset();
   // pair_style re-issued after pair_coeff: the main model is there, load the variant now
@@ -352,10 +380,14 @@ void PairPolBase::load_model(const std::string &path)
     offset_set = offset_frac[0] != 0.0 || offset_frac[1] != 0.0 || offset_frac[2] != 0.0;
   }
 
+  model_device = package_device(metadata);
+  check_device(path);
+
   // the compiled model itself
   try {
     loader.reset();
-    loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model");
+    loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        path, "model", false, 1, (c10::DeviceIndex) device_index);
   } catch (std::exception &e) {
     error->all(FLERR, "pair_coeff {}: cannot load the AOTInductor package {}: {}", style_name,
                path, first_line(e.what()));
@@ -366,6 +398,45 @@ void PairPolBase::load_model(const std::string &path)
                    "{}: loaded {} (species: {}; r_max = {}; dtype {}; inputs: {}; outputs: {})\n",
                    style_name, path, metadata["type_names"], r_max, dtype, metadata[META_INPUTS],
                    metadata[META_OUTPUTS]);
+  if (device_index >= 0)
+    utils::logmesg(lmp, "{}: rank {} runs the model on cuda:{}\n", style_name, comm->me,
+                   device_index);
+}
+
+/* ----------------------------------------------------------------------
+   the device comes from the package (nequip-compile --device); a device keyword only
+   confirms it. A CUDA package needs a torch that can reach a GPU: checked here, at
+   pair_coeff, because loading it without one fails deep inside the loader
+------------------------------------------------------------------------- */
+
+void PairPolBase::check_device(const std::string &path)
+{
+  if (model_device != "cpu" && model_device != "cuda")
+    error->all(FLERR,
+               "pair_coeff {}: model {} was compiled for device '{}'; the pair style runs "
+               "packages compiled with nequip-compile --device cpu or --device cuda",
+               style_name, path, model_device);
+  if (!device_keyword.empty() && device_keyword != model_device)
+    error->all(FLERR,
+               "pair_style {}: device {} was requested, but the model {} was compiled for {} "
+               "(nequip-compile --device {}); compile it with --device {} or drop the device "
+               "keyword",
+               style_name, device_keyword, path, model_device, model_device, device_keyword);
+  device_index = -1;
+  if (model_device != "cuda") return;
+  if (!torch::cuda::is_available())
+    error->all(FLERR,
+               "pair_coeff {}: model {} was compiled for cuda (nequip-compile --device cuda), "
+               "but this torch cannot use CUDA (a CPU build of torch, or no GPU visible); run "
+               "with a CUDA build of torch or compile the model with --device cpu",
+               style_name, path);
+  // one GPU per rank of a node, round robin (CUDA_VISIBLE_DEVICES narrows the choice)
+  MPI_Comm node;
+  int node_rank = 0;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &node_rank);
+  MPI_Comm_free(&node);
+  device_index = node_rank % (int) torch::cuda::device_count();
 }
 
 /* ----------------------------------------------------------------------
@@ -396,6 +467,12 @@ void PairPolBase::load_noborn_model(const std::string &path)
     error->all(FLERR, "pair_style {} noborn: cannot read the AOTInductor package {}: {}",
                style_name, path, first_line(e.what()));
   }
+  // checked first: loading a package of the other device fails without a clear reason
+  if (package_device(meta) != model_device)
+    error->all(FLERR,
+               "pair_style {} noborn: model {} was compiled for {}, but the model {} of "
+               "pair_coeff for {}; compile both with the same nequip-compile --device",
+               style_name, path, package_device(meta), model_path, model_device);
   for (const char *key : {META_INPUTS, META_OUTPUTS, "type_names", "r_max", "model_dtype"}) {
     if (!meta.count(key))
       error->all(FLERR, "pair_style {} noborn: model {} lacks metadata '{}'", style_name, path,
@@ -435,7 +512,8 @@ void PairPolBase::load_noborn_model(const std::string &path)
                  "{}); compile it with --target {}",
                  style_name, path, w.first, model_path, meta[META_OUTPUTS], nb_target);
   try {
-    loader_nb = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model");
+    loader_nb = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+        path, "model", false, 1, (c10::DeviceIndex) device_index);
   } catch (std::exception &e) {
     error->all(FLERR, "pair_style {} noborn: cannot load the AOTInductor package {}: {}",
                style_name, path, first_line(e.what()));
@@ -464,6 +542,14 @@ bool PairPolBase::born_needed()
 
 void PairPolBase::ensure_born(const char *who)
 {
+  if (born_pending) {
+    at::Tensor z = std::move(*born_pending);
+    born_pending.reset();
+    store_born(z.to(at::kCPU, at::kDouble).contiguous(), last_nnodes);
+    return;
+  }
+  // without the variant every force call computed Z*: born[] holds those of the last one
+  if (!born_on_demand()) return;
   if (born_step == update->ntimestep && born_step >= 0) return;
   if (last_step != update->ntimestep || !last_args)
     error->all(FLERR,
@@ -561,9 +647,12 @@ void PairPolBase::compute(int eflag, int vflag)
   for (int k = 0; k < 3; k++) efield.data_ptr<double>()[k] = field[k];
   in[KEY_FIELD] = efield;
 
+  // the graph is built on the host and moved to the model's device once (no copy on the CPU);
+  // the outputs stay there until each is copied back once below
+  const at::Device device = model_at_device(device_index);
   std::vector<at::Tensor> args;
   args.reserve(input_keys.size());
-  for (auto &key : input_keys) args.push_back(in.at(key));
+  for (auto &key : input_keys) args.push_back(in.at(key).to(device));
 
   // which variant: with Z* when a consumer needs them on this step (collective decision:
   // the invocation schedule and the fixes are the same on every rank)
@@ -665,7 +754,16 @@ void PairPolBase::compute(int eflag, int vflag)
   }
 
   grow_response(atom->nmax > nall ? atom->nmax : nall);
-  if (has_born && o_born >= 0) store_born(get(o_born), nnodes);
+  // Z* go to the host (and their ghost parts to the owners) only when a consumer was defined
+  // at run set-up; otherwise they wait on the device for a late request (ensure_born)
+  born_pending.reset();
+  last_nnodes = nnodes;
+  if (has_born && o_born >= 0) {
+    if (born_fix || !born_computes.empty())
+      store_born(get(o_born), nnodes);
+    else
+      born_pending = std::make_unique<at::Tensor>(out[o_born]);
+  }
   if (has_dipoles) {
     at::Tensor dpo = get(o_dipoles);
     const double *d = dpo.data_ptr<double>();
@@ -677,7 +775,6 @@ void PairPolBase::compute(int eflag, int vflag)
   if (loader_nb) {
     if (!last_args) last_args = new std::vector<at::Tensor>();
     *last_args = std::move(args);
-    last_nnodes = nnodes;
   }
 }
 

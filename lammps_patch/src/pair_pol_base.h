@@ -10,6 +10,8 @@
 #ifndef LMP_PAIR_POL_BASE_H
 #define LMP_PAIR_POL_BASE_H
 
+#include "atom.h"
+#include "neigh_list.h"
 #include "pair.h"
 
 #include <memory>
@@ -75,9 +77,14 @@ class PairPolBase : public Pair {
   bool born_on_demand() const { return loader_nb != nullptr; }
   // make born[] hold the Z* of the current step: re-runs the full model on the graph of this
   // step's force call when the noborn variant ran there (collective: all ranks call it)
+  // (also materializes the Z* that the last force call left on the model's device because no
+  // consumer was defined at run set-up: compute born/atom calls it on every invocation)
   void ensure_born(const char *who);
 
   const char *style_name;    // "allegro/pol" or "nequip/pol"
+  // where the model runs: the device the package was compiled for (nequip-compile --device),
+  // which the optional pair_style keyword "device cpu|cuda" must match
+  std::string model_device = "cpu";
 
  protected:
   // ---- model ----
@@ -94,6 +101,9 @@ class PairPolBase : public Pair {
       out_alpha = -1, out_dipoles = -1;
 
   PolFieldComponent field_spec[3];
+  std::string device_keyword;    // pair_style ... device cpu|cuda (empty: not given)
+  int device_index = -1;         // CUDA device of this rank (-1: the CPU)
+  void check_device(const std::string &path);
 
   // ---- the variant compiled without Born charges (optional, pair_style keyword noborn) ----
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_nb;
@@ -106,6 +116,8 @@ class PairPolBase : public Pair {
   bool born_needed();
   std::vector<at::Tensor> *last_args = nullptr;    // inputs of the last force call
   int last_nnodes = 0;
+  // Z* of the last force call while nothing has asked for them (still on the model's device)
+  std::unique_ptr<at::Tensor> born_pending;
   void store_born(const at::Tensor &z, int nnodes);
   void load_noborn_model(const std::string &path);
   // graph node -> LAMMPS atom index (empty: node k is atom k); set by build_inputs
@@ -116,6 +128,27 @@ class PairPolBase : public Pair {
   // build the graph: fill the named inputs and return the number of graph nodes; nodes
   // 0..nlocal-1 are the local atoms, node k >= nlocal is atom node_atom[k] (a ghost)
   virtual int build_inputs(std::unordered_map<std::string, at::Tensor> &inputs) = 0;
+
+  // the graph's edges: edge(i, j) for each local atom i and each neighbor j (local or ghost,
+  // an index into atom->x) closer than r_max, in neighbor-list order; both styles build their
+  // graphs from this one walk and differ only in how they number j
+  template <typename EdgeFn> void for_each_edge(EdgeFn &&edge) const
+  {
+    double **x = atom->x;
+    const double cut2 = r_max * r_max;
+    const int inum = list->inum;
+    for (int ii = 0; ii < inum; ii++) {
+      const int i = list->ilist[ii];
+      const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+      const int *jlist = list->firstneigh[i];
+      const int jnum = list->numneigh[i];
+      for (int jj = 0; jj < jnum; jj++) {
+        const int j = jlist[jj] & NEIGHMASK;
+        const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+        if (dx * dx + dy * dy + dz * dz < cut2) edge(i, j);
+      }
+    }
+  }
 
   void allocate();
   void grow_response(int n);
