@@ -392,6 +392,11 @@ ERROR_CASES = {
     "bad_keyword": (dict(pair="allegro/pol foo"), "unknown keyword foo"),
     "bad_variable": (dict(field=["v_nope", 0, 0]), "variable nope for the electric field does not exist"),
     "nequip_two_ranks": (dict(pair="nequip/pol", nprocs=2), "runs on one MPI rank only"),
+    # GPU path, its error paths only (no GPU here): a copy of the CPU package that says cuda
+    "cuda_package_cpu_torch": (dict(model="CUDA"), "was compiled for cuda (nequip-compile --device cuda), but this torch cannot use CUDA"),
+    "device_keyword_mismatch": (dict(pair="allegro/pol device cuda"), "pair_style allegro/pol: device cuda was requested, but the model"),
+    "device_keyword_mismatch_cuda_package": (dict(model="CUDA", pair="allegro/pol device cpu"), "device cpu was requested, but the model"),
+    "device_keyword_bad": (dict(pair="allegro/pol device gpu"), "device needs cpu or cuda"),
 }
 
 
@@ -400,6 +405,8 @@ def test_clear_errors(lammps_setup, cell_dir, tmp_path, case):
     atoms, d = cell_dir
     opts, message = ERROR_CASES[case]
     opts = dict(opts)
+    if case == "cuda_package_cpu_torch" and torch.cuda.is_available():
+        pytest.skip("torch can use CUDA here: a CUDA package would load")
     shutil.copy(d / "data.lmp", tmp_path / "data.lmp")
     model = opts.pop("model", None)
     if model == "BAD":
@@ -409,6 +416,10 @@ def test_clear_errors(lammps_setup, cell_dir, tmp_path, case):
         model = _fake_package(
             lammps_setup["model"], tmp_path / "nofield.nequip.pt2",
             lambda m: m.update(nequip_aoti_inputs="pos edge_index atom_types"),
+        )
+    elif model == "CUDA":
+        model = _fake_package(
+            lammps_setup["model"], tmp_path / "cuda.nequip.pt2", lambda m: m.update(AOTI_DEVICE_KEY="cuda")
         )
     elif model == "OFFSET":
         model = _fake_package(
@@ -424,6 +435,20 @@ def test_clear_errors(lammps_setup, cell_dir, tmp_path, case):
     assert rc != 0, f"LAMMPS accepted case {case}:\n{text[-2000:]}"
     assert "ERROR" in text and message in text, text[-3000:]
     assert "Segmentation" not in text and "terminate called" not in text
+
+
+def test_device_keyword_cpu(lammps_setup, cell_dir, tmp_path):
+    """`device cpu` with a CPU package runs the same model as no keyword: identical numbers."""
+    atoms, d = cell_dir
+    res = {}
+    for name, pair in (("plain", "allegro/pol"), ("cpu", "allegro/pol device cpu")):
+        w = tmp_path / name
+        w.mkdir()
+        shutil.copy(d / "data.lmp", w / "data.lmp")
+        run_lammps(lammps_setup, w, header(lammps_setup, pair=pair, field=FIELD) + RESULTS)
+        res[name] = read_results(w)
+    for key in res["plain"]:
+        np.testing.assert_array_equal(res["cpu"][key], res["plain"][key], err_msg=key)
 
 
 @pytest.fixture(scope="session")

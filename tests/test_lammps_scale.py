@@ -152,6 +152,7 @@ BORN_ERRORS = {
     "noborn_other_species": ("SPECIES", "does not match the model"),
     "noborn_missing": ("MISSING", "noborn: cannot open model file"),
     "noborn_no_file": ("NOFILE", "noborn needs the file"),
+    "noborn_other_device": ("DEVICE", "noborn: model {nb} was compiled for cuda, but the model {main} of pair_coeff for cpu"),
 }
 
 
@@ -166,11 +167,16 @@ def test_born_on_demand_errors(lammps_setup, cell_dir, tmp_path, case):
             lammps_setup["model"], tmp_path / "species.nequip.pt2",
             lambda m: (_hide_born(m), m.update(type_names="H C N")),
         ),
+        "DEVICE": _fake_package(
+            lammps_setup["model"], tmp_path / "cuda.nequip.pt2",
+            lambda m: (_hide_born(m), m.update(AOTI_DEVICE_KEY="cuda")),
+        ),
         "MISSING": str(tmp_path / "nope.nequip.pt2"),
         "NOFILE": "",
     }[what]
     script = header(lammps_setup, pair=f"allegro/pol noborn {nb}".rstrip()) + "run 0\n"
     rc, text = run_lammps(lammps_setup, tmp_path, script, check=False)
+    message = message.format(nb=nb, main=lammps_setup["model"])
     assert rc != 0, text[-2000:]
     assert "ERROR" in text and message in text, text[-3000:]
     assert "Segmentation" not in text and "terminate called" not in text
