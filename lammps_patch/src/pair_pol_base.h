@@ -75,10 +75,9 @@ class PairPolBase : public Pair {
   bigint n_eval_born = 0, n_eval_noborn = 0;    // evaluations of each variant in this run
   bigint n_eval_extra = 0;    // full re-evaluations for Z* asked for after the force call
   bool born_on_demand() const { return loader_nb != nullptr; }
-  // make born[] hold the Z* of the current step: re-runs the full model on the graph of this
-  // step's force call when the noborn variant ran there (collective: all ranks call it)
-  // (also materializes the Z* that the last force call left on the model's device because no
-  // consumer was defined at run set-up: compute born/atom calls it on every invocation)
+  // make born[] hold the Z* of the current step (collective: all ranks call it): copies those
+  // the last force call left on the model's device (no consumer was defined at run set-up), or
+  // re-runs the full model on the graph of this step's force call when the noborn variant ran
   void ensure_born(const char *who);
 
   const char *style_name;    // "allegro/pol" or "nequip/pol"
