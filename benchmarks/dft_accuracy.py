@@ -30,20 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from nequip_pol.data_path import shared_data_dir, DATA_ENV_VAR  # noqa: E402
+from nequip_pol.train.callbacks import PROGRESS_COLUMNS  # noqa: E402
 
 PUBLISHED = {
-    "BaTiO3": {"energy": 0.53, "forces": 21, "P": 0.066, "Z*": 0.019, "alpha": 0.024},
-    "SiO2": {"forces": 36, "P": 0.013, "Z*": 0.007, "alpha": 0.017},
+    "BaTiO3": {"E": 0.53, "F": 21, "P": 0.066, "Z*": 0.019, "alpha": 0.024},
+    "SiO2": {"F": 36, "P": 0.013, "Z*": 0.007, "alpha": 0.017},
 }
-# (column, logged metric, factor to the printed unit, unit)
-COLUMNS = [
-    ("energy", "per_atom_energy_rmse", 1000.0, "meV/atom"),
-    ("forces", "forces_rmse", 1000.0, "meV/A"),
-    ("P", "polarization_rmse", 1.0, "e*A/cell"),
-    ("P/atom", "per_atom_polarization_rmse", 1.0, "e*A/atom"),
-    ("Z*", "born_effective_charges_rmse", 1.0, "e"),
-    ("alpha", "polarizability_rmse", 1.0, "e*A^2/V"),
-]
+# (logged metric, column, factor to the printed unit, unit): the training progress table without
+# stress (no published figure), with P per atom beside P per cell
+COLUMNS = [c for c in PROGRESS_COLUMNS if c[1] != "stress"]
+COLUMNS.insert(3, ("per_atom_polarization_rmse", "P/atom", 1.0, "e*A/atom"))
 
 
 def target_spread(path: Path) -> dict:
@@ -58,8 +54,8 @@ def target_spread(path: Path) -> dict:
     born = np.concatenate([a.arrays["born_charge"].ravel() for a in frames])
     alpha = np.array([np.ravel(a.info["polarizability"]) for a in frames])
     return {
-        "energy": 1000.0 * np.std(energy),
-        "forces": 1000.0 * np.std(forces),
+        "E": 1000.0 * np.std(energy),
+        "F": 1000.0 * np.std(forces),
         "P": float(np.std(pol)),
         "P/atom": float(np.std(pol / len(frames[0]))),
         "Z*": float(np.std(born)),
@@ -118,18 +114,18 @@ def main():
             rows.append((dataset, model, metrics, spread, elapsed))
 
     print()
-    header = f"{'dataset':8s} {'model':12s} " + " ".join(f"{c:>18s}" for c, _, _, _ in COLUMNS) + f" {'train min':>9s}"
+    header = f"{'dataset':8s} {'model':12s} " + " ".join(f"{c:>18s}" for _, c, _, _ in COLUMNS) + f" {'train min':>9s}"
     print(header)
     print(" " * 22 + " ".join(f"{u:>18s}" for _, _, _, u in COLUMNS))
     for dataset, model, metrics, spread, elapsed in rows:
         cells = []
-        for column, key, factor, _ in COLUMNS:
+        for key, column, factor, _ in COLUMNS:
             value = metrics.get(key, float("nan")) * factor
             cells.append(f"{value:8.4g} (std {spread[column]:6.3g})")
         print(f"{dataset:8s} {model:12s} " + " ".join(f"{c:>18s}" for c in cells) + f" {elapsed / 60:9.1f}")
         published = PUBLISHED.get(dataset, {})
         print(f"{'':8s} {'published':12s} " + " ".join(
-            f"{published.get(c, float('nan')):>18.3g}" for c, _, _, _ in COLUMNS) + "   (all frames)")
+            f"{published.get(c, float('nan')):>18.3g}" for _, c, _, _ in COLUMNS) + "   (all frames)")
 
 
 if __name__ == "__main__":
