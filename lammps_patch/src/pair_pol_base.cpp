@@ -398,9 +398,17 @@ void PairPolBase::load_model(const std::string &path)
                    "{}: loaded {} (species: {}; r_max = {}; dtype {}; inputs: {}; outputs: {})\n",
                    style_name, path, metadata["type_names"], r_max, dtype, metadata[META_INPUTS],
                    metadata[META_OUTPUTS]);
-  if (device_index >= 0)
-    utils::logmesg(lmp, "{}: rank {} runs the model on cuda:{}\n", style_name, comm->me,
-                   device_index);
+  if (device_index >= 0) {
+    // only rank 0 writes the log: gather every rank's GPU
+    std::vector<int> devices(comm->nprocs, -1);
+    MPI_Gather(&device_index, 1, MPI_INT, devices.data(), 1, MPI_INT, 0, world);
+    if (comm->me == 0) {
+      std::string where;
+      for (int r = 0; r < comm->nprocs; r++)
+        where += " " + std::to_string(r) + ":cuda:" + std::to_string(devices[r]);
+      utils::logmesg(lmp, "{}: the model runs on the GPU (rank:device):{}\n", style_name, where);
+    }
+  }
 }
 
 /* ----------------------------------------------------------------------
