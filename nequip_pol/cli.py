@@ -180,6 +180,10 @@ def _add_hysteresis(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-interval", type=int, default=1, metavar="N", help="record P every N steps (default 1)")
     p.add_argument("--repeat", default="1x1x1", metavar="NxNxN", help="repeat the structure (default 1x1x1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
+    p.add_argument("--lammps-plugin", default=None, metavar="SO",
+                   help="run the loops in LAMMPS with this nequip_polplugin.so; MODEL is then a package compiled "
+                        "with --target nequip_pol_pair_allegro (or _no_born) and the axis x, y or z")
+    p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops (default 1)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in DIR")
 
 
@@ -194,7 +198,7 @@ def _run_hysteresis(args: argparse.Namespace) -> int:
             raise ValueError
     except ValueError:
         return fail(f"--repeat must look like 2x2x2, got {args.repeat!r}")
-    from nequip_pol.analysis.hysteresis import LoopProtocol, check_output_dir, run_sweep
+    from nequip_pol.analysis.hysteresis import LammpsLoopRunner, LoopProtocol, check_output_dir, run_sweep
 
     protocol = LoopProtocol(axis=args.axis, amplitude=args.amplitude, period_fs=args.period[0],
                             waveform=args.waveform, cycles=args.cycles, discard_cycles=args.discard,
@@ -206,21 +210,47 @@ def _run_hysteresis(args: argparse.Namespace) -> int:
             for period in args.period:
                 LoopProtocol(**{**protocol.__dict__, "temperature_K": t, "period_fs": period}).validate()
         check_output_dir(args.output, args.temperatures, args.period, args.force)
-    except (ValueError, FileExistsError) as exc:
+        runner = None
+        if args.lammps_plugin:
+            if args.model.startswith("reference:"):
+                raise ValueError("the reference materials run in ASE only; --lammps-plugin needs a compiled model")
+            atoms = _read_structure(args.structure)
+            species = list(dict.fromkeys(atoms.get_chemical_symbols()))
+            runner = LammpsLoopRunner(args.model, species, args.lammps_plugin, ranks=args.ranks)
+            runner.check(protocol)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
         return fail(str(exc))
 
     import torch
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     try:
-        calc, atoms = _hysteresis_inputs(args)
+        calc = None
+        if runner is None:
+            calc, atoms = _hysteresis_inputs(args)
         atoms = atoms.repeat(repeat)
-        print(f"{len(atoms)} atoms, model {args.model}; output {args.output}")
-        run_sweep(atoms, calc, protocol, args.temperatures, args.period, args.output, force=args.force)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as exc:
+        where = f"LAMMPS, {args.ranks} rank(s)" if runner else "ASE"
+        print(f"{len(atoms)} atoms, model {args.model} ({where}); output {args.output}")
+        run_sweep(atoms, calc, protocol, args.temperatures, args.period, args.output, force=args.force, runner=runner)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError, RuntimeError) as exc:
         return fail(str(exc))
     print(f"wrote {args.output}/hysteresis.csv and the figures")
     return 0
+
+
+def _read_structure(path: str):
+    import os
+
+    import ase.io
+
+    if path.startswith("reference:"):
+        raise ValueError(f"{path!r} is for the reference materials in ASE; give a structure file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"structure file not found: {path!r}")
+    try:
+        return ase.io.read(path)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise ValueError(f"cannot read the structure {path!r}: {exc}") from exc
 
 
 def _hysteresis_inputs(args):
@@ -253,14 +283,7 @@ def _hysteresis_inputs(args):
         atoms, _ = spontaneous_state(material if isinstance(material, AnalyticFerroelectric) else AnalyticFerroelectric(),
                                      args.axis)
     else:
-        import ase.io
-
-        if not os.path.exists(args.structure):
-            raise FileNotFoundError(f"structure file not found: {args.structure!r}")
-        try:
-            atoms = ase.io.read(args.structure)
-        except Exception as exc:  # ASE raises many types for unreadable files
-            raise ValueError(f"cannot read the structure {args.structure!r}: {exc}") from exc
+        atoms = _read_structure(args.structure)
     atoms.calc = None
     try:
         calc.set_field([0.0, 0.0, 0.0])

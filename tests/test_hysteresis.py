@@ -148,6 +148,12 @@ def test_cli_errors(tmp_path, capsys):
                  "--temperatures", "10", "--amplitude", "0.1", "--period", "1000"]
     assert cli_main(bad_model) != 0
     assert "model file not found" in capsys.readouterr().err
+    # LAMMPS loops: a compiled model and a structure file, nothing else
+    lammps = ["--amplitude", "0.1", "--period", "1000", "--lammps-plugin", str(tmp_path / "plugin.so")]
+    assert cli_main(base + lammps) != 0
+    assert "run in ASE only" in capsys.readouterr().err
+    assert cli_main(bad_model[:2] + [str(tmp_path / "missing.xyz")] + bad_model[3:] + lammps[4:]) != 0
+    assert "structure file not found" in capsys.readouterr().err
     assert not out.exists()
     # an existing output is not overwritten without --force
     out.mkdir()
