@@ -163,8 +163,9 @@ def main(argv=None) -> int:
              f"(max |F| < {args.fmax:g} eV/A), V = {volume:.3f} A^3 per 9 atoms.\n",
              "## Dielectric constants\n", "| route | eps_inf perp | eps_inf par | eps_0 perp | eps_0 par |", "|---|---|---|---|---|"]
     for name, r in routes.items():
-        err = "" if r.error is None else f" +- {perp(r.error):.2f} / {par(r.error):.2f}"
-        lines.append(f"| {name} | {perp(r.eps_inf):.3f} | {par(r.eps_inf):.3f} | {perp(r.eps0):.3f} | {par(r.eps0):.3f}{err} |")
+        err_perp, err_par = ("", "") if r.error is None else (f" +- {perp(r.error):.2f}", f" +- {par(r.error):.2f}")
+        lines.append(f"| {name} | {perp(r.eps_inf):.3f} | {par(r.eps_inf):.3f} | {perp(r.eps0):.3f}{err_perp} | "
+                     f"{par(r.eps0):.3f}{err_par} |")
     lines += ["", "## IR-active modes (harmonic, Gamma)\n", "| TO (cm^-1) | deg. | tr S (e^2/amu) | delta eps perp | delta eps par |",
               "|---|---|---|---|---|"]
     for r in ph.mode_table():
