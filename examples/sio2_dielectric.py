@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -178,8 +179,9 @@ def main(argv=None) -> int:
         lines.append(f"| {q} | {row['to_cm1']:.1f} | {row['lo_cm1']:.1f} | {row['splitting_cm1']:.1f} |")
     text = "\n".join(lines) + "\n" + md_text
     (out / "results.md").write_text(text)
-    plots.plot_phonons(ph, out / "phonons.png", loto, title=f"alpha-quartz Gamma modes ({args.model_note})")
-    plots.plot_dielectric(routes, out / "dielectric.png", title=f"alpha-quartz eps_0 ({args.model_note})")
+    note = textwrap.fill(args.model_note, 75)  # the model beside every result, wrapped to fit the figure
+    plots.plot_phonons(ph, out / "phonons.png", loto, title=f"alpha-quartz Gamma modes\n{note}")
+    plots.plot_dielectric(routes, out / "dielectric.png", title=f"alpha-quartz eps_0\n{note}")
     print(text)
     log(f"wrote {out}/results.md and plots")
     return 0
