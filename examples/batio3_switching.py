@@ -21,13 +21,13 @@ Usage::
 
     nequip-compile best.ckpt batio3.nequip.pt2 --mode aotinductor --device cpu --target nequip_pol_ase
     python examples/batio3_switching.py --model batio3.nequip.pt2 --out batio3_switching \\
-        --temperatures 100 200 300 --periods 10000 20000 --amplitude 0.05
+        --temperatures 50 200 --periods 1200 2400 --amplitude 0.4
     # loops in LAMMPS: relax with the checkpoint (ASE), loops with the compiled pair-style model
-    nequip-compile best.ckpt nb.nequip.pt2 --mode aotinductor --device cpu \
+    nequip-compile best.ckpt nb.nequip.pt2 --mode aotinductor --device cpu \\
         --target nequip_pol_pair_allegro_no_born --modifiers disable_born_charges
-    python examples/batio3_switching.py --model best.ckpt --lammps-model nb.nequip.pt2 \
-        --plugin lammps_patch/build/nequip_polplugin.so --ranks 1 --out batio3_switching \
-        --temperatures 50 200 --periods 2000 4000 --amplitude 0.05
+    python examples/batio3_switching.py --model best.ckpt --lammps-model nb.nequip.pt2 \\
+        --plugin lammps_patch/build/nequip_polplugin.so --ranks 1 --out batio3_switching \\
+        --temperatures 50 200 --periods 1200 2400 --amplitude 0.4
     # no model at hand: the same workflow on the exact analytic ferroelectric (5-atom cells)
     python examples/batio3_switching.py --model reference:ferroelectric --out fe_switching --repeat 1 \\
         --temperatures 5 30 --periods 1600 --amplitude 0.12 --timestep 4 --friction 0.02
@@ -116,9 +116,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--data", default=None, help="extended XYZ to take a, c from (default: a = 3.966, c = 4.304 A)")
     p.add_argument("--repeat", type=int, default=3, help="n for an n x n x n cell (default 3: 135 atoms)")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[100.0, 200.0, 300.0])
-    p.add_argument("--periods", type=float, nargs="+", default=[10000.0, 20000.0], help="fs")
-    p.add_argument("--amplitude", type=float, default=0.05, help="V/A")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[50.0, 200.0])
+    p.add_argument("--periods", type=float, nargs="+", default=[1200.0, 2400.0], help="fs")
+    p.add_argument("--amplitude", type=float, default=0.4,
+                   help="V/A; above the field at which the model switches (the printed intrinsic Ec is a guide)")
     p.add_argument("--waveform", default="triangle", choices=["triangle", "sine"])
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--discard", type=int, default=1)
