@@ -149,9 +149,9 @@ def main(argv=None) -> int:
         protocol.validate()
         out = check_output_dir(args.out, args.temperatures, args.periods, args.force)
         runner = None
-        if args.lammps_model and args.model.startswith("reference:"):
-            raise ValueError("--lammps-model runs a trained model; the reference material runs in ASE only")
         if args.lammps_model:
+            if args.model.startswith("reference:"):
+                raise ValueError("--lammps-model runs a trained model; the reference material runs in ASE only")
             runner = LammpsLoopRunner(args.lammps_model, ["Ba", "Ti", "O"], args.plugin, ranks=args.ranks)
             runner.check(protocol)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:

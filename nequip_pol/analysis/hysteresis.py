@@ -648,19 +648,19 @@ class LammpsLoopRunner:
             "damp": 1.0 / protocol.friction_per_fs / 1000.0 if thermostat else 1.0,
             "seed": 1 + int(protocol.seed) % 900_000_000, "every": protocol.sample_interval, "out": log_path,
         }
-        command = [self.lmp, "-in", str(self.input_file), "-log", str(log_path.with_suffix(".lammps.log")),
-                   "-screen", "none"]
+        lammps_log = log_path.with_suffix(".lammps.log")
+        command = [self.lmp, "-in", str(self.input_file), "-log", str(lammps_log), "-screen", "none"]
         for name, value in variables.items():
             command += ["-var", name, str(value)]
         if self.ranks > 1:
             command = [self.mpirun, "-np", str(self.ranks)] + command
         if progress is not None:
-            progress(f"  LAMMPS: {protocol.n_steps} steps on {self.ranks} rank(s), log {log_path.with_suffix('.lammps.log')}")
+            progress(f"  LAMMPS: {protocol.n_steps} steps on {self.ranks} rank(s), log {lammps_log}")
         proc = subprocess.run(command, cwd=str(log_path.parent), capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr)[-2000:]
-            raise RuntimeError(f"LAMMPS loop failed (exit {proc.returncode}); see {log_path.with_suffix('.lammps.log')}:\n{tail}")
+            raise RuntimeError(f"LAMMPS loop failed (exit {proc.returncode}); see {lammps_log}:\n{tail}")
         series = read_loop(log_path)
         series.metadata["protocol"] = asdict(protocol)
         analysis = analyze_series(series, protocol.axis, protocol.period_fs, discard_cycles=protocol.discard_cycles)
