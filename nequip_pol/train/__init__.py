@@ -2,5 +2,6 @@
 
 from .metrics import ElectricResponseLoss, ElectricResponseMetrics, BornChargesOrProjection
 from .callbacks import CPUTimeLogger, EpochProgressPrinter
+from .schedules import WarmupStableDecayLR
 
-__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger", "EpochProgressPrinter"]
+__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger", "EpochProgressPrinter", "WarmupStableDecayLR"]

@@ -117,7 +117,8 @@ class CPUTimeLogger(lightning.Callback):
 
     Logs ``cpu_hours`` (CPU time of the training process, all threads, since ``fit`` started,
     plus what earlier runs of the same training spent: the total rides in the checkpoint) and
-    ``wall_hours`` likewise, once per training epoch (after validation). Use it to plot learning
+    ``wall_hours`` likewise, and the learning rate ``lr`` of the first parameter group, once per
+    training epoch (after validation). Use it to plot learning
     curves against compute and to compare the cost of training setups:
 
         trainer:
@@ -148,6 +149,9 @@ class CPUTimeLogger(lightning.Callback):
         cpu, wall = self._totals()
         pl_module.log("cpu_hours", cpu / 3600.0, on_step=False, on_epoch=True)
         pl_module.log("wall_hours", wall / 3600.0, on_step=False, on_epoch=True)
+        if trainer.optimizers:  # the learning rate of the epoch just trained (schedules are per epoch)
+            lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+            pl_module.log("lr", lr, on_step=False, on_epoch=True)
 
     def state_dict(self):
         cpu, wall = self._totals()
