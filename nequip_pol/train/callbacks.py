@@ -117,7 +117,7 @@ class CPUTimeLogger(lightning.Callback):
 
     Logs ``cpu_hours`` (CPU time of the training process, all threads, since ``fit`` started,
     plus what earlier runs of the same training spent: the total rides in the checkpoint) and
-    ``wall_hours`` likewise, and the learning rate ``lr`` of the first parameter group, once per
+    ``wall_hours`` likewise, and the learning rate ``lr`` the epoch trained with (first parameter group), once per
     training epoch (after validation). Use it to plot learning
     curves against compute and to compare the cost of training setups:
 
@@ -145,13 +145,16 @@ class CPUTimeLogger(lightning.Callback):
         self._cpu_start = time.process_time()
         self._wall_start = time.time()
 
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # read here: Lightning steps per-epoch schedulers before the callbacks' epoch-end hooks
+        self._epoch_lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         cpu, wall = self._totals()
         pl_module.log("cpu_hours", cpu / 3600.0, on_step=False, on_epoch=True)
         pl_module.log("wall_hours", wall / 3600.0, on_step=False, on_epoch=True)
-        if trainer.optimizers:  # the learning rate of the epoch just trained (schedules are per epoch)
-            lr = float(trainer.optimizers[0].param_groups[0]["lr"])
-            pl_module.log("lr", lr, on_step=False, on_epoch=True)
+        if getattr(self, "_epoch_lr", None) is not None:
+            pl_module.log("lr", self._epoch_lr, on_step=False, on_epoch=True)
 
     def state_dict(self):
         cpu, wall = self._totals()
