@@ -300,6 +300,9 @@ register("hysteresis", "P-E hysteresis loops under an oscillating field: Ec, Pr,
          _add_hysteresis, _run_hysteresis)
 
 
+from nequip_pol.lammps import commands as _lammps_commands  # noqa: E402,F401  (registers `lammps`)
+
+
 # ----------------------------------------------------------------------------------------- main
 
 

