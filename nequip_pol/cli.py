@@ -100,20 +100,43 @@ register("check-data", "check an extended-XYZ dataset (keys, sum rule, symmetry,
 # ----------------------------------------------------------------------------------------- demo
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
+    if not value > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be positive (minutes of training wall time), got {text}")
+    return value
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    # defined here, not in nequip_pol.reference.demo: that package imports torch, and help stays fast
+    # defined here, not in nequip_pol.demo: that module imports torch, and help stays fast. The
+    # numbers are checked here, so that a bad one stops the verb before anything is written.
     p.add_argument("out_dir", nargs="?", default="nequip-pol-demo",
                    help="folder to write into (default: nequip-pol-demo); it must not exist or be empty")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: the shipped schedule; fewer gives a quick, under-trained run)")
-    p.add_argument("--max-minutes", type=float, default=120.0,
-                   help="safety limit on the training wall time in minutes (default 120; a normal run takes a few minutes)")
+    p.add_argument("--epochs", type=_at_least_one, default=None,
+                   help="training epochs, at least 1 (default: the shipped schedule; fewer gives a quick, "
+                        "under-trained run)")
+    p.add_argument("--max-minutes", type=_positive_minutes, default=120.0,
+                   help="safety limit on the training wall time in minutes, > 0 (default 120; a normal run takes "
+                        "a few minutes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
     p.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from nequip_pol.reference.demo import main as demo_main
+    from nequip_pol.demo import main as demo_main
 
     return demo_main(args)
 

@@ -11,8 +11,13 @@ result does not depend on how fast or how loaded the machine is; a wall-time lim
 normal run only guards against a stuck machine. The demo then judges its own result: each test
 RMSE/std is compared with :data:`TARGETS`, and a missed target (or a run stopped by the time
 limit) is reported on a line starting with ``RESULT: MISSED`` and exit status 3.
+
+Everything the job writes goes below ``OUT_DIR`` (nequip-train runs with ``OUT_DIR/train`` as its
+working folder, so Lightning's ``lightning_logs/`` lands there too). The material, its generator
+and the training config live in :mod:`nequip_pol.reference`.
 """
 
+import math
 import os
 import shutil
 import subprocess
@@ -23,13 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .analytic_material import AnalyticPolarMaterial, generate_dataset, write_dataset
+from .reference.analytic_material import generate_dataset, write_dataset
+
+#: the package holding the training config (next to the material it describes)
+CONFIG_PACKAGE = "nequip_pol.reference"
 
 CONFIG_NAME = "analytic_allegro_pol"
 #: epochs of the shipped schedule (cosine learning-rate decay over exactly these epochs)
 DEMO_EPOCHS = 40
 #: exit status when a target is missed
 EXIT_TARGET_MISSED = 3
+#: exit status of a bad argument
+EXIT_BAD_ARGUMENT = 2
 QUANTITIES = (
     # key, label, unit
     ("per_atom_energy", "energy per atom", "meV/atom"),
@@ -55,30 +65,90 @@ def _log(message: str) -> None:
     print(f"[nequip-pol demo] {message}", flush=True)
 
 
-def training_threads() -> int:
-    """Threads for the training: the cores not already busy (at least one).
+def _cpu_times():
+    """(idle, total) jiffies of all cores from the first line of ``/proc/stat``; None if unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return values[3] + values[4], sum(values)
 
-    Torch's threads wait for each other at every operation, so on a machine whose cores are
-    taken by other jobs a second thread slows the training down instead of speeding it up.
-    ``OMP_NUM_THREADS`` set by the user wins.
+
+def idle_cores(sample_seconds: float = 1.0):
+    """Cores idle over the next ``sample_seconds`` (from ``/proc/stat``), or None where that is missing.
+
+    ``idle + iowait`` over all time counted in ``/proc/stat`` (user, nice, system, idle, iowait,
+    irq, softirq, steal), times the number of cores: 2.0 on an idle 2-core machine, 1.0 with one
+    busy single-threaded job. Unlike the one-minute load average it does not remember a job that
+    has just ended.
     """
+    first = _cpu_times()
+    if first is None:
+        return None
+    time.sleep(sample_seconds)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return None
+    fraction = (second[0] - first[0]) / (second[1] - first[1])
+    return fraction * (os.cpu_count() or 1)
+
+
+def training_threads(sample_seconds: float = 1.0):
+    """Threads for the training and why: ``(threads, reason)``.
+
+    ``OMP_NUM_THREADS`` set by the user wins. Otherwise the cores idle over ``sample_seconds``
+    (:func:`idle_cores`, rounded; at least one): torch's threads wait for each other at every
+    operation, so on a machine whose cores are taken by other jobs a second thread slows the
+    training down instead of speeding it up. Without ``/proc/stat`` the one-minute load average
+    decides, and without that, one thread. The thread count changes the time only: the epochs,
+    the schedule and the data are fixed.
+    """
+    user = os.environ.get("OMP_NUM_THREADS")
+    if user:
+        return user, "OMP_NUM_THREADS set by the user"
     cores = os.cpu_count() or 1
+    idle = idle_cores(sample_seconds)
+    if idle is not None:
+        threads = max(1, min(cores, int(idle + 0.5)))
+        return str(threads), f"{idle:.2f} of {cores} cores idle over {sample_seconds:g} s (/proc/stat)"
     try:
         busy = os.getloadavg()[0]
     except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(round(cores - busy))))
+        return "1", "neither /proc/stat nor the load average is available"
+    threads = max(1, min(cores, int(round(cores - busy))))
+    return str(threads), f"one-minute load average {busy:.2f} on {cores} cores (no /proc/stat)"
+
+
+def check_settings(epochs: int, max_minutes: float) -> None:
+    """Raise ``ValueError`` naming a bad setting: ``epochs`` >= 1, ``max_minutes`` > 0 (minutes)."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    if not max_minutes > 0:  # also NaN
+        raise ValueError(f"--max-minutes must be positive (minutes of training wall time), got {max_minutes:g}")
+
+
+class TrainingStopped(RuntimeError):
+    """The safety time limit ended the training before the first checkpoint was written."""
 
 
 def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minutes: float, max_epochs: int) -> Path:
     """Run ``nequip-train`` with the shipped config for ``max_epochs`` epochs (stopped early only by
-    the safety limit ``max_minutes``); return the last checkpoint (the end of the schedule)."""
+    the safety limit ``max_minutes``); return the last checkpoint (the end of the schedule).
+
+    nequip-train runs in ``out_dir/train`` (its output folder and working folder), so nothing is
+    written outside ``out_dir``. Raises :class:`TrainingStopped` when the time limit ended the
+    training before a checkpoint was written."""
     config_dir = out_dir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(resources.files(__package__) / f"{CONFIG_NAME}.yaml") as source:
+    with resources.as_file(resources.files(CONFIG_PACKAGE) / f"{CONFIG_NAME}.yaml") as source:
         shutil.copy(source, config_dir / f"{CONFIG_NAME}.yaml")
     run_dir = out_dir / "train"
-    total_seconds = int(round(max_minutes * 60))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    total_seconds = max(1, int(math.ceil(max_minutes * 60)))
     hours, rest = divmod(total_seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     command = [
@@ -92,13 +162,19 @@ def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minu
         f"hydra.run.dir={run_dir.resolve()}",
     ]
     env = dict(os.environ)
-    threads = env.setdefault("OMP_NUM_THREADS", str(training_threads()))
-    _log(f"training {max_epochs} epochs on {threads} thread(s) (one line per epoch below; safety limit "
-         f"{max_minutes:g} min): " + " ".join(command[2:]))
-    subprocess.run(command, check=True, env=env)
+    threads, why = training_threads()
+    env["OMP_NUM_THREADS"] = threads
+    _log(f"training on {threads} thread(s) ({why})")
+    _log(f"training {max_epochs} epochs (one line per epoch below; safety limit {max_minutes:g} min): "
+         + " ".join(command[2:]))
+    # the training's working folder is its output folder: Lightning's lightning_logs/ lands there
+    subprocess.run(command, check=True, env=env, cwd=run_dir)
     checkpoint = run_dir / "last.ckpt"
     if not checkpoint.exists():
-        raise RuntimeError(f"training finished without writing {checkpoint}")
+        raise TrainingStopped(
+            f"the safety time limit ({max_minutes:g} min) ended the training before its first epoch was "
+            f"saved (no {checkpoint}); raise --max-minutes"
+        )
     return checkpoint
 
 
@@ -213,9 +289,18 @@ def run_demo(
 ) -> dict:
     """Generate, train, evaluate, judge.
 
+    Args:
+        out_dir: output folder (must not exist or be empty unless ``force``)
+        num_train, num_val, num_test: frames for training, validation and the final test
+        epochs: training epochs (>= 1; the shipped schedule has :data:`DEMO_EPOCHS`)
+        max_minutes: safety limit on the training wall time, minutes (> 0)
+        seed: seed of the generated data
+
     Returns a dict with ``pairs`` (reference, prediction per quantity), ``errors`` (key -> (RMSE,
     std, RMSE/std)), ``missed`` (labels of quantities over their limit), ``epochs`` (trained) and
-    ``passed``.
+    ``passed``; ``pairs`` and ``errors`` are None when the time limit ended the training before a
+    checkpoint was written. Raises ``ValueError`` (bad setting) or ``FileExistsError`` before
+    anything is written.
     """
     start = time.time()
     out_dir = Path(out_dir)
@@ -223,8 +308,7 @@ def run_demo(
         raise FileExistsError(f"{out_dir} exists and is a file; choose a folder name")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose another folder or pass --force")
-    if epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    check_settings(epochs, max_minutes)
     if force and (out_dir / "train").exists():
         shutil.rmtree(out_dir / "train")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +321,12 @@ def run_demo(
     write_dataset(test_frames, out_dir / "analytic_test.xyz", force=True)
 
     _log("step 2/3: training")
-    checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, epochs)
+    try:
+        checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, epochs)
+    except TrainingStopped as stopped:
+        print(f"RESULT: MISSED: no model to evaluate: {stopped}", flush=True)
+        return {"pairs": None, "errors": None, "missed": [], "epochs": epochs_trained(out_dir / "train"),
+                "passed": False}
     trained = epochs_trained(out_dir / "train")
 
     _log(f"step 3/3: evaluating {checkpoint} on {num_test} unseen frames against the exact values")
@@ -272,7 +361,7 @@ def main(args) -> int:
                           max_minutes=args.max_minutes, seed=args.seed, force=args.force)
     except (FileExistsError, ValueError) as error:
         print(f"nequip-pol demo: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_ARGUMENT
     except subprocess.CalledProcessError as error:
         print(f"nequip-pol demo: error: nequip-train failed (exit status {error.returncode}); its messages are above",
               file=sys.stderr)

@@ -51,7 +51,7 @@ def test_package_import_registers_keys_outside_the_command_line():
 
 
 def _pairs(noise: float, seed: int = 0):
-    from nequip_pol.reference.demo import QUANTITIES
+    from nequip_pol.demo import QUANTITIES
 
     rng = np.random.default_rng(seed)
     pairs = {}
@@ -62,7 +62,7 @@ def _pairs(noise: float, seed: int = 0):
 
 
 def test_report_passes_accurate_and_flags_inaccurate_predictions():
-    from nequip_pol.reference.demo import TARGETS, errors, report
+    from nequip_pol.demo import TARGETS, errors, report
 
     table, missed = report(_pairs(0.01))
     assert missed == [] and "MISSED" not in table
@@ -73,7 +73,7 @@ def test_report_passes_accurate_and_flags_inaccurate_predictions():
 
 
 def test_epochs_trained_reads_progress_csv(tmp_path):
-    from nequip_pol.reference.demo import epochs_trained
+    from nequip_pol.demo import epochs_trained
 
     assert epochs_trained(tmp_path) == 0
     (tmp_path / "progress.csv").write_text("epoch,wall_s\n1,3.0\n2,6.1\n")
@@ -82,7 +82,7 @@ def test_epochs_trained_reads_progress_csv(tmp_path):
 
 @pytest.mark.parametrize("passed, status", [(True, 0), (False, 3)])
 def test_demo_exit_status(monkeypatch, tmp_path, passed, status):
-    import nequip_pol.reference.demo as demo
+    import nequip_pol.demo as demo
 
     seen = {}
 
@@ -100,5 +100,143 @@ def test_demo_refuses_a_non_empty_folder(tmp_path, capsys):
     assert cli_main(["demo", str(tmp_path)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
-    assert cli_main(["demo", str(tmp_path / "new"), "--epochs", "0"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-minutes", "-1"], "argument --max-minutes: must be positive"),
+        (["--max-minutes", "0"], "argument --max-minutes: must be positive"),
+        (["--max-minutes", "nan"], "argument --max-minutes: must be positive"),
+        (["--max-minutes", "soon"], "argument --max-minutes: expected minutes"),
+        (["--epochs", "0"], "argument --epochs: must be at least 1"),
+        (["--epochs", "-3"], "argument --epochs: must be at least 1"),
+        (["--epochs", "1.5"], "argument --epochs: expected a whole number"),
+    ],
+)
+def test_demo_refuses_bad_numbers_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    """A bad number stops ``demo`` at argument checking: error line, exit status 2, no training,
+    no output folder."""
+    import nequip_pol.demo as demo
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the demo started working on a bad argument")
+
+    monkeypatch.setattr(demo, "run_demo", no_work)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["demo", str(tmp_path / "new"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "nequip-pol demo: error: " + message in err, err
     assert not (tmp_path / "new").exists()
+
+
+def test_demo_console_script_refuses_a_negative_time_limit(tmp_path):
+    """As a user types it: ``nequip-pol demo newdir --max-minutes -1`` (exit 2, one error line, no folder)."""
+    script = Path(sys.executable).parent / "nequip-pol"
+    proc = subprocess.run([str(script), "demo", "newdir", "--max-minutes", "-1", "--epochs", "1"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("nequip-pol demo: error: argument --max-minutes")
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"max_minutes": 0.0}, {"max_minutes": -1.0}])
+def test_run_demo_checks_its_settings_before_writing(kwargs, tmp_path):
+    from nequip_pol.demo import run_demo
+
+    with pytest.raises(ValueError, match="--epochs|--max-minutes"):
+        run_demo(tmp_path / "new", **kwargs)
+    assert not (tmp_path / "new").exists()
+
+
+def _fake_nequip_train(calls, write_checkpoint):
+    """A stand-in for the nequip-train subprocess: records its call, writes what a real run would."""
+
+    def run(command, check, env, cwd):
+        calls.append({"command": command, "env": env, "cwd": Path(cwd)})
+        (Path(cwd) / "lightning_logs").mkdir()  # Lightning writes into the working folder
+        if write_checkpoint:
+            (Path(cwd) / "last.ckpt").write_text("")
+            (Path(cwd) / "progress.csv").write_text("epoch,wall_s\n1,1.0\n")
+
+    return run
+
+
+def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(tmp_path, monkeypatch, capsys):
+    """The safety limit ending the training before any checkpoint (``--max-minutes`` tiny) gives a
+    ``RESULT: MISSED`` line and exit status 3, not a traceback; nequip-train runs inside OUT/train,
+    so Lightning's lightning_logs/ stays in the output folder."""
+    import nequip_pol.demo as demo
+
+    calls = []
+    monkeypatch.setattr(demo.subprocess, "run", _fake_nequip_train(calls, write_checkpoint=False))
+    monkeypatch.setattr(demo, "idle_cores", lambda sample_seconds=1.0: 2.0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "newdir"
+    result = demo.run_demo(out, num_train=2, num_val=1, num_test=1, epochs=1, max_minutes=0.001)
+    assert not result["passed"] and result["epochs"] == 0
+    printed = capsys.readouterr().out
+    verdict = [line for line in printed.splitlines() if line.startswith("RESULT:")]
+    assert len(verdict) == 1 and verdict[0].startswith("RESULT: MISSED: no model to evaluate"), printed
+    assert "raise --max-minutes" in verdict[0]
+    (call,) = calls
+    assert call["cwd"] == out / "train"
+    assert "++trainer.max_time=00:00:00:01" in call["command"]  # at least one second
+    assert call["env"]["OMP_NUM_THREADS"] == "2"
+    assert "training on 2 thread(s) (2.00 of" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newdir"]
+
+    # through the command line: exit status 3
+    monkeypatch.setattr(demo.subprocess, "run", _fake_nequip_train([], write_checkpoint=False))
+    monkeypatch.setattr(demo, "generate_dataset", lambda n, seed=0: demo_frames(2))  # the frames are not used
+    assert cli_main(["demo", str(tmp_path / "other"), "--epochs", "1", "--max-minutes", "0.001"]) == 3
+
+
+def demo_frames(n):
+    from nequip_pol.reference import generate_dataset
+
+    return generate_dataset(n, seed=0, supercell=(1, 1, 1))
+
+
+def test_demo_threads(monkeypatch):
+    """Threads from the idle cores over a short sample (not the load average), OMP_NUM_THREADS wins,
+    fallbacks where /proc/stat is missing; each choice says why."""
+    import nequip_pol.demo as demo
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert demo.training_threads(0.0) == ("3", "OMP_NUM_THREADS set by the user")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(demo.time, "sleep", lambda s: None)
+    # (idle, total) jiffies: one core busy over the sample -> 1 thread, whatever the load average says
+    samples = iter([(1000, 4000), (1100, 4200)])
+    monkeypatch.setattr(demo, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    threads, why = demo.training_threads(1.0)
+    assert threads == "1" and "1.00 of 2 cores idle" in why and "/proc/stat" in why
+    # idle machine whose previous job just ended (load average still high) -> 2 threads
+    samples = iter([(1000, 4000), (1195, 4200)])
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (1.9, 1.0, 0.5))
+    assert demo.training_threads(1.0)[0] == "2"
+    # no /proc/stat: the load average decides
+    monkeypatch.setattr(demo, "_cpu_times", lambda: None)
+    threads, why = demo.training_threads(1.0)
+    assert threads == "1" and "load average 1.90" in why
+    # neither: one thread
+
+    def no_loadavg():
+        raise OSError
+
+    monkeypatch.setattr(demo.os, "getloadavg", no_loadavg)
+    assert demo.training_threads(1.0)[0] == "1"
+
+
+def test_idle_cores_reads_proc_stat():
+    import nequip_pol.demo as demo
+
+    if demo._cpu_times() is None:
+        pytest.skip("no /proc/stat on this system")
+    idle = demo.idle_cores(0.2)
+    assert idle is None or 0.0 <= idle <= os.cpu_count() + 1e-9
