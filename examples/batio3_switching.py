@@ -7,8 +7,9 @@ Steps:
    field (fixed cell), and report the polarization relative to the centrosymmetric structure of
    the same cell (cell dipole, e*A, and uC/cm^2) and the mean Ti off-centring from its O6 cage:
    the model has a polar ground state if both stay clearly nonzero; then its zero-temperature
-   intrinsic coercive field (the +P state of the 5-atom cell followed under a growing opposite
-   field until it disappears). Writes ``poled.xyz`` (and ``poled.data`` for LAMMPS,
+   intrinsic coercive field (``nequip_pol.analysis.coercive.intrinsic_coercive_field``, as
+   ``nequip-pol hysteresis --intrinsic``: the +P state of the 5-atom cell followed under a growing
+   opposite field until it disappears). Writes ``poled.xyz`` (and ``poled.data`` for LAMMPS,
    ``lammps_patch/examples/in.hysteresis``).
 2. P-E loops (``nequip_pol.analysis.hysteresis.run_sweep``, as ``nequip-pol hysteresis``) at the
    given temperatures and periods: ``hysteresis.csv`` (Ec+, Ec-, Pr+, Pr-, loop area, each with
@@ -58,45 +59,6 @@ def tetragonal_cell(a: float, c: float, repeat: int, ti_shift: float):
     return atoms, centro
 
 
-def intrinsic_coercive_field(calc, a: float, c: float, step: float = 0.05, max_field: float = 2.0,
-                             fmax: float = 1e-3, tol: float = 1e-3):
-    """Zero-temperature, single-domain coercive field of a model (V/A): the relaxed +P state of the
-    5-atom cell (fixed tetragonal cell) followed under -E along z in steps of ``step``, then
-    bisected between the last field where the Ti off-centring stays positive and the first where
-    it has reversed (restarting from the last +P minimum), to ``tol`` V/A. Returns (low, high)."""
-    from ase.optimize import FIRE
-
-    from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
-
-    atoms, _ = tetragonal_cell(a, c, 1, ti_shift=0.1)
-    atoms.calc = calc
-
-    def stays_polar(e_value, start):
-        atoms.positions[:] = start
-        calc.set_field([0.0, 0.0, -e_value])
-        FIRE(atoms, logfile=None).run(fmax=fmax, steps=3000)
-        return AnalyticFerroelectric().off_centering(atoms)[:, 2].mean() > 0
-
-    keep = atoms.positions.copy()
-    low, high, e_value = 0.0, None, 0.0
-    while high is None:
-        if stays_polar(e_value, keep):
-            low, keep = e_value, atoms.positions.copy()
-            e_value += step
-            if e_value > max_field:
-                raise RuntimeError(f"the polar state survives {max_field} V/A")
-        else:
-            high = e_value
-    while high - low > tol:
-        mid = 0.5 * (low + high)
-        if stays_polar(mid, keep):
-            low, keep = mid, atoms.positions.copy()
-        else:
-            high = mid
-    calc.set_field([0.0, 0.0, 0.0])
-    return low, high
-
-
 def lattice_from_data(path: Path):
     """(a, c) per perovskite unit from the first frame of an extended XYZ (3x3x3 cells in the shared data)."""
     from ase.io import read
@@ -139,7 +101,9 @@ def main(argv=None) -> int:
     from ase.optimize import FIRE
 
     from nequip_pol.analysis.hysteresis import LammpsLoopRunner, LoopProtocol, check_output_dir, run_sweep
-    from nequip_pol.reference.ferroelectric import E_ANGSTROM2_TO_UC_CM2, AnalyticFerroelectric
+    from nequip_pol.analysis.coercive import intrinsic_coercive_field
+    from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
+    from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     protocol = LoopProtocol(axis="z", amplitude=args.amplitude, period_fs=args.periods[0], waveform=args.waveform,
@@ -194,7 +158,10 @@ def main(argv=None) -> int:
     polar = abs(u[:, 2].mean()) > 0.02 and abs(dp[2]) > 1e-3 * len(atoms)
     print("polar ground state:", "yes" if polar else "NO (the model relaxes to a (nearly) centrosymmetric state)")
     if polar:
-        low, high = intrinsic_coercive_field(calc, a, c)
+        # the +P state of the 5-atom cell followed under a growing -E along z (continuation, bisection)
+        cell, cell_centro = tetragonal_cell(a, c, 1, ti_shift=0.1)
+        ec = intrinsic_coercive_field(cell, calc, "z", reference=cell_centro)
+        low, high = ec["bracket_low"], ec["bracket_high"]
         print(f"intrinsic coercive field (0 K, homogeneous switching of the 5-atom cell, fixed cell): "
               f"{0.5 * (low + high):.3f} V/A (between {low:.4f} and {high:.4f}); loops need --amplitude above "
               "the field at which they switch, which is lower at finite temperature")

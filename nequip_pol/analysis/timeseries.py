@@ -3,8 +3,8 @@
 Two sources are read into the same :class:`PolarizationSeries`:
 
 * ``"csv"``: the CSV written by :class:`nequip_pol.integrations.md.PolarizationLogger`
-  (columns ``time_fs, Ex, Ey, Ez, Px, Py, Pz``, optional ``volume`` and ``axx .. azz``; other
-  columns are ignored).
+  (layout: :mod:`nequip_pol.io.polarization_log`; columns ``time_fs, Ex, Ey, Ez, Px, Py, Pz``,
+  optional ``volume`` and ``axx .. azz``; other columns are ignored).
 * ``"lammps"``: the file written by ``fix ave/time`` of ``compute pol/allegro`` with the
   documented input lines (``lammps_patch/examples/in.*_dipole*``, ``docs/analysis.md``)::
 
@@ -47,16 +47,17 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
+from ..io import polarization_log as layout
+from ..units import PS_TO_FS
+
 __all__ = ["PolarizationSeries", "read_series", "read_logger_csv", "read_lammps_ave_time", "FORMATS"]
 
 #: formats understood by :func:`read_series`
 FORMATS = ("auto", "csv", "lammps")
-#: ps -> fs (LAMMPS metal units)
-PS_TO_FS = 1000.0
 #: relative tolerance on the spacing of the time axis
 UNIFORM_RTOL = 1e-5
 
-_ALPHA_COLUMNS = [f"a{a}{b}" for a in "xyz" for b in "xyz"]
+_ALPHA_COLUMNS = list(layout.POLARIZABILITY)
 
 
 @dataclass
@@ -189,19 +190,17 @@ class PolarizationSeries:
         path = Path(path)
         if path.exists() and not force:
             raise FileExistsError(f"{path} exists; not overwriting it (use force)")
-        columns = ["step", "time_fs", "Ex", "Ey", "Ez", "Px", "Py", "Pz"]
-        table = [np.arange(len(self)), self.time_fs, *self.field.T, *self.polarization.T]
+        columns = layout.columns(volume=self.volume is not None, polarizability=self.polarizability is not None)
+        table = [self.time_fs, *self.field.T, *self.polarization.T]
         if self.volume is not None:
-            columns.append("volume")
             table.append(self.volume)
         if self.polarizability is not None:
-            columns += _ALPHA_COLUMNS
             table += list(self.polarizability.reshape(len(self), 9).T)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(columns)
-            for row in zip(*table):
-                w.writerow([int(row[0])] + [f"{float(v):.12g}" for v in row[1:]])
+            for step, row in enumerate(zip(*table)):
+                w.writerow(layout.format_row([step, *row]))
 
 
 # ---------------------------------------------------------------------- readers
@@ -231,40 +230,22 @@ def read_series(path: Union[str, os.PathLike], format: str = "auto") -> Polariza
     return read_logger_csv(path) if format == "csv" else read_lammps_ave_time(path)
 
 
-def _to_float(text: str, path, line_no: int, column: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{path}, line {line_no}: column {column!r} is not a number: {text!r}") from None
+_to_float = layout.parse_float
 
 
 def read_logger_csv(path: Union[str, os.PathLike]) -> PolarizationSeries:
     """Read the CSV of :class:`~nequip_pol.integrations.md.PolarizationLogger` (see :func:`read_series`)."""
     path = Path(path)
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    if not rows:
-        raise ValueError(f"{path}: the file is empty")
-    header = [h.strip() for h in rows[0]]
-    required = ["time_fs", "Ex", "Ey", "Ez", "Px", "Py", "Pz"]
-    missing = [c for c in required if c not in header]
+    header, data = layout.read_table(path)
+    missing = [c for c in layout.REQUIRED if c not in header]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
                          "expected the CSV written by nequip_pol.integrations.md.PolarizationLogger")
     index = {name: k for k, name in enumerate(header)}
-    table: List[List[float]] = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if [c.strip() for c in row] == header:
-            raise ValueError(f"{path}, line {line_no}: a second header line (several runs appended to one file?); "
-                             "analyse one run per file")
-        if len(row) != len(header):
-            raise ValueError(f"{path}, line {line_no}: {len(row)} values for {len(header)} columns")
-        table.append([_to_float(row[k], path, line_no, header[k]) for k in range(len(header))])
-    data = np.array(table, dtype=float).reshape(len(table), len(header))
     col = lambda name: data[:, index[name]]  # noqa: E731
     volume = None
-    if "volume" in index:
-        v = col("volume")
+    if layout.VOLUME in index:
+        v = col(layout.VOLUME)
         if np.all(np.isnan(v)):
             volume = None  # not periodic: the logger writes NaN
         else:
@@ -277,9 +258,9 @@ def read_logger_csv(path: Union[str, os.PathLike]) -> PolarizationSeries:
                              f"{', '.join(c for c in _ALPHA_COLUMNS if c not in index)}")
         alpha = np.stack([col(c) for c in _ALPHA_COLUMNS], axis=1).reshape(-1, 3, 3)
     return PolarizationSeries(
-        time_fs=col("time_fs"),
-        field=np.stack([col(c) for c in ("Ex", "Ey", "Ez")], axis=1),
-        polarization=np.stack([col(c) for c in ("Px", "Py", "Pz")], axis=1),
+        time_fs=col(layout.TIME),
+        field=np.stack([col(c) for c in layout.FIELD], axis=1),
+        polarization=np.stack([col(c) for c in layout.POLARIZATION], axis=1),
         polarizability=alpha,
         volume=volume,
         source=f"{path} (PolarizationLogger CSV)",

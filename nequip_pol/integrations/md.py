@@ -34,6 +34,12 @@ NVE conserves ``etot = ekin + epot``. Under a time-dependent field, d(etot)/dt =
 -P.dE/dt, and the column ``field_work`` accumulates -integral P.dE (trapezoid rule over the
 logged frames, exact to O(interval^2)), so ``etot - field_work`` is conserved. Log every step
 (``interval=1``) when you use it.
+
+**One recorder.** The same observer records P(t) for every driver of the project (the loop MD of
+:func:`nequip_pol.analysis.loop_drivers.run_loop`, the NVT sampling of
+:func:`nequip_pol.analysis.dielectric.sample_polarization_nvt`): with ``keep=True`` it also keeps
+the frames in memory (:meth:`PolarizationLogger.to_series`), with ``filename=None`` it writes no
+file. The column layout is defined once, in :mod:`nequip_pol.io.polarization_log`.
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 from ase import Atoms
 
-__all__ = ["PolarizationLogger", "read_polarization_log"]
+from ..io import polarization_log as layout
+
+__all__ = ["PolarizationLogger", "read_polarization_log", "thermalize"]
 
 
 class PolarizationLogger:
@@ -62,10 +70,13 @@ class PolarizationLogger:
         polarizability: also write alpha (9 columns ``axx ... azz``)
         energies: also write ``epot``, ``ekin``, ``etot`` (eV) and ``field_work`` (eV)
         mode: file mode, ``"w"`` (default) or ``"a"``
+        keep: also keep time, field, P, volume (and alpha) in memory for :meth:`to_series`
+            (memory grows with the run: ~100 bytes per frame, more with alpha)
 
-    Columns: ``step, time_fs, Ex, Ey, Ez, Px, Py, Pz, [dPx, dPy, dPz], volume, [axx..azz],
-    [epot, ekin, etot, field_work]``. The values are those of the calculator's cached results
-    (no extra model evaluation when the MD just computed forces).
+    ``filename=None`` writes no file (use with ``keep=True``). Columns
+    (:mod:`nequip_pol.io.polarization_log`): ``step, time_fs, Ex, Ey, Ez, Px, Py, Pz,
+    [dPx, dPy, dPz], volume, [axx..azz], [epot, ekin, etot, field_work]``. The values are those of
+    the calculator's cached results (no extra model evaluation when the MD just computed forces).
     """
 
     def __init__(
@@ -77,6 +88,7 @@ class PolarizationLogger:
         polarizability: bool = False,
         energies: bool = True,
         mode: str = "w",
+        keep: bool = False,
     ):
         from .field_state import FieldStateMixin
 
@@ -106,21 +118,22 @@ class PolarizationLogger:
             self.reference_polarization = ref
         self._has_reference = reference is not None
 
-        if hasattr(filename, "write"):
+        if filename is None:
+            self._file, self._owns_file = None, False
+        elif hasattr(filename, "write"):
             self._file, self._owns_file = filename, False
         else:
             self._file, self._owns_file = open(filename, mode, newline=""), True
-        self._writer = csv.writer(self._file)
-        self.columns = ["step", "time_fs", "Ex", "Ey", "Ez", "Px", "Py", "Pz"]
-        if self._has_reference:
-            self.columns += ["dPx", "dPy", "dPz"]
-        self.columns += ["volume"]
-        if polarizability:
-            self.columns += [f"a{a}{b}" for a in "xyz" for b in "xyz"]
-        if energies:
-            self.columns += ["epot", "ekin", "etot", "field_work"]
-        if mode == "w" or self._file.tell() == 0:
-            self._writer.writerow(self.columns)
+        self.columns = layout.columns(relative=self._has_reference, volume=True, polarizability=polarizability,
+                                      energies=energies)
+        self._writer = None
+        if self._file is not None:
+            self._writer = csv.writer(self._file)
+            if mode == "w" or self._file.tell() == 0:
+                self._writer.writerow(self.columns)
+        self.keep = keep
+        self.frames: Dict[str, list] = {"time_fs": [], "field": [], "polarization": [], "volume": [],
+                                        "polarizability": []}
         self._previous = None  # (field, P) of the last row, for the work integral
         self.field_work = 0.0
         self.num_rows = 0
@@ -139,22 +152,54 @@ class PolarizationLogger:
         self._previous = (field.copy(), polarization.copy())
 
         step = self.dyn.nsteps if self.dyn is not None else self.num_rows
-        row = [step, time_fs, *field, *polarization]
-        if self._has_reference:
-            row += list(polarization - self.reference_polarization)
-        row.append(self.atoms.get_volume() if self.atoms.pbc.all() else float("nan"))
+        volume = self.atoms.get_volume() if self.atoms.pbc.all() else float("nan")
+        alpha = None
         if self.polarizability:
-            row += list(np.asarray(calc.get_property("polarizability", self.atoms)).reshape(9))
-        if self.energies:
-            epot = float(calc.get_property("energy", self.atoms))
-            ekin = float(self.atoms.get_kinetic_energy())
-            row += [epot, ekin, epot + ekin, self.field_work]
-        self._writer.writerow([f"{v:.12g}" if isinstance(v, float) else v for v in map(_py, row)])
-        self._file.flush()
+            alpha = np.asarray(calc.get_property("polarizability", self.atoms), dtype=float).reshape(3, 3).copy()
+        if self.keep:
+            for key, value in (("time_fs", float(time_fs)), ("field", np.array(field, dtype=float)),
+                               ("polarization", polarization.copy()), ("volume", volume),
+                               ("polarizability", alpha)):
+                self.frames[key].append(value)
+        if self._writer is not None:
+            row = [int(step), float(time_fs), *field, *polarization]
+            if self._has_reference:
+                row += list(polarization - self.reference_polarization)
+            row.append(volume)
+            if alpha is not None:
+                row += list(alpha.reshape(9))
+            if self.energies:
+                epot = float(calc.get_property("energy", self.atoms))
+                ekin = float(self.atoms.get_kinetic_energy())
+                row += [epot, ekin, epot + ekin, self.field_work]
+            self._writer.writerow(layout.format_row(row))
+            self._file.flush()
         self.num_rows += 1
 
+    def to_series(self, source: str = "MD (PolarizationLogger)", metadata: Optional[dict] = None):
+        """The frames kept so far (``keep=True``) as a :class:`~nequip_pol.analysis.timeseries.PolarizationSeries`.
+
+        ``volume`` is ``None`` when the cell is not periodic; ``polarizability`` is ``None``
+        unless recorded.
+        """
+        from ..analysis.timeseries import PolarizationSeries
+
+        if not self.keep:
+            raise ValueError("this PolarizationLogger keeps no frames in memory; create it with keep=True")
+        frames = self.frames
+        volume = np.array(frames["volume"], dtype=float)
+        return PolarizationSeries(
+            time_fs=np.array(frames["time_fs"]),
+            field=np.array(frames["field"]).reshape(-1, 3),
+            polarization=np.array(frames["polarization"]).reshape(-1, 3),
+            polarizability=np.array(frames["polarizability"]) if self.polarizability else None,
+            volume=None if np.all(np.isnan(volume)) else volume,
+            source=source,
+            metadata=dict(metadata or {}),
+        )
+
     def close(self) -> None:
-        if self._owns_file and not self._file.closed:
+        if self._owns_file and self._file is not None and not self._file.closed:
             self._file.close()
 
     def __enter__(self) -> "PolarizationLogger":
@@ -164,16 +209,27 @@ class PolarizationLogger:
         self.close()
 
 
-def _py(v):
-    return float(v) if isinstance(v, (np.floating, float)) else (int(v) if isinstance(v, (np.integer, int)) else v)
-
-
 def read_polarization_log(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
-    """Read a :class:`PolarizationLogger` CSV into a dict of float arrays keyed by column name."""
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = [[float(x) for x in row] for row in reader if row]
-    table = np.array(rows, dtype=float).reshape(len(rows), len(header))
+    """Read a :class:`PolarizationLogger` CSV into a dict of float arrays keyed by column name.
+
+    ``ValueError`` naming the file and line for a malformed file
+    (:func:`nequip_pol.io.polarization_log.read_table`).
+    """
+    header, table = layout.read_table(path)
     return {name: table[:, k] for k, name in enumerate(header)}
+
+
+def thermalize(atoms: Atoms, temperature_K: float, rng=None) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature_K`` (K) with zero total momentum, in place.
+
+    Uses ASE's current ``thermalize_momenta`` (ASE >= 3.29; ``MaxwellBoltzmannDistribution``
+    before, which 3.29 deprecates). ``rng``: a numpy ``Generator`` (reproducible runs).
+    """
+    from ase.md import velocitydistribution as vd
+
+    if hasattr(vd, "thermalize_momenta"):
+        vd.thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
+    else:  # ASE < 3.29
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(atoms)
 

@@ -28,7 +28,7 @@ vectors enter), and field independent, so the polarization and Born charges are 
 bond terms and sum_i Z*_i = 0 holds exactly. The ground states at zero field are polar: Ti
 displaced by 0.12 A along +-x, +-y, +-z with all Ti parallel (``spontaneous_state``).
 
-**Intrinsic coercive field** (:func:`intrinsic_coercive_field`): the zero-temperature,
+**Intrinsic coercive field** (:func:`exact_intrinsic_coercive_field`): the zero-temperature,
 single-domain field at which the polar minimum disappears under a homogeneous field antiparallel
 to P. The cell (default 1x1x1, periodic: the homogeneous, single-domain limit) is relaxed (all
 positions, fixed cell) at zero field into the +P state, then the field -E e_axis is increased
@@ -37,16 +37,18 @@ accepted as the polar minimum when it is still on the +P side and its Hessian (e
 autograd, translations projected out) is positive definite. Bisection on E between the largest
 accepted and the smallest rejected field gives Ec to a relative ``tol`` (default 1e-5); at Ec the
 lowest Hessian eigenvalue goes to zero (a saddle-node bifurcation), which the returned
-``lowest_eigenvalue`` shows.
+``lowest_eigenvalue`` shows. This is the exact, tighter variant of the calculator-generic
+:func:`nequip_pol.analysis.coercive.intrinsic_coercive_field` (FIRE relaxations, a geometric
+order parameter, any ASE calculator), which agrees with it to its force tolerance.
 
 Units: eV, A, V/A, e*A (cell dipole). Example::
 
     from nequip_pol.reference import AnalyticFerroelectric, ReferenceMaterialCalculator
-    from nequip_pol.reference.ferroelectric import intrinsic_coercive_field, spontaneous_state
+    from nequip_pol.reference.ferroelectric import exact_intrinsic_coercive_field, spontaneous_state
 
     material = AnalyticFerroelectric()
     atoms, ps = spontaneous_state(material, axis="z")     # relaxed +P state, Ps along z (e*A)
-    ec = intrinsic_coercive_field(material, axis="z")     # dict: coercive_field (V/A), ...
+    ec = exact_intrinsic_coercive_field(material, "z")    # dict: coercive_field (V/A), ...
     atoms.calc = ReferenceMaterialCalculator(material)    # exact ASE calculator (MD, relaxations)
 """
 
@@ -58,6 +60,8 @@ import ase
 import numpy as np
 import torch
 
+from ..analysis.protocol import axis_vector
+from ..units import E_ANGSTROM2_TO_UC_CM2
 from .analytic_material import (
     _DTYPE,
     AnalyticPolarMaterial,
@@ -71,10 +75,9 @@ __all__ = [
     "CAGE_CUTOFF",
     "CAGE_CUTOFF_ON",
     "AnalyticFerroelectric",
-    "axis_vector",
     "spontaneous_state",
     "relax",
-    "intrinsic_coercive_field",
+    "exact_intrinsic_coercive_field",
 ]
 
 #: inner / outer radius (A) of the switch that selects the Ti-O cage bonds (first shell at 2.0 A,
@@ -82,42 +85,6 @@ __all__ = [
 CAGE_CUTOFF_ON = 2.6
 CAGE_CUTOFF = 3.2
 _TI, _O = 1, 2  # species indices of the parent tables
-
-#: polarization quantum in uC/cm^2 of 1 e*A per A^3
-E_ANGSTROM2_TO_UC_CM2 = 1602.176634
-
-
-def axis_vector(axis: Union[str, Sequence[float]]) -> np.ndarray:
-    """Unit vector (3,) of ``"x"``, ``"y"``, ``"z"`` (also ``"-z"`` etc.) or of any nonzero 3-vector.
-
-    Raises ``ValueError`` naming the problem otherwise.
-    """
-    if isinstance(axis, str):
-        text = axis.strip().lower()
-        sign = -1.0 if text.startswith("-") else 1.0
-        name = text.lstrip("+-")
-        if name in ("x", "y", "z"):
-            vec = np.zeros(3)
-            vec["xyz".index(name)] = sign
-            return vec
-        try:
-            parts = [float(p) for p in text.replace(",", " ").split()]
-        except ValueError:
-            parts = []
-        if len(parts) != 3:
-            raise ValueError(f"axis must be x, y, z or a 3-vector such as '1,1,0', got {axis!r}")
-        axis = parts
-    try:
-        vec = np.asarray(axis, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"axis must be x, y, z or a 3-vector, got {axis!r}") from err
-    if vec.shape != (3,) or not np.all(np.isfinite(vec)):
-        raise ValueError(f"axis must be x, y, z or a finite 3-vector, got {axis!r}")
-    norm = np.linalg.norm(vec)
-    if norm < 1e-12:
-        raise ValueError(f"axis must be a nonzero vector, got {axis!r}")
-    return vec / norm
-
 
 class AnalyticFerroelectric(AnalyticPolarMaterial):
     """The analytic perovskite with a Ti double well: a ferroelectric with exactly known E(R, E).
@@ -303,7 +270,7 @@ def spontaneous_state(
     return plus, ps
 
 
-def intrinsic_coercive_field(
+def exact_intrinsic_coercive_field(
     material: Optional[AnalyticFerroelectric] = None,
     axis: Union[str, Sequence[float]] = "z",
     supercell: Sequence[int] = (1, 1, 1),
