@@ -1,0 +1,226 @@
+"""Training-recipe study: variants of configs/dft.yaml at equal CPU time, test error vs CPU hours.
+
+Each variant is configs/dft.yaml with a few settings changed (``VARIANTS`` below: one change at a
+time from the ``cosine`` recipe, plus the recipe of the earlier runs, ``constant``). For each
+variant and dataset the study
+
+1. measures the CPU seconds per epoch of the variant with a one-epoch probe run (model size,
+   dtype and batch size change the cost per epoch; the probe's own model is thrown away);
+2. plans ``floor(budget / cost)`` epochs, so that the learning-rate schedule (warm-up, decay to
+   ``learning_rate * lr_final_factor``) ends when the budget is spent;
+3. trains them with ``benchmarks/learning_curve.py`` in ``--points`` chunks (same seed, same
+   train/validation/test split as every other variant: the config's fixed split), recording the
+   test-split RMSEs after each chunk and the validation RMSEs after every epoch.
+
+``--report`` reads the finished runs and writes a Markdown table (test RMSEs at the end of the
+budget, the command of each row) and a plot of test error vs CPU hours per variant. The recipe is
+chosen by the error at equal CPU time.
+
+    OMP_NUM_THREADS=1 python benchmarks/recipe_study.py ~/study/SiO2 --dataset SiO2 --cpu-hours 0.5
+    OMP_NUM_THREADS=1 python benchmarks/recipe_study.py ~/study/SiO2 --dataset SiO2 --cpu-hours 0.5 \\
+        --variants cosine batch1 lr_2e-3                       # some variants only; --resume goes on
+    python benchmarks/recipe_study.py --report ~/study/SiO2 ~/study/BaTiO3 \\
+        --table recipe.md --plot docs/figures/recipe_study.png
+    python benchmarks/recipe_study.py --list                   # the variants and their settings
+
+Runs live under OUT/<variant>/ (outside the repository). Interrupted? The same command with
+``--resume`` continues the unfinished variants (finished ones are skipped).
+"""
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LEARNING_CURVE = ROOT / "benchmarks" / "learning_curve.py"
+
+# name -> (nequip-train overrides, what changes); "cosine" is the base the others change one thing of
+_COSINE = ["learning_rate=0.005", "batch_size=2", "lr_warmup_epochs=2", "lr_decay_epochs=null"]
+VARIANTS = {
+    "constant": (
+        ["learning_rate=0.005", "batch_size=2", "lr_warmup_epochs=0", "lr_decay_epochs=0"],
+        "the earlier recipe: constant lr 0.005 (ReduceLROnPlateau never fired in those runs), batch 2",
+    ),
+    "cosine": (_COSINE, "warm-up 2 epochs, cosine decay to 1e-5 at the end of the budget, lr 0.005, batch 2"),
+    "wsd": (
+        _COSINE[:-1] + ["lr_decay_epochs='${int_div:${lr_total_epochs},3}'"],
+        "warm-up, constant, cosine decay over the last third (warm-up-stable-decay)",
+    ),
+    "lr_2e-3": (_COSINE[1:] + ["learning_rate=0.002"], "peak lr 0.002"),
+    "lr_1e-2": (_COSINE[1:] + ["learning_rate=0.01"], "peak lr 0.01"),
+    "batch1": ([o for o in _COSINE if not o.startswith("batch")] + ["batch_size=1"], "batch 1 (twice the steps)"),
+    "batch1_lr2e-3": (["batch_size=1", "learning_rate=0.002"] + _COSINE[2:], "batch 1, peak lr 0.002"),
+    "forces_x4": (_COSINE + ["training_module.loss.coeffs.forces=4.0"], "forces weight 4 (response terms 1)"),
+    "energy_x10": (_COSINE + ["training_module.loss.coeffs.total_energy=100.0"], "per-atom energy weight 100 (10)"),
+    "ema_0.999": (_COSINE + ["training_module.ema_decay=0.999"], "EMA decay 0.999 (0.99)"),
+    "wide": (
+        _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
+        "128 scalar / 64 tensor features (64 / 32)",
+    ),
+    "lmax2": (_COSINE + ["model.l_max=2"], "l_max 2 (1)"),
+    "layers3": (_COSINE + ["model.num_layers=3"], "3 Allegro layers (2)"),
+    "float64": (_COSINE + ["model_dtype=float64"], "float64 model (float32)"),
+    "full_zstar": (_COSINE + ["born_charge_training=full"], "all nine Z* components every step (projected)"),
+}
+
+COLUMNS = [
+    ("energy_rmse_meV_atom", "E meV/atom"),
+    ("forces_rmse_meV_A", "F meV/A"),
+    ("stress_rmse_meV_A3", "stress meV/A^3"),
+    ("P_rmse_eA", "P e*A"),
+    ("Zstar_rmse_e", "Z* e"),
+    ("alpha_rmse_eA2_V", "alpha e*A^2/V"),
+]
+
+
+def _run(command, log: Path) -> None:
+    print("+ " + " ".join(map(str, command)), flush=True)
+    with open(log, "a") as f:
+        proc = subprocess.run(list(map(str, command)), stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f"failed (exit {proc.returncode}); see {log}")
+
+
+def _curve(path: Path):
+    return list(csv.DictReader(open(path))) if path.exists() else []
+
+
+def probe_cost(out: Path, variant: str, args) -> float:
+    """CPU seconds per training epoch of ``variant`` (one-epoch run, cached in OUT/<variant>/plan.json)."""
+    plan_path = out / variant / "plan.json"
+    if plan_path.exists():
+        return json.loads(plan_path.read_text())["cpu_s_per_epoch"]
+    probe = out / variant / "probe"
+    overrides, _ = VARIANTS[variant]
+    command = [sys.executable, LEARNING_CURVE, probe, "--dataset", args.dataset, "--model", args.model,
+               "--chunk-epochs", 1, "--chunks", 1, "--force", *overrides, "lr_total_epochs=100"]
+    if args.data_file:
+        command += ["--data-file", args.data_file]
+    _run(command, out / variant / "probe.log")
+    cost = 3600.0 * float(_curve(probe / "learning_curve.csv")[-1]["cpu_hours"])
+    plan_path.write_text(json.dumps({"cpu_s_per_epoch": cost}))
+    return cost
+
+
+def run_variant(out: Path, variant: str, args) -> None:
+    (out / variant).mkdir(parents=True, exist_ok=True)
+    cost = probe_cost(out, variant, args)
+    epochs = max(args.points, int(args.cpu_hours * 3600.0 // cost))
+    chunk_epochs = max(1, round(epochs / args.points))
+    chunks = max(1, round(epochs / chunk_epochs))
+    epochs = chunk_epochs * chunks
+    run = out / variant / "run"
+    overrides, _ = VARIANTS[variant]
+    command = [sys.executable, LEARNING_CURVE, run, "--dataset", args.dataset, "--model", args.model,
+               "--chunk-epochs", chunk_epochs, "--chunks", chunks, *overrides, f"lr_total_epochs={epochs}"]
+    if args.data_file:
+        command += ["--data-file", args.data_file]
+    finished = _curve(run / "learning_curve.csv")
+    if finished and len(finished) >= chunks:
+        print(f"{variant}: finished ({epochs} epochs)", flush=True)
+        return
+    if (run / "learning_curve.json").exists():
+        command.append("--resume")
+    print(f"{variant}: {cost:.0f} CPU s/epoch -> {epochs} epochs in {chunks} chunks", flush=True)
+    _run(command, out / variant / "run.log")
+
+
+def report(paths, table_path, plot_path) -> None:
+    """The table (Markdown) and plot of every finished variant under the given study folders."""
+    rows = []
+    for study in map(Path, paths):
+        dataset = json.loads(next(study.glob("*/run/learning_curve.json")).read_text())["dataset"]
+        for variant_dir in sorted(p for p in study.iterdir() if (p / "run" / "learning_curve.csv").exists()):
+            curve = _curve(variant_dir / "run" / "learning_curve.csv")
+            settings = json.loads((variant_dir / "run" / "learning_curve.json").read_text())
+            rows.append((dataset, variant_dir.name, curve, settings))
+    lines = ["| dataset | variant | change | epochs | CPU h | " + " | ".join(c for _, c in COLUMNS) + " |",
+             "|" + " --- |" * (5 + len(COLUMNS))]
+    for dataset, variant, curve, settings in rows:
+        last = curve[-1]
+        values = [f"{float(last[k]):.3g}" if last.get(k) not in (None, "") else "" for k, _ in COLUMNS]
+        change = VARIANTS.get(variant, ([], variant))[1]
+        lines.append(f"| {dataset} | {variant} | {change} | {last['epochs']} | {float(last['cpu_hours']):.2f} | "
+                     + " | ".join(values) + " |")
+    lines.append("")
+    lines.append("Commands (one per row, OUT = the variant's run folder):")
+    lines.append("")
+    for dataset, variant, curve, _ in rows:
+        lines.append(f"- {dataset} {variant}: `{curve[-1]['command']}`")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if table_path:
+        Path(table_path).write_text(text)
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        datasets = sorted({r[0] for r in rows})
+        fig, axes = plt.subplots(len(datasets), len(COLUMNS), figsize=(3.2 * len(COLUMNS), 3.0 * len(datasets)),
+                                 squeeze=False)
+        for i, dataset in enumerate(datasets):
+            for ds, variant, curve, _ in rows:
+                if ds != dataset:
+                    continue
+                cpu = [float(r["cpu_hours"]) for r in curve]
+                for ax, (key, label) in zip(axes[i], COLUMNS):
+                    values = [float(r[key]) if r.get(key) not in (None, "") else math.nan for r in curve]
+                    ax.plot(cpu, values, "o-", ms=3, label=variant)
+            for ax, (_, label) in zip(axes[i], COLUMNS):
+                ax.set_yscale("log")
+                ax.set_xlabel("CPU hours (training, 1 thread)")
+                ax.set_title(f"{dataset}: test RMSE {label}", fontsize=9)
+                ax.grid(True, which="both", alpha=0.3)
+            axes[i][0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=100)
+        print(f"wrote {plot_path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="*", help="the study folder (with --report: one or more study folders)")
+    parser.add_argument("--dataset", default="SiO2", help="a group in configs/dataset")
+    parser.add_argument("--model", default="allegro_pol", help="a group in configs/model")
+    parser.add_argument("--data-file", help="the data file (needed for --dataset analytic)")
+    parser.add_argument("--cpu-hours", type=float, default=0.5, help="CPU-hour budget per variant (default 0.5)")
+    parser.add_argument("--points", type=int, default=4, help="test-split evaluations per run (chunks)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run (default all)")
+    parser.add_argument("--resume", action="store_true", help="continue a study (finished variants are skipped)")
+    parser.add_argument("--report", action="store_true", help="write the table and plot of finished runs")
+    parser.add_argument("--table", help="with --report: Markdown table file")
+    parser.add_argument("--plot", help="with --report: PNG file")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, (overrides, what) in VARIANTS.items():
+            print(f"{name:14s} {what}\n{'':14s} {' '.join(overrides)}")
+        return
+    if args.report:
+        if not args.out:
+            sys.exit("--report needs one or more study folders")
+        report(args.out, args.table, args.plot)
+        return
+    if len(args.out) != 1:
+        sys.exit("give one study folder OUT")
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant(s) {', '.join(unknown)}; --list shows them")
+    out = Path(args.out[0]).resolve()
+    if ROOT in out.parents or out == ROOT:
+        sys.exit(f"{out} is inside the repository; trained models must live outside it")
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        sys.exit(f"{out} is not empty: --resume to continue the study in it")
+    out.mkdir(parents=True, exist_ok=True)
+    for variant in args.variants:
+        run_variant(out, variant, args)
+
+
+if __name__ == "__main__":
+    main()
