@@ -17,7 +17,10 @@ ALLEGRO_POL = {
     "num_layers": 2,
     "num_scalar_features": 16,
     "num_tensor_features": 4,
-    "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
+    "radial_chemical_embed": {
+        "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+        "num_bessels": 8,
+    },
     "allegro_mlp_hidden_layers_depth": 1,
     "allegro_mlp_hidden_layers_width": 16,
     "readout_mlp_hidden_layers_depth": 1,

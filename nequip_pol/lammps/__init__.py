@@ -125,10 +125,9 @@ def plugin_is_current(out_dir, cmake: bool = False) -> bool:
         recorded = json.loads(stamp.read_text())
     except (OSError, ValueError):
         return False
-    return (
-        recorded.get("inputs") == build_inputs(cmake)
-        and recorded.get("plugin") == _plugin_record(plugin)
-    )
+    return recorded.get("inputs") == build_inputs(cmake) and recorded.get(
+        "plugin"
+    ) == _plugin_record(plugin)
 
 
 def _check_prerequisites(cmake: bool) -> None:
@@ -145,7 +144,9 @@ def _check_prerequisites(cmake: bool) -> None:
             f"no C++ compiler {cxx!r} on PATH: install g++ >= 12 (C++20) or set CXX"
         )
     if cmake and shutil.which("cmake") is None:
-        raise PluginBuildError("cmake not on PATH (pip install cmake), or build without --cmake")
+        raise PluginBuildError(
+            "cmake not on PATH (pip install cmake), or build without --cmake"
+        )
     if shutil.which("bash") is None:
         raise PluginBuildError("bash not on PATH: build_plugin.sh needs it")
 
@@ -195,10 +196,16 @@ def build_plugin(
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
     try:
-        env = {**os.environ, "PYTHON": sys.executable, "BUILD_WITH": "cmake" if cmake else "gxx"}
+        env = {
+            **os.environ,
+            "PYTHON": sys.executable,
+            "BUILD_WITH": "cmake" if cmake else "gxx",
+        }
         command = ["bash", str(package_dir() / "build_plugin.sh"), str(scratch)]
         if _has_fileno(stream):
-            proc = subprocess.run(command, env=env, stdout=stream, stderr=stream, text=True)
+            proc = subprocess.run(
+                command, env=env, stdout=stream, stderr=stream, text=True
+            )
             output = ""
         else:
             proc = subprocess.run(command, env=env, capture_output=True, text=True)

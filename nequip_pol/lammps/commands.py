@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cmake", action="store_true", help="build with CMake instead of plain g++"
     )
     build.add_argument(
-        "--force", action="store_true", help="rebuild even if the plugin in OUT is current"
+        "--force",
+        action="store_true",
+        help="rebuild even if the plugin in OUT is current",
     )
     actions.add_parser(
         "path",
@@ -66,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
             return 0
         out = args.out if args.out is not None else lammps.default_build_dir()
         if not args.force and lammps.plugin_is_current(out, args.cmake):
-            print(f"nequip-pol lammps build: {out} holds a current plugin", file=sys.stderr)
+            print(
+                f"nequip-pol lammps build: {out} holds a current plugin",
+                file=sys.stderr,
+            )
         else:
             print(f"nequip-pol lammps build: building into {out} ...", file=sys.stderr)
-        plugin = lammps.build_plugin(out, cmake=args.cmake, force=args.force, stream=sys.stderr)
+        plugin = lammps.build_plugin(
+            out, cmake=args.cmake, force=args.force, stream=sys.stderr
+        )
     except (lammps.PluginBuildError, FileNotFoundError) as exc:
         print(f"nequip-pol lammps {args.lammps_action}: error: {exc}", file=sys.stderr)
         return 1

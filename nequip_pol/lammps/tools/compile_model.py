@@ -50,7 +50,6 @@ def build_model(config_name, overrides=None):
 def example_data(model, target_name, r_max):
     """A small periodic frame to trace with (types from the model's type names)."""
     import numpy as np
-    import torch
     from ase import Atoms
     from nequip.data import from_ase
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
