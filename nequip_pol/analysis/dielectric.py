@@ -5,8 +5,8 @@ alpha = dP/dE in e*A^2/V, the volume V in A^3. The vacuum permittivity in these 
 
     EPS_VAC = eps_0 / e = 8.8541878128e-12 F/m / 1.602176634e-19 C = 0.005526349406 e/(V*A)
 
-(CODATA 2018), so a dipole response dP/dE (e*A^2/V) divided by EPS_VAC * V (e*A^2/V) is
-dimensionless:
+(CODATA 2018; :data:`nequip_pol.units.EPS_VAC`), so a dipole response dP/dE (e*A^2/V) divided by
+EPS_VAC * V (e*A^2/V) is dimensionless:
 
 * electronic (clamped-ion) dielectric tensor: ``eps_inf = I + alpha / (EPS_VAC V)``;
 * static tensor, eps_0 = eps_inf + ionic part, by three routes that agree in the harmonic limit:
@@ -23,9 +23,11 @@ dimensionless:
     (with Richardson extrapolation); dP/dE contains the electronic and the ionic response. Only a
     field-aware model can do this: it needs forces and P *under* a field.
 
-The relaxations are converged to forces of ~1e-10 eV/A by Newton steps with a fixed Hessian (from
-phonopy or finite differences); the Hessian only speeds the iteration up, the converged
-structure is set by the forces alone.
+The relaxations are converged by Newton steps with a fixed Hessian (from phonopy or finite
+differences); the Hessian only speeds the iteration up, the converged structure is set by the
+forces alone. The force tolerance follows the calculator's precision
+(:func:`nequip_pol.analysis.tolerances.relaxation_fmax`: 1e-8 eV/A for exact calculators and
+float64 models, a multiple of the measured force noise for float32 models) unless given.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field as dataclass_field
 from typing import Callable, Dict, Optional
 
 import numpy as np
+
+from ..units import EPS_VAC
 
 __all__ = [
     "EPS_VAC",
@@ -45,9 +49,6 @@ __all__ = [
     "eps0_fluctuations",
     "sample_polarization_nvt",
 ]
-
-#: vacuum permittivity in e/(V*A): eps_0 [F/m] / e [C] * 1e-10 [m/A]  (CODATA 2018)
-EPS_VAC = 8.8541878128e-12 / 1.602176634e-19 * 1e-10
 
 
 def eps_inf_from_polarizability(alpha, volume: float) -> np.ndarray:
@@ -107,7 +108,7 @@ def relax_positions(
     atoms,
     calc=None,
     field=None,
-    fmax: float = 1e-10,
+    fmax: Optional[float] = None,
     hessian: Optional[np.ndarray] = None,
     coarse_fmax: float = 1e-3,
     max_newton: int = 60,
@@ -123,12 +124,19 @@ def relax_positions(
         atoms: the structure (not modified)
         calc: field-aware ASE calculator (default ``atoms.calc``); its field is restored afterwards
         field: (3,) V/A, default zero
+        fmax: force tolerance, eV/A; default from the calculator's precision
+            (:func:`~nequip_pol.analysis.tolerances.relaxation_fmax`, reported through ``progress``)
+
+    The returned structure's ``info`` holds ``relax_newton_steps``, ``relax_fmax`` (the final
+    max |F|, eV/A), ``relax_tolerance`` (the tolerance used, eV/A) and ``relax_tolerance_reason``.
+
     Raises:
         ValueError: the forces do not converge (e.g. no minimum in this field)
     """
     from ase.optimize import BFGS
 
-    from .phonons import finite_difference_hessian
+    from .hessian import finite_difference_hessian
+    from .tolerances import relaxation_fmax
 
     calc = calc if calc is not None else atoms.calc
     previous = calc.field if hasattr(calc, "field") else None
@@ -136,6 +144,9 @@ def relax_positions(
     try:
         work = atoms.copy()
         work.calc = calc
+        fmax, fmax_reason = relaxation_fmax(work, calc, fmax)
+        if progress is not None:
+            progress(f"relaxation tolerance: max |F| < {fmax:.2g} eV/A ({fmax_reason})")
         f = work.get_forces()
         if np.abs(f).max() > coarse_fmax:
             opt = BFGS(work, logfile=None)
@@ -160,12 +171,14 @@ def relax_positions(
         if history[-1] >= fmax:
             raise ValueError(
                 f"the relaxation did not converge to max |F| < {fmax:g} eV/A after {max_newton} Newton steps "
-                f"(last {history[-1]:.3e} eV/A, field {np.zeros(3) if field is None else np.asarray(field)} V/A); "
-                "the structure may have no minimum nearby, or the calculator is not smooth/precise enough "
-                "(float32 models: raise fmax)"
+                f"(last {history[-1]:.3e} eV/A, field {np.zeros(3) if field is None else np.asarray(field)} V/A, "
+                f"tolerance: {fmax_reason}); the structure may have no minimum nearby, or the calculator is not "
+                "smooth/precise enough (raise fmax)"
             )
         work.info["relax_newton_steps"] = len(history) - 1
         work.info["relax_fmax"] = history[-1]
+        work.info["relax_tolerance"] = fmax
+        work.info["relax_tolerance_reason"] = fmax_reason
         work.calc = None
         return work
     finally:
@@ -203,7 +216,7 @@ def eps0_field_response(
     calc=None,
     field_step: float = 1e-3,
     richardson: bool = True,
-    fmax: float = 1e-10,
+    fmax: Optional[float] = None,
     hessian: Optional[np.ndarray] = None,
     progress: Optional[Callable[[str], None]] = None,
 ) -> DielectricResult:
@@ -218,13 +231,15 @@ def eps0_field_response(
         atoms: the zero-field relaxed structure (relaxing starts from it)
         calc: field-aware ASE calculator (default ``atoms.calc``)
         field_step: h, V/A
-        fmax: force convergence of each relaxation, eV/A
+        fmax: force convergence of each relaxation, eV/A; default from the calculator's precision
+            (:func:`~nequip_pol.analysis.tolerances.relaxation_fmax` at zero field, chosen once)
         hessian: Newton preconditioner (3N, 3N) eV/A^2 (default: finite differences, once)
 
     ``details``: ``dP_dE`` (3, 3, e*A^2/V), ``alpha`` (clamped-ion, at zero field), ``ionic``
     (3, 3, the ionic part of eps_0), ``max_displacement`` (A, at +h), ``field_step``.
     """
-    from .phonons import finite_difference_hessian
+    from .hessian import finite_difference_hessian
+    from .tolerances import relaxation_fmax
 
     calc = calc if calc is not None else atoms.calc
     previous = calc.field if hasattr(calc, "field") else None
@@ -233,6 +248,9 @@ def eps0_field_response(
         _set_field(calc, np.zeros(3))
         ref = atoms.copy()
         ref.calc = calc
+        fmax, fmax_reason = relaxation_fmax(ref, calc, fmax)
+        if progress is not None:
+            progress(f"field response: relaxation tolerance max |F| < {fmax:.2g} eV/A ({fmax_reason})")
         alpha0 = np.asarray(calc.get_property("polarizability", ref), dtype=float)
         if hessian is None:
             hessian = finite_difference_hessian(ref, calc, delta=1e-3, progress=progress)
@@ -262,7 +280,7 @@ def eps0_field_response(
     eps0 = np.eye(3) + total / (EPS_VAC * volume)
     return DielectricResult("field", eps0, eps_inf, None, {
         "dP_dE": total, "alpha": alpha0, "ionic": eps0 - eps_inf,
-        "max_displacement": max_disp, "field_step": field_step,
+        "max_displacement": max_disp, "field_step": field_step, "fmax": fmax,
         "richardson_change": float(np.abs(total - dpde[1.0]).max() / max(np.abs(total).max(), 1e-300)),
     })
 
@@ -331,42 +349,39 @@ def sample_polarization_nvt(
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    from .timeseries import PolarizationSeries
+    from ..integrations.md import PolarizationLogger, thermalize
 
     calc = calc if calc is not None else atoms.calc
     previous = calc.field if hasattr(calc, "field") else None
+    previous_time = getattr(calc, "time", None)
     _set_field(calc, np.zeros(3))
     try:
         work = atoms.copy()
         work.calc = calc
         work.set_constraint(FixCom())  # P is translation invariant; the centre of mass is kept still
         rng = np.random.default_rng(seed)
-        MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
-        Stationary(work)
+        thermalize(work, temperature, rng=rng)
         dyn = Langevin(work, timestep=timestep_fs * units.fs, temperature_K=temperature,
                        friction=friction_per_fs / units.fs, rng=rng, fixcm=False)
+        # the calculator's clock follows the MD (t = 0 at the first recorded frame): the recorder
+        # reads the time of each frame from it
+        calc.attach_dynamics(dyn, t0=-equilibration_steps * timestep_fs)
         if equilibration_steps:
             dyn.run(equilibration_steps)
-        t, p, a, v = [], [], [], []
+        # the project's one P(t) recorder, in memory only
+        recorder = PolarizationLogger(work, None, dyn=dyn, polarizability=polarizability, energies=False, keep=True)
 
-        def record():
-            t.append(len(t) * timestep_fs)
-            p.append(np.asarray(calc.get_property("polarization", work), dtype=float).copy())
-            v.append(work.get_volume())
-            if polarizability:
-                a.append(np.asarray(calc.get_property("polarizability", work), dtype=float).copy())
-            if progress is not None and len(t) % progress_every == 0:
-                progress(f"NVT MD: {len(t)}/{steps + 1} frames, T = {work.get_temperature():.1f} K")
+        def report():
+            if progress is not None and recorder.num_rows % progress_every == 0:
+                progress(f"NVT MD: {recorder.num_rows}/{steps + 1} frames, T = {work.get_temperature():.1f} K")
 
-        dyn.attach(record, interval=1)  # ASE calls observers before the first step too: steps + 1 frames
+        dyn.attach(recorder, interval=1)  # ASE calls observers before the first step too: steps + 1 frames
+        dyn.attach(report, interval=1)
         dyn.run(steps)
     finally:
         if previous is not None:
             calc.set_field(previous)
-    return PolarizationSeries(
-        time_fs=np.array(t), field=np.zeros((len(t), 3)), polarization=np.array(p),
-        polarizability=np.array(a) if polarizability else None, volume=np.array(v),
-        source=f"NVT Langevin MD, {temperature} K, dt {timestep_fs} fs",
-    )
+        if previous_time is not None:
+            calc.time = previous_time
+    return recorder.to_series(source=f"NVT Langevin MD, {temperature} K, dt {timestep_fs} fs")

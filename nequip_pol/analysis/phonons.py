@@ -18,11 +18,12 @@ The harmonic route to the dielectric response:
    eps_inf as arrays (``nac_params``, no BORN file), evaluated at q -> 0 along given directions.
 
 Units: phonopy's frequencies for eV/A^2 force constants and amu masses are THz (factor
-``VaspToTHz`` = sqrt(eV/(A^2 amu)) / (2 pi) in THz = 15.633302); 1 THz = 33.35641 cm^-1.
-The non-analytic term uses ``factor`` = e^2/(4 pi eps_vac) = 14.3996 eV*A (the Coulomb constant
-in eV*A), consistent with :data:`nequip_pol.analysis.dielectric.EPS_VAC`.
+``VaspToTHz`` = sqrt(eV/(A^2 amu)) / (2 pi) in THz = 15.633302); 1 THz = 33.35641 cm^-1
+(:data:`nequip_pol.units.THZ_TO_CM1`). The non-analytic term uses ``factor`` = e^2/(4 pi eps_vac)
+= 14.3996 eV*A (:data:`nequip_pol.units.COULOMB_EV_A`), consistent with
+:data:`nequip_pol.units.EPS_VAC`.
 
-Independent check: :func:`finite_difference_hessian` computes the Hessian by central differences
+Independent check: :func:`finite_difference_hessian` (:mod:`~nequip_pol.analysis.hessian`) computes the Hessian by central differences
 of the calculator's forces without phonopy; the tests compare both Gamma spectra.
 """
 
@@ -33,7 +34,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .dielectric import EPS_VAC, eps_inf_from_polarizability
+from ..units import COULOMB_EV_A, EPS_VAC, THZ_TO_CM1
+from .dielectric import eps_inf_from_polarizability
+from .hessian import finite_difference_hessian  # noqa: F401  (part of this module's API)
 
 __all__ = [
     "THZ_TO_CM1",
@@ -47,18 +50,9 @@ __all__ = [
     "LOTOResult",
 ]
 
-#: 1 THz in cm^-1 (1e12 / c in cm/s)
-THZ_TO_CM1 = 33.35640951981521
 #: sqrt(eV / (A^2 amu)) / (2 pi), in THz (phonopy's VaspToTHz)
 THZ_PER_SQRT_EV_A2_AMU = 15.633302300230191
 
-
-def _eps_vac() -> float:
-    return EPS_VAC
-
-
-#: e^2 / (4 pi eps_vac) in eV*A, the factor of phonopy's non-analytic term (14.3996)
-COULOMB_EV_A = 1.0 / (4.0 * np.pi * EPS_VAC)
 
 
 def _masses(atoms) -> np.ndarray:
@@ -157,7 +151,7 @@ class GammaPhonons:
                 row["strength"] = s
                 row["intensity"] = float(np.trace(s))
                 lam = self.eigenvalues[g]
-                row["delta_eps"] = (strengths[g] / lam[:, None, None]).sum(axis=0) / (_eps_vac() * self.volume)
+                row["delta_eps"] = (strengths[g] / lam[:, None, None]).sum(axis=0) / (EPS_VAC * self.volume)
             rows.append(row)
         return rows
 
@@ -185,31 +179,6 @@ def gamma_modes(hessian: np.ndarray, masses: np.ndarray):
     acoustic = np.zeros(len(lam), dtype=bool)
     acoustic[np.argsort(-overlap)[:3]] = True
     return lam, vec, acoustic
-
-
-def finite_difference_hessian(atoms, calc=None, delta: float = 1e-3, progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
-    """Hessian d2E/dR dR (3N, 3N), eV/A^2, by central differences of the forces (no phonopy).
-
-    Every Cartesian coordinate is displaced by +-``delta`` (A); the calculator's current field is
-    used (set it to zero for phonons). Symmetrised. Costs 6N force calls.
-    """
-    atoms = atoms.copy()
-    atoms.calc = calc if calc is not None else atoms.calc
-    x0 = atoms.positions.copy()
-    n = len(atoms)
-    hessian = np.zeros((3 * n, 3 * n))
-    for i in range(n):
-        for b in range(3):
-            rows = []
-            for sign in (1.0, -1.0):
-                x = x0.copy()
-                x[i, b] += sign * delta
-                atoms.positions = x
-                rows.append(atoms.get_forces().reshape(-1))
-            hessian[3 * i + b] = -(rows[0] - rows[1]) / (2.0 * delta)
-        if progress is not None and (i + 1) % max(1, n // 5) == 0:
-            progress(f"finite-difference Hessian: {i + 1}/{n} atoms")
-    return 0.5 * (hessian + hessian.T)
 
 
 def _zero_field(calc):

@@ -9,6 +9,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ..units import THZ_TO_CM1
+
 __all__ = ["plot_ir", "plot_raman", "plot_phonons", "plot_dielectric"]
 
 _COMPONENTS = ("xx", "yy", "zz", "iso")
@@ -56,7 +58,7 @@ def plot_ir(ir, path, max_frequency_cm1: Optional[float] = None, title: str = ""
     ax.set_ylabel(r"dielectric function $\varepsilon(\nu)$ (dimensionless)")
     ax.legend(fontsize=8)
     ax.set_xlim(0, top)
-    secondary = axes[0].secondary_xaxis("top", functions=(lambda x: x / 33.35641, lambda x: x * 33.35641))
+    secondary = axes[0].secondary_xaxis("top", functions=(lambda x: x / THZ_TO_CM1, lambda x: x * THZ_TO_CM1))
     secondary.set_xlabel("frequency (THz)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -100,8 +102,8 @@ def plot_phonons(phonons, path, loto=None, title: str = ""):
             ax.annotate(f"{x:.0f}", (x, y), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
     if loto is not None:
         for k, q in enumerate(loto.directions):
-            shifted = [loto.lo_thz[k, m_lo] * 33.35641 for m_to, m_lo in loto.pairs[k]
-                       if (loto.lo_thz[k, m_lo] - loto.to_thz[m_to]) * 33.35641 > 1.0]
+            shifted = [loto.lo_thz[k, m_lo] * THZ_TO_CM1 for m_to, m_lo in loto.pairs[k]
+                       if (loto.lo_thz[k, m_lo] - loto.to_thz[m_to]) * THZ_TO_CM1 > 1.0]
             ax.plot(shifted, np.full(len(shifted), -0.04 * (k + 1) * max(inten.max(), 1e-300)), "v", ms=5,
                     label=f"LO, q along ({q[0]:.2f}, {q[1]:.2f}, {q[2]:.2f})")
     ax.axhline(0, color="0.6", lw=0.5)

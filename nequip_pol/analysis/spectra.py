@@ -15,7 +15,7 @@ tau_max (default: the whole run) and zero padding to ``pad_factor`` x (number of
 all frequencies is C(0) w(0) = <x^2>, exactly on the discrete grid. The resolution is the FWHM of
 the window's line shape, :func:`window_fwhm` = kappa / tau_max (kappa = 1.0 for ``hann``,
 0.60 for ``none``, see the function); a run shorter than the lag needed for a requested
-resolution is refused. Frequencies are in THz (cycles per ps) and cm^-1 (x 33.356); the highest
+resolution is refused. Frequencies are in THz (cycles per ps) and cm^-1 (x 33.356, ``nequip_pol.units``); the highest
 is the Nyquist frequency 1/(2 dt).
 
 **IR and eps(omega)** (classical fluctuation-dissipation theorem, field-free NVT or NVE run,
@@ -61,7 +61,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .dielectric import EPS_VAC
+from ..units import EPS_VAC, H_OVER_KB_K_PER_THZ, KB_EV_PER_K, THZ_TO_CM1
 
 __all__ = [
     "WINDOWS",
@@ -80,12 +80,6 @@ __all__ = [
 ]
 
 WINDOWS = ("hann", "blackman", "gaussian", "none")
-#: 1 THz in cm^-1
-THZ_TO_CM1 = 33.35640951981521
-#: h / k_B in K / THz
-_H_OVER_KB_K_PER_THZ = 6.62607015e-34 * 1e12 / 1.380649e-23
-#: Boltzmann constant, eV/K
-_KB_EV = 8.617333262e-5
 
 
 def autocorrelation(x, normalization: str = "unbiased") -> np.ndarray:
@@ -223,7 +217,7 @@ def kramers_kronig_real(imag) -> np.ndarray:
 
 def quantum_correction_factor(frequency_thz, temperature: float) -> np.ndarray:
     """Harmonic quantum correction Q = x / (1 - exp(-x)), x = h nu / (k_B T); Q(0) = 1."""
-    x = np.asarray(frequency_thz, dtype=float) * _H_OVER_KB_K_PER_THZ / float(temperature)
+    x = np.asarray(frequency_thz, dtype=float) * H_OVER_KB_K_PER_THZ / float(temperature)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(np.abs(x) < 1e-8, 1.0 + 0.5 * x, x / -np.expm1(-x))
     return q
@@ -395,7 +389,7 @@ def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_
     _check_max_frequency(series, max_frequency_cm1)
     max_lag = _max_lag_for(series, max_lag_fs, resolution_cm1, window)
     dt = series.dt_fs
-    beta = 1.0 / (_KB_EV * temperature)
+    beta = 1.0 / (KB_EV_PER_K * temperature)
     pref = beta / (EPS_VAC * volume)
     dm = series.polarization - series.polarization.mean(axis=0)
     eps_static = eps_inf + pref * dm.T @ dm / len(dm)
