@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--friction", type=float, default=0.002, help="Langevin friction, 1/fs (small: sharp IR lines)")
     parser.add_argument("--displacement", type=float, default=0.01, help="phonopy displacement, A")
     parser.add_argument("--field-step", type=float, default=2e-3, help="field route step, V/A")
-    parser.add_argument("--fmax", type=float, default=1e-6, help="relaxation force tolerance, eV/A")
+    parser.add_argument("--fmax", type=float, default=None,
+                        help="relaxation force tolerance, eV/A (default: from the model's precision, printed)")
     parser.add_argument("--model-note", default="(model errors and training time not given)",
                         help="the model's test errors and training time, printed beside every result")
     args = parser.parse_args(argv)
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
     perp = lambda m: 0.5 * (m[0, 0] + m[1, 1])  # noqa: E731
     lines = [f"# alpha-quartz dielectric response\n\nModel: `{args.model}`. **{args.model_note}**\n",
              f"Structure: alpha-quartz, a = {a:.4f} A, c = {c:.4f} A (mean of {n_frames} DFT frames), ions relaxed "
-             f"(max |F| < {args.fmax:g} eV/A), V = {volume:.3f} A^3 per 9 atoms.\n",
+             f"(max |F| < {atoms.info['relax_tolerance']:.2g} eV/A: {atoms.info['relax_tolerance_reason']}), "
+             f"V = {volume:.3f} A^3 per 9 atoms.\n",
              "## Dielectric constants\n", "| route | eps_inf perp | eps_inf par | eps_0 perp | eps_0 par |", "|---|---|---|---|---|"]
     for name, r in routes.items():
         err_perp, err_par = ("", "") if r.error is None else (f" +- {perp(r.error):.2f}", f" +- {par(r.error):.2f}")

@@ -195,7 +195,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=int, default=0, help="frame of STRUCTURE (default 0)")
     p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     p.add_argument("--no-relax", action="store_true", help="do not relax the ions first (fixed cell)")
-    p.add_argument("--fmax", type=float, default=1e-8, help="force convergence of the relaxations, eV/A (default 1e-8)")
+    p.add_argument("--fmax", type=float, default=None,
+                   help="force convergence of the relaxations, eV/A (default: from the model's precision, printed: "
+                        "1e-8 for float64 models and 'analytic', 30 x the measured force noise for float32 models)")
     p.add_argument("--displacement", type=float, default=0.01, help="phonopy finite displacement, A (default 0.01)")
     p.add_argument("-o", "--output", default=None, metavar="PREFIX", help="output prefix (default: STRUCTURE without extension)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

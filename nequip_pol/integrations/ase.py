@@ -240,6 +240,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             model=model, device=device, transforms=transforms, input_keys=input_keys, output_keys=output_keys, **kwargs
         )
         calc.model_path = os.fspath(path)
+        calc._compiled_dtype = metadata.get(graph_model.MODEL_DTYPE_KEY)
         return calc
 
     @classmethod
@@ -285,6 +286,19 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
     def from_saved_model(cls, model_path, device="cpu", **kwargs) -> "NequIPPolCalculator":
         """Public alias of :meth:`_from_saved_model` (checkpoint or package, eager)."""
         return cls._from_saved_model(model_path, device=device, **kwargs)
+
+    @property
+    def model_dtype(self) -> Optional[str]:
+        """The model's floating-point precision, ``"float32"`` or ``"float64"`` (None if unknown).
+
+        From the eager model's ``model_dtype`` or, for a compiled model, from its metadata. It
+        sets how far a relaxation can converge the forces (float32: ~1e-6 eV/A of noise).
+        """
+        compiled = getattr(self, "_compiled_dtype", None)
+        if compiled is not None:
+            return str(compiled)
+        dtype = getattr(self.model, "model_dtype", None)
+        return {torch.float32: "float32", torch.float64: "float64"}.get(dtype)
 
     # ------------------------------------------------------------------ field and time
     def set_mode(self, mode: str) -> None:
