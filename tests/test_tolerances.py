@@ -13,7 +13,11 @@ import pytest
 import torch
 
 from nequip_pol.analysis import tolerances as T
-from nequip_pol.reference import ReferenceMaterialCalculator, generate_dataset, ideal_structure
+from nequip_pol.reference import (
+    ReferenceMaterialCalculator,
+    generate_dataset,
+    ideal_structure,
+)
 
 TYPES = ["Ba", "Ti", "O"]
 R_MAX = 4.5
@@ -25,42 +29,88 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 @pytest.fixture(scope="module")
 def float32_calc(one_torch_thread):
     from nequip.data import AtomicDataDict, from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip.utils.global_state import set_global_state
 
-    from nequip_pol import BORN_CHARGE_KEY, ELECTRIC_FIELD_KEY, POLARIZABILITY_KEY, POLARIZATION_KEY, _register_with_nequip
+    from nequip_pol import (
+        BORN_CHARGE_KEY,
+        ELECTRIC_FIELD_KEY,
+        POLARIZABILITY_KEY,
+        POLARIZATION_KEY,
+        _register_with_nequip,
+    )
     from nequip_pol.integrations.ase import NequIPPolCalculator
     from nequip_pol.model import AllegroPolModel
 
     _register_with_nequip()
     set_global_state()
     model = AllegroPolModel(
-        seed=1, model_dtype="float32", type_names=TYPES, r_max=R_MAX, l_max=1, num_layers=1,
-        num_scalar_features=16, num_tensor_features=4,
-        radial_chemical_embed={"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
-        allegro_mlp_hidden_layers_depth=1, allegro_mlp_hidden_layers_width=16,
-        readout_mlp_hidden_layers_depth=1, readout_mlp_hidden_layers_width=16,
-        avg_num_neighbors=30.0, per_type_energy_shifts={t: 0.0 for t in TYPES},
-        per_type_energy_scales={t: 1.0 for t in TYPES}, field_mlp_hidden_layers_width=16,
+        seed=1,
+        model_dtype="float32",
+        type_names=TYPES,
+        r_max=R_MAX,
+        l_max=1,
+        num_layers=1,
+        num_scalar_features=16,
+        num_tensor_features=4,
+        radial_chemical_embed={
+            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+            "num_bessels": 8,
+        },
+        allegro_mlp_hidden_layers_depth=1,
+        allegro_mlp_hidden_layers_width=16,
+        readout_mlp_hidden_layers_depth=1,
+        readout_mlp_hidden_layers_width=16,
+        avg_num_neighbors=30.0,
+        per_type_energy_shifts={t: 0.0 for t in TYPES},
+        per_type_energy_scales={t: 1.0 for t in TYPES},
+        field_mlp_hidden_layers_width=16,
     )
-    frames = generate_dataset(16, seed=3, supercell=(1, 1, 1), displacement_std=0.04, strain_std=0.0,
-                              field_fraction=0.5, max_field=0.05)
-    mapper, neighbors = ChemicalSpeciesToAtomTypeMapper(TYPES), NeighborListTransform(r_max=R_MAX)
+    frames = generate_dataset(
+        16,
+        seed=3,
+        supercell=(1, 1, 1),
+        displacement_std=0.04,
+        strain_std=0.0,
+        field_fraction=0.5,
+        max_field=0.05,
+    )
+    mapper, neighbors = (
+        ChemicalSpeciesToAtomTypeMapper(TYPES),
+        NeighborListTransform(r_max=R_MAX),
+    )
 
     def data(atoms):
         d = neighbors(mapper(from_ase(atoms)))
-        d[ELECTRIC_FIELD_KEY] = torch.as_tensor(np.reshape(atoms.info["electric_field"], (1, 3)))
+        d[ELECTRIC_FIELD_KEY] = torch.as_tensor(
+            np.reshape(atoms.info["electric_field"], (1, 3))
+        )
         return d
 
     batch = AtomicDataDict.batched_from_list([data(a) for a in frames])
     target = {
-        AtomicDataDict.TOTAL_ENERGY_KEY: torch.tensor([[a.info["total_energy"]] for a in frames]),
-        AtomicDataDict.FORCE_KEY: torch.as_tensor(np.concatenate([a.arrays["forces"] for a in frames])),
-        POLARIZATION_KEY: torch.as_tensor(np.array([a.info["polarization_exact"] for a in frames])),
-        BORN_CHARGE_KEY: torch.as_tensor(np.concatenate([a.arrays["born_effective_charges"] for a in frames])).view(-1, 3, 3),
-        POLARIZABILITY_KEY: torch.as_tensor(np.array([a.info["polarizability"] for a in frames])),
+        AtomicDataDict.TOTAL_ENERGY_KEY: torch.tensor(
+            [[a.info["total_energy"]] for a in frames]
+        ),
+        AtomicDataDict.FORCE_KEY: torch.as_tensor(
+            np.concatenate([a.arrays["forces"] for a in frames])
+        ),
+        POLARIZATION_KEY: torch.as_tensor(
+            np.array([a.info["polarization_exact"] for a in frames])
+        ),
+        BORN_CHARGE_KEY: torch.as_tensor(
+            np.concatenate([a.arrays["born_effective_charges"] for a in frames])
+        ).view(-1, 3, 3),
+        POLARIZABILITY_KEY: torch.as_tensor(
+            np.array([a.info["polarizability"] for a in frames])
+        ),
     }
-    target[AtomicDataDict.TOTAL_ENERGY_KEY] -= target[AtomicDataDict.TOTAL_ENERGY_KEY].mean()
+    target[AtomicDataDict.TOTAL_ENERGY_KEY] -= target[
+        AtomicDataDict.TOTAL_ENERGY_KEY
+    ].mean()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     model.train()
     for _ in range(STEPS):
@@ -69,8 +119,8 @@ def float32_calc(one_torch_thread):
         loss = 0.0
         for key, ref in target.items():
             pred = out[key].double()
-            if key == AtomicDataDict.TOTAL_ENERGY_KEY:
-                pred, ref = (pred - pred.mean()) / 5, ref / 5  # per atom, up to a constant
+            if key == AtomicDataDict.TOTAL_ENERGY_KEY:  # per atom, up to a constant
+                pred, ref = (pred - pred.mean()) / 5, ref / 5
             loss = loss + (pred - ref).square().mean()
         loss.backward()
         optimizer.step()
@@ -93,7 +143,10 @@ def test_precision_of_calculators(float32_calc):
 
 def test_tolerance_follows_the_precision(float32_calc):
     atoms = _structure()
-    assert T.relaxation_fmax(atoms, ReferenceMaterialCalculator()) == (1e-8, "the default for an exact calculator")
+    assert T.relaxation_fmax(atoms, ReferenceMaterialCalculator()) == (
+        1e-8,
+        "the default for an exact calculator",
+    )
     assert T.relaxation_fmax(atoms, float32_calc, fmax=1e-3) == (1e-3, "given")
     with pytest.raises(ValueError, match="positive"):
         T.relaxation_fmax(atoms, float32_calc, fmax=0.0)
@@ -105,11 +158,15 @@ def test_tolerance_follows_the_precision(float32_calc):
     # the reason for all this: a float64 tolerance is out of a float32 model's reach
     from nequip_pol.analysis.dielectric import relax_positions
 
-    with pytest.raises(ValueError, match=r"did not converge to max \|F\| < 1e-09 .*tolerance: given"):
+    with pytest.raises(
+        ValueError, match=r"did not converge to max \|F\| < 1e-09 .*tolerance: given"
+    ):
         relax_positions(atoms, float32_calc, fmax=1e-9, max_newton=10)
 
 
-def test_phonons_and_dielectric_with_defaults_on_a_float32_model(float32_calc, tmp_path, monkeypatch, capsys):
+def test_phonons_and_dielectric_with_defaults_on_a_float32_model(
+    float32_calc, tmp_path, monkeypatch, capsys
+):
     from nequip_pol.cli import main
     from nequip_pol.integrations.ase import NequIPPolCalculator
 
@@ -117,14 +174,23 @@ def test_phonons_and_dielectric_with_defaults_on_a_float32_model(float32_calc, t
     ase.io.write(structure, _structure())
     model = tmp_path / "model.ckpt"
     model.write_text("stands for the float32 model of the fixture")
-    monkeypatch.setattr(NequIPPolCalculator, "from_saved_model", classmethod(lambda cls, path, **kwargs: float32_calc))
+    monkeypatch.setattr(
+        NequIPPolCalculator,
+        "from_saved_model",
+        classmethod(lambda cls, path, **kwargs: float32_calc),
+    )
 
-    assert main(["phonons", str(model), str(structure), "-o", str(tmp_path / "ph")]) == 0
+    assert (
+        main(["phonons", str(model), str(structure), "-o", str(tmp_path / "ph")]) == 0
+    )
     out = capsys.readouterr().out
     assert "relaxation tolerance: max |F| <" in out and "float32 model" in out, out
     assert (tmp_path / "ph_phonons.csv").exists()
 
-    assert main(["dielectric", str(model), str(structure), "-o", str(tmp_path / "di")]) == 0
+    assert (
+        main(["dielectric", str(model), str(structure), "-o", str(tmp_path / "di")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "field response: relaxation tolerance" in out and "float32 model" in out, out
     lines = (tmp_path / "di_dielectric.csv").read_text().splitlines()

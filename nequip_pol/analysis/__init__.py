@@ -7,6 +7,7 @@ One module per concept (this file imports nothing, so that each module can be ad
 - ``spectra``: correlation functions (Wiener-Khinchin), IR absorption and eps(omega), Raman
 - ``dielectric``: eps_inf from alpha; eps_0 by three routes (harmonic, fluctuations, field response)
 - ``phonons``: Gamma phonons with phonopy, mode effective charges, oscillator strengths, LO-TO splitting
+- ``tolerances``: the force tolerance of relaxations from the model's precision (float32/float64)
 - ``plots``: figures of spectra and phonons
 - ``hysteresis``: ferroelectric switching (P-E loops)
 

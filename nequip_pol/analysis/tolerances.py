@@ -20,14 +20,22 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["FMAX_FLOAT64", "NOISE_FACTOR", "calculator_precision", "force_noise", "relaxation_fmax"]
+__all__ = [
+    "FMAX_FLOAT64",
+    "NOISE_FACTOR",
+    "calculator_precision",
+    "force_noise",
+    "relaxation_fmax",
+]
 
 #: force tolerance of float64 models and exact calculators, eV/A
 FMAX_FLOAT64 = 1e-8
 #: float32 (or unknown) precision: the tolerance is this many times the measured force noise
 NOISE_FACTOR = 30.0
 #: rigid translations (A) that measure the force noise; fixed, so the measurement is deterministic
-_SHIFTS = np.array([[0.3711, -0.2189, 0.1597], [-0.1423, 0.4177, -0.3361], [0.2579, 0.1931, -0.4433]])
+_SHIFTS = np.array(
+    [[0.3711, -0.2189, 0.1597], [-0.1423, 0.4177, -0.3361], [0.2579, 0.1931, -0.4433]]
+)
 
 
 def calculator_precision(calc) -> str:
@@ -47,8 +55,9 @@ def calculator_precision(calc) -> str:
 
 
 def _centered_forces(atoms) -> np.ndarray:
+    # the net force is not a relaxation direction (as in relax_positions)
     f = np.asarray(atoms.get_forces(), dtype=float)
-    return f - f.mean(axis=0)  # the net force is not a relaxation direction (relax_positions)
+    return f - f.mean(axis=0)
 
 
 def force_noise(atoms, calc=None) -> float:
@@ -68,7 +77,9 @@ def force_noise(atoms, calc=None) -> float:
     return noise
 
 
-def relaxation_fmax(atoms, calc=None, fmax: Optional[float] = None) -> Tuple[float, str]:
+def relaxation_fmax(
+    atoms, calc=None, fmax: Optional[float] = None
+) -> Tuple[float, str]:
     """The force tolerance (eV/A) of a relaxation with ``calc`` and why: ``(fmax, reason)``.
 
     ``fmax`` given: it is used as is. Otherwise :data:`FMAX_FLOAT64` for an exact calculator or a
@@ -87,5 +98,7 @@ def relaxation_fmax(atoms, calc=None, fmax: Optional[float] = None) -> Tuple[flo
     noise = force_noise(atoms, calc)
     what = "float32 model" if precision == "float32" else "model of unknown precision"
     chosen = max(FMAX_FLOAT64, NOISE_FACTOR * noise)
-    return chosen, (f"{NOISE_FACTOR:g} x the force noise {noise:.2g} eV/A of this {what}, measured by rigid "
-                    f"translations; at least {FMAX_FLOAT64:g}")
+    return chosen, (
+        f"{NOISE_FACTOR:g} x the force noise {noise:.2g} eV/A of this {what}, measured by rigid "
+        f"translations; at least {FMAX_FLOAT64:g}"
+    )
