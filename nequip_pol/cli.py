@@ -58,9 +58,9 @@ def _run_parse_qe(args: argparse.Namespace) -> int:
     except OutputExistsError as exc:
         print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
         return 2
-    except NequipPolIOError as exc:
+    except NequipPolIOError as exc:  # bad input runs: a user error, exit status 2 as every verb
         print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {len(frames)} frame(s) to {out}")
     return 0
 
@@ -145,185 +145,47 @@ register("demo", "the whole method on the shipped analytic material: generate, t
 
 
 # ------------------------------------------------------------------------------------- analysis
-# IR / Raman spectra, dielectric constants, phonons (nequip_pol/analysis/commands.py; it imports
-# only argparse at module level, the numerics are imported when a verb runs)
+# Every analysis verb lives in nequip_pol/analysis/ (commands.py: spectra, dielectric, phonons;
+# switching_commands.py: hysteresis, coercive), sharing one model loader, one structure reader and
+# one exit status (analysis/command_common.py). Those modules import only argparse at module level.
+
+#: verb -> (module in nequip_pol.analysis, one-line help)
+ANALYSIS_VERBS = {
+    "ir": ("commands", "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)"),
+    "raman": ("commands", "isotropic and anisotropic Raman spectra from an alpha(t) log"),
+    "dielectric": ("commands", "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation "
+                               "routes"),
+    "phonons": ("commands", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure"),
+    "hysteresis": ("switching_commands", "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs "
+                                         "temperature and period"),
+    "coercive": ("switching_commands", "zero-temperature intrinsic coercive field of a polar structure (continuation "
+                                       "under a growing opposite field)"),
+}
+#: verb -> check(args) -> exit code: run by main() before the nequip registration and the verb,
+#: so that bad input is answered at once (no torch import)
+INPUT_CHECKS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _analysis_verb(name: str):
-    def add(p: argparse.ArgumentParser) -> None:
-        from nequip_pol.analysis import commands
+    import importlib
 
-        getattr(commands, f"add_{name}")(p)
+    module_name = f"nequip_pol.analysis.{ANALYSIS_VERBS[name][0]}"
+
+    def add(p: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module_name), f"add_{name}")(p)
 
     def run(args: argparse.Namespace) -> int:
-        from nequip_pol.analysis import commands
+        return getattr(importlib.import_module(module_name), f"run_{name}")(args)
 
-        return getattr(commands, f"run_{name}")(args)
+    def check(args: argparse.Namespace) -> int:
+        return importlib.import_module(module_name).check_inputs(name, args)
 
-    return add, run
-
-
-register("ir", "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
-         *_analysis_verb("ir"))
-register("raman", "isotropic and anisotropic Raman spectra from an alpha(t) log", *_analysis_verb("raman"))
-register("dielectric", "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation routes",
-         *_analysis_verb("dielectric"))
-register("phonons", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
-         *_analysis_verb("phonons"))
+    return add, run, check
 
 
-# ----------------------------------------------------------------------------------- hysteresis
-
-
-def _add_hysteresis(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "P-E hysteresis loops by MD (Langevin) under E(t) = E0 f(t/T) along an axis, at each temperature x "
-        "period: coercive fields Ec+/Ec-, remanent polarizations Pr+/Pr- and the loop area per cycle, "
-        "averaged over cycles with their spread. Writes OUT/hysteresis.csv, one P(t) CSV per run, and "
-        "loops.png, ec_vs_temperature.png, ec_vs_frequency.png. Units: V/A, fs, K, e*A, eV."
-    )
-    p.add_argument("model", metavar="MODEL",
-                   help="compiled model (*.nequip.pt2, --target nequip_pol_ase), checkpoint or package, or "
-                        "'reference:ferroelectric' / 'reference:paraelectric' for the exact analytic materials")
-    p.add_argument("structure", metavar="STRUCTURE",
-                   help="starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
-                        "for the relaxed +P state of the analytic ferroelectric along --axis")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--axis", default="z", help="field axis: x, y, z or a vector such as '1,1,0' (default z)")
-    p.add_argument("--amplitude", type=float, required=True, metavar="E0", help="field amplitude E0, V/A (> 0)")
-    p.add_argument("--period", type=float, nargs="+", required=True, metavar="FS", help="field period(s) T, fs")
-    p.add_argument("--temperatures", type=float, nargs="+", required=True, metavar="K", help="temperature(s), K")
-    p.add_argument("--waveform", choices=["triangle", "sine"], default="triangle",
-                   help="f(t/T): triangle (constant sweep rate; default) or sine")
-    p.add_argument("--cycles", type=int, default=3, help="loops after the initial quarter period (default 3)")
-    p.add_argument("--discard", type=int, default=1, help="first loops left out of the averages (poling; default 1)")
-    p.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="MD time step, fs (default 1)")
-    p.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
-                   help="Langevin friction, 1/fs (default 0.01; 0: velocity Verlet, NVE)")
-    p.add_argument("--sample-interval", type=int, default=1, metavar="N", help="record P every N steps (default 1)")
-    p.add_argument("--repeat", default="1x1x1", metavar="NxNxN", help="repeat the structure (default 1x1x1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
-    p.add_argument("--lammps-plugin", default=None, metavar="SO",
-                   help="run the loops in LAMMPS with this nequip_polplugin.so; MODEL is then a package compiled "
-                        "with --target nequip_pol_pair_allegro (or _no_born) and the axis x, y or z")
-    p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops (default 1)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs in DIR")
-
-
-def _run_hysteresis(args: argparse.Namespace) -> int:
-    def fail(message: str, code: int = 2) -> int:
-        print(f"nequip-pol hysteresis: error: {message}", file=sys.stderr)
-        return code
-
-    try:
-        repeat = tuple(int(k) for k in args.repeat.lower().split("x"))
-        if len(repeat) != 3 or min(repeat) < 1:
-            raise ValueError
-    except ValueError:
-        return fail(f"--repeat must look like 2x2x2, got {args.repeat!r}")
-    from nequip_pol.analysis.hysteresis import LammpsLoopRunner, LoopProtocol, check_output_dir, run_sweep
-
-    protocol = LoopProtocol(axis=args.axis, amplitude=args.amplitude, period_fs=args.period[0],
-                            waveform=args.waveform, cycles=args.cycles, discard_cycles=args.discard,
-                            timestep_fs=args.timestep, temperature_K=args.temperatures[0],
-                            friction_per_fs=args.friction, sample_interval=args.sample_interval, seed=args.seed)
-    try:
-        # every setting, and existing outputs, before the (slow) model loading
-        for t in args.temperatures:
-            for period in args.period:
-                LoopProtocol(**{**protocol.__dict__, "temperature_K": t, "period_fs": period}).validate()
-        check_output_dir(args.output, args.temperatures, args.period, args.force)
-        runner = None
-        if args.lammps_plugin:
-            if args.model.startswith("reference:"):
-                raise ValueError("the reference materials run in ASE only; --lammps-plugin needs a compiled model")
-            atoms = _read_structure(args.structure)
-            species = list(dict.fromkeys(atoms.get_chemical_symbols()))
-            runner = LammpsLoopRunner(args.model, species, args.lammps_plugin, ranks=args.ranks)
-            runner.check(protocol)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        return fail(str(exc))
-
-    import torch
-
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
-    try:
-        calc = None
-        if runner is None:
-            calc, atoms = _hysteresis_inputs(args)
-        atoms = atoms.repeat(repeat)
-        where = f"LAMMPS, {args.ranks} rank(s)" if runner else "ASE"
-        print(f"{len(atoms)} atoms, model {args.model} ({where}); output {args.output}")
-        run_sweep(atoms, calc, protocol, args.temperatures, args.period, args.output, force=args.force, runner=runner)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError, RuntimeError) as exc:
-        return fail(str(exc))
-    print(f"wrote {args.output}/hysteresis.csv and the figures")
-    return 0
-
-
-def _read_structure(path: str):
-    import os
-
-    import ase.io
-
-    if path.startswith("reference:"):
-        raise ValueError(f"{path!r} is for the reference materials in ASE; give a structure file")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"structure file not found: {path!r}")
-    try:
-        return ase.io.read(path)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise ValueError(f"cannot read the structure {path!r}: {exc}") from exc
-
-
-def _hysteresis_inputs(args):
-    """(calculator, structure) from the MODEL and STRUCTURE arguments; ValueError naming the problem."""
-    import os
-
-    from ase.calculators.calculator import PropertyNotImplementedError
-
-    model = args.model
-    if model.startswith("reference:"):
-        from nequip_pol.reference import AnalyticPolarMaterial, ReferenceMaterialCalculator
-        from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
-
-        materials = {"reference:ferroelectric": AnalyticFerroelectric, "reference:paraelectric": AnalyticPolarMaterial}
-        if model not in materials:
-            raise ValueError(f"unknown reference material {model!r}; choose one of {', '.join(materials)}")
-        material = materials[model]()
-        calc = ReferenceMaterialCalculator(material)
-    else:
-        from nequip_pol.integrations.ase import NequIPPolCalculator
-
-        if not os.path.exists(model):
-            raise FileNotFoundError(f"model file not found: {model!r}")
-        loader = NequIPPolCalculator.from_compiled_model if model.endswith(".pt2") else NequIPPolCalculator.from_saved_model
-        calc = loader(model, chemical_species_to_atom_type_map=True)
-        material = None
-    if args.structure == "reference:poled":
-        from nequip_pol.reference.ferroelectric import AnalyticFerroelectric, spontaneous_state
-
-        atoms, _ = spontaneous_state(material if isinstance(material, AnalyticFerroelectric) else AnalyticFerroelectric(),
-                                     args.axis)
-    else:
-        atoms = _read_structure(args.structure)
-    atoms.calc = None
-    try:
-        calc.set_field([0.0, 0.0, 0.0])
-        atoms.calc = calc
-        calc.get_property("polarization", atoms)
-    except PropertyNotImplementedError as exc:
-        raise ValueError(f"the model gives no polarization: {exc}") from exc
-    finally:
-        atoms.calc = None
-    return calc, atoms
-
-
-register("hysteresis", "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs temperature and period",
-         _add_hysteresis, _run_hysteresis)
-
-
-from nequip_pol.lammps import commands as _lammps_commands  # noqa: E402,F401  (registers `lammps`)
+for _name, (_module, _help) in ANALYSIS_VERBS.items():
+    _add, _run, INPUT_CHECKS[_name] = _analysis_verb(_name)
+    register(_name, _help, _add, _run)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -342,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    check = INPUT_CHECKS.get(args.command)
+    if check is not None and SUBCOMMANDS[args.command][2] is args._run:
+        code = check(args)
+        if code:
+            return code
     # the console script imports the package without nequip (fast --help); register keys and
     # compile targets now, as an import through nequip would have
     from nequip_pol import _register_with_nequip

@@ -163,6 +163,29 @@ def test_cli_errors(tmp_path, capsys):
     assert (out / "hysteresis.csv").read_text() == "keep me\n"
 
 
+def test_cli_bad_model_files_are_named(tmp_path, capsys):
+    """Not a model, or a fake compiled model: one error line naming the file, exit 2, nothing written."""
+    (tmp_path / "model.txt").write_text("not a model\n")
+    (tmp_path / "fake.nequip.pt2").write_text("not a model either\n")
+    out = tmp_path / "out"
+    loop = ["reference:poled", "-o", str(out), "--amplitude", "0.1", "--period", "1600", "--temperatures", "5"]
+    for model, message in [("model.txt", "is not a model file"), ("fake.nequip.pt2", "cannot load the model")]:
+        assert cli_main(["hysteresis", str(tmp_path / model), *loop]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nequip-pol hysteresis: error:") and message in err and model in err, err
+        assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_coercive_exact_ferroelectric(capsys):
+    assert cli_main(["coercive", "reference:ferroelectric", "reference:poled", "--tol", "0.004"]) == 0
+    out = capsys.readouterr().out
+    ec = float(out.split("intrinsic coercive field: ")[1].split(" V/A")[0])
+    assert abs(ec - 0.0779) < 0.005  # the exact fold (test_ferroelectric_reference)
+    assert cli_main(["coercive", "reference:ferroelectric", "reference:poled", "--axis", "q"]) == 2
+    assert "axis must be" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- MD on the exact material
 
 

@@ -369,7 +369,7 @@ def test_cli_in_process(tmp_path, capsys):
     assert out.read_text() != before
     # invalid input: error naming the file, nothing written
     bad_out = tmp_path / "bad.xyz"
-    assert cli_main(["parse-qe", *runs[:3], "-o", str(bad_out)]) == 1
+    assert cli_main(["parse-qe", *runs[:3], "-o", str(bad_out)]) == 2
     assert "missing field direction" in capsys.readouterr().err
     assert not bad_out.exists()
     assert cli_main(["check-data", str(out)]) == 0

@@ -1,69 +1,42 @@
-"""``nequip-pol ir | raman | dielectric | phonons``: argument parsers and run functions.
+"""``nequip-pol ir | raman | dielectric | phonons``: argument parsers, input checks and run functions.
 
-Registered in :mod:`nequip_pol.cli`. Only ``argparse`` is imported at module level (``--help``
-stays fast); numpy, ASE, torch and phonopy are imported inside the run functions.
+Registered in :mod:`nequip_pol.cli` (with the switching verbs of
+:mod:`~nequip_pol.analysis.switching_commands`). Only ``argparse`` and the standard library are
+imported at module level (``--help`` stays fast); numpy, ASE, torch and phonopy are imported
+inside the run functions, after :func:`check_inputs` has checked the files, numbers and outputs.
 
-Conventions of every verb: all output paths are checked *before* any work (an existing file
-stops the command unless ``--force``), bad input stops it with ``nequip-pol VERB: error: ...`` and
-a non-zero exit status, nothing is written then. Outputs are ``PREFIX_<what>.csv`` and
-``PREFIX_<what>.png``.
+Conventions of every verb (:mod:`~nequip_pol.analysis.command_common`): all output paths are
+checked *before* any work (an existing file stops the command unless ``--force``), bad input
+stops it with ``nequip-pol VERB: error: ...`` and exit status 2, nothing is written then.
+Outputs are ``PREFIX_<what>.csv`` and ``PREFIX_<what>.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
+from .command_common import (
+    REFERENCE_MATERIALS,
+    CommandError,
+    check_file,
+    check_model,
+    load_calculator,
+    output_paths,
+    progress_printer,
+    read_structure,
+    run_guarded,
+    write_csv,
+)
+
+__all__ = ["load_calculator", "check_inputs", "DEFAULT_RESOLUTION_CM1", "DEFAULT_MAX_FREQ_CM1"]
+
+#: the old MODEL name of the exact paraelectric material (now ``reference:paraelectric``)
 ANALYTIC_MODEL = "analytic"
 
-
-class CommandError(Exception):
-    """A user-facing error (printed without traceback)."""
-
-
-def _progress(verb):
-    start = time.time()
-
-    def report(msg: str) -> None:
-        print(f"[{verb} {time.time() - start:7.1f} s] {msg}", flush=True)
-
-    return report
-
-
-def _outputs(prefix: str, names, force: bool):
-    paths = {name: Path(f"{prefix}_{name}") for name in names}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not force:
-        raise FileExistsError(f"output file(s) exist: {', '.join(existing)}; not overwriting (use --force)")
-    parent = Path(prefix).parent
-    if not parent.is_dir():
-        raise CommandError(f"output folder {parent} does not exist")
-    return paths
-
-
-def _write_csv(path, columns, rows, header_lines=()):
-    import numpy as np
-
-    with open(path, "w") as f:
-        for line in header_lines:
-            f.write(f"# {line}\n")
-        f.write(",".join(columns) + "\n")
-        for row in np.atleast_2d(rows):
-            f.write(",".join(f"{float(v):.10g}" if not isinstance(v, str) else v for v in row) + "\n")
-
-
-def _run_guarded(verb, body, args) -> int:
-    try:
-        return body(args)
-    except FileExistsError as exc:
-        print(f"nequip-pol {verb}: error: {exc}", file=sys.stderr)
-        return 2
-    except (CommandError, ValueError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"nequip-pol {verb}: error: {msg}", file=sys.stderr)
-        return 1
+_outputs = output_paths
+_write_csv = write_csv
+_progress = progress_printer
 
 
 # ---------------------------------------------------------------------- shared options
@@ -73,9 +46,12 @@ def _add_spectral_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("auto", "csv", "lammps"), default="auto", help="log format (default: auto)")
     p.add_argument("--start", type=float, default=0.0, metavar="FS", help="discard frames before this time, fs (equilibration)")
     p.add_argument("--window", choices=("hann", "blackman", "gaussian", "none"), default="hann", help="lag window (default hann)")
-    p.add_argument("--max-lag", type=float, default=None, metavar="FS", help="largest correlation lag, fs (default: whole run)")
+    p.add_argument("--max-lag", type=float, default=None, metavar="FS",
+                   help="largest correlation lag, fs (default: the lag of --resolution)")
     p.add_argument("--resolution", type=float, default=None, metavar="CM1",
-                   help="spectral resolution (FWHM) to reach, cm^-1; refused if the log is too short")
+                   help=f"spectral resolution (FWHM) to reach, cm^-1 (default {DEFAULT_RESOLUTION_CM1:g}, or the finest "
+                        "the log allows if it is shorter; refused if the log is too short for the value given); "
+                        "--resolution 0 with no --max-lag: the raw periodogram of the whole run")
     p.add_argument("--pad", type=int, default=4, help="zero padding factor of the FFT (default 4)")
     p.add_argument("--max-freq", type=float, default=None, metavar="CM1",
                    help="upper end of the plot and CSV, cm^-1 (must be below the Nyquist frequency; default min(Nyquist, 4000))")
@@ -86,11 +62,52 @@ def _add_spectral_options(p: argparse.ArgumentParser) -> None:
 
 #: default upper end of the spectra written (CSV, plot) when --max-freq is not given, cm^-1
 DEFAULT_MAX_FREQ_CM1 = 4000.0
+#: default spectral resolution (FWHM of the lag window's line shape) of ir and raman, cm^-1: the
+#: raw periodogram of a long run is noise-dominated (one spurious peak per few grid points);
+#: averaging over lags up to ~1/resolution keeps peaks a few cm^-1 apart resolved
+DEFAULT_RESOLUTION_CM1 = 8.0
 
 
 def _upper(args, series) -> float:
-    nyquist_cm1 = 1000.0 / (2.0 * series.dt_fs) * 33.35640951981521
+    from ..units import THZ_TO_CM1
+
+    nyquist_cm1 = 1000.0 / (2.0 * series.dt_fs) * THZ_TO_CM1
     return args.max_freq if args.max_freq is not None else min(nyquist_cm1, DEFAULT_MAX_FREQ_CM1)
+
+
+def _smoothing(args, series):
+    """(max_lag_fs, resolution_cm1, note) of a spectrum: the user's values, else the default resolution.
+
+    The default is :data:`DEFAULT_RESOLUTION_CM1`, or the whole run when the log is too short
+    for it (the finest resolution it allows); ``--resolution 0`` asks for the raw periodogram.
+    """
+    from ..units import THZ_TO_CM1
+    from .spectra import window_fwhm
+
+    if args.max_lag is not None or (args.resolution is not None and args.resolution > 0):
+        return args.max_lag, args.resolution, ""
+    if args.resolution == 0:
+        return None, None, " (raw: lags up to the whole run)"
+    finest = window_fwhm(args.window, series.duration_fs) * 1000.0 * THZ_TO_CM1
+    if finest > DEFAULT_RESOLUTION_CM1:
+        return None, None, f" (the finest this {series.duration_fs / 1000:g} ps log allows; the default is " \
+                           f"{DEFAULT_RESOLUTION_CM1:g} cm^-1)"
+    return None, DEFAULT_RESOLUTION_CM1, " (default; --resolution or --max-lag to change)"
+
+
+def _check_spectral_inputs(args) -> None:
+    """Files, numbers and outputs of ir/raman, before any import of numpy."""
+    check_file(args.log, "log")
+    if not args.temperature > 0:
+        raise CommandError(f"--temperature must be > 0 K, got {args.temperature}")
+    for name in ("resolution", "max_lag", "max_freq"):
+        value = getattr(args, name)
+        if value is not None and not value >= 0:
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if args.pad < 1:
+        raise CommandError(f"--pad must be >= 1, got {args.pad}")
+    if not 0 <= args.prominence < 1:
+        raise CommandError(f"--prominence must be in [0, 1), got {args.prominence}")
 
 
 def _prefix(args, default_path) -> str:
@@ -115,10 +132,11 @@ def _run_ir(args) -> int:
     from .timeseries import read_series
 
     prefix = _prefix(args, args.log)
-    paths = _outputs(prefix, ["ir.csv", "ir_peaks.csv", "ir.png"], args.force)
+    paths = _outputs(prefix, IR_OUTPUTS, args.force)
     series = read_series(args.log, args.format)
-    ir = ir_spectrum(series, args.temperature, volume=args.volume, method=args.method, max_lag_fs=args.max_lag,
-                     resolution_cm1=args.resolution, window=args.window, pad_factor=args.pad,
+    max_lag, resolution, note = _smoothing(args, series)
+    ir = ir_spectrum(series, args.temperature, volume=args.volume, method=args.method, max_lag_fs=max_lag,
+                     resolution_cm1=resolution, window=args.window, pad_factor=args.pad,
                      quantum_correction=None if args.quantum_correction == "none" else args.quantum_correction,
                      max_frequency_cm1=args.max_freq, peak_prominence=args.prominence, start_fs=args.start)
     upper = _upper(args, series)
@@ -134,15 +152,19 @@ def _run_ir(args) -> int:
     _write_csv(paths["ir_peaks.csv"], ["frequency_cm1", "frequency_thz", "absorption_cm1", "fwhm_cm1"],
                [[p["frequency_cm1"], p["frequency_thz"], p["height"], p["fwhm_cm1"]] for p in ir.peaks] or np.zeros((0, 4)))
     plot_ir(ir, paths["ir.png"], upper)
-    print(f"{len(series)} frames, dt {series.dt_fs:g} fs, resolution {ir.resolution_cm1:.3g} cm^-1")
+    print(f"{len(series)} frames, dt {series.dt_fs:g} fs, max lag {ir.settings['max_lag_fs']:.6g} fs, "
+          f"resolution {ir.resolution_cm1:.3g} cm^-1{note}")
     print("peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in ir.peaks))
     print("eps_0 from fluctuations (diagonal): " + " ".join(f"{v:.4f}" for v in np.diag(ir.eps0_fluctuation)))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
+IR_OUTPUTS = ("ir.csv", "ir_peaks.csv", "ir.png")
+
+
 def run_ir(args) -> int:
-    return _run_guarded("ir", _run_ir, args)
+    return run_guarded("ir", _run_ir, args)
 
 
 # ---------------------------------------------------------------------- raman
@@ -159,9 +181,10 @@ def _run_raman(args) -> int:
     from .timeseries import read_series
 
     prefix = _prefix(args, args.log)
-    paths = _outputs(prefix, ["raman.csv", "raman_peaks.csv", "raman.png"], args.force)
+    paths = _outputs(prefix, RAMAN_OUTPUTS, args.force)
     series = read_series(args.log, args.format)
-    r = raman_spectrum(series, args.temperature, max_lag_fs=args.max_lag, resolution_cm1=args.resolution,
+    max_lag, resolution, note = _smoothing(args, series)
+    r = raman_spectrum(series, args.temperature, max_lag_fs=max_lag, resolution_cm1=resolution,
                        window=args.window, pad_factor=args.pad, laser_nm=args.laser_nm,
                        max_frequency_cm1=args.max_freq, peak_prominence=args.prominence, start_fs=args.start)
     upper = _upper(args, series)
@@ -176,21 +199,27 @@ def _run_raman(args) -> int:
         for row in rows:
             f.write(row[0] + "," + ",".join(f"{v:.8g}" for v in row[1:]) + "\n")
     plot_raman(r, paths["raman.png"], upper)
+    print(f"{len(series)} frames, dt {series.dt_fs:g} fs, resolution {r.resolution_cm1:.3g} cm^-1{note}")
     print("isotropic peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in r.peaks_iso))
     print("anisotropic peaks (cm^-1): " + ", ".join(f"{p['frequency_cm1']:.1f}" for p in r.peaks_aniso))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
+RAMAN_OUTPUTS = ("raman.csv", "raman_peaks.csv", "raman.png")
+
+
 def run_raman(args) -> int:
-    return _run_guarded("raman", _run_raman, args)
+    return run_guarded("raman", _run_raman, args)
 
 
 # ---------------------------------------------------------------------- model + structure
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
-                   help=f"compiled model (*.nequip.pt2, target nequip_pol_ase), checkpoint or package; "
-                        f"'{ANALYTIC_MODEL}' for the exact analytic reference material")
+                   help="compiled model (*.nequip.pt2, target nequip_pol_ase), checkpoint (*.ckpt) or package "
+                        "(*.nequip.zip), a shipped model's name (sio2, batio3), or "
+                        f"{' / '.join(REFERENCE_MATERIALS)} for the exact analytic materials "
+                        f"('{ANALYTIC_MODEL}': the old name of reference:paraelectric)")
     p.add_argument("structure", metavar="STRUCTURE", help="structure file readable by ASE (first frame unless --index)")
     p.add_argument("--index", type=int, default=0, help="frame of STRUCTURE (default 0)")
     p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
@@ -203,47 +232,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
-def load_calculator(model: str, device: str = "cpu"):
-    """The ASE calculator of MODEL: ``analytic``, a compiled ``*.nequip.pt2``, or a checkpoint/package."""
-    if model == ANALYTIC_MODEL:
-        from nequip_pol.reference import ReferenceMaterialCalculator
-
-        return ReferenceMaterialCalculator()
-    path = Path(model)
-    if not path.exists():
-        raise FileNotFoundError(f"{model}: no such model file")
-    from nequip_pol.integrations.ase import NequIPPolCalculator
-
-    try:
-        if path.name.endswith(".pt2"):
-            return NequIPPolCalculator.from_compiled_model(str(path), device=device, chemical_species_to_atom_type_map=True)
-        return NequIPPolCalculator.from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
-    except Exception as exc:  # loaders raise many kinds; the message names the problem
-        raise CommandError(f"cannot load the model {model}: {type(exc).__name__}: {exc}") from None
-
-
-def _read_structure(path: str, index: int):
-    import ase.io
-
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such structure file")
-    try:
-        atoms = ase.io.read(path, index=index)
-    except Exception as exc:
-        raise CommandError(f"cannot read the structure {path}: {type(exc).__name__}: {exc}") from None
-    if not all(atoms.pbc):
-        raise CommandError(f"{path}: the structure must be periodic in x, y and z")
-    atoms.calc = None
-    return atoms
-
-
 def _prepare(args, verb):
     import numpy as np
 
     from .dielectric import relax_positions
 
     report = _progress(verb)
-    atoms = _read_structure(args.structure, args.index)
+    atoms = read_structure(args.structure, args.index)
     calc = load_calculator(args.model, args.device)
     report(f"{len(atoms)} atoms ({atoms.get_chemical_formula()}), V = {atoms.get_volume():.4f} A^3, model {args.model}")
     if not args.no_relax:
@@ -274,24 +269,28 @@ def add_phonons(p: argparse.ArgumentParser) -> None:
                    help="Cartesian q directions for the LO-TO splitting, e.g. '0,0,1;1,0,0' (default x;y;z)")
 
 
+def _parse_directions_text(text: str):
+    """``'x,y,z;x,y,z'`` -> list of 3-lists of floats (no numpy); ``CommandError`` if malformed."""
+    try:
+        dirs = [[float(v) for v in item.split(",")] for item in text.split(";") if item.strip()]
+    except ValueError:
+        raise CommandError(f"--directions: expected 'x,y,z;x,y,z;...', got {text!r}") from None
+    if not dirs or any(len(d) != 3 or not any(d) for d in dirs):
+        raise CommandError(f"--directions: each direction needs 3 numbers, not all zero; got {text!r}")
+    return dirs
+
+
 def _parse_directions(text: str):
     import numpy as np
 
-    try:
-        dirs = np.array([[float(v) for v in item.split(",")] for item in text.split(";") if item.strip()])
-    except ValueError:
-        raise CommandError(f"--directions: expected 'x,y,z;x,y,z;...', got {text!r}") from None
-    if dirs.ndim != 2 or dirs.shape[1] != 3 or np.any(np.linalg.norm(dirs, axis=1) == 0):
-        raise CommandError(f"--directions: each direction needs 3 numbers, not all zero; got {text!r}")
-    return dirs
+    return np.array(_parse_directions_text(text))
 
 
 def _run_phonons(args) -> int:
     from .phonons import lo_to_splitting, phonopy_gamma
     from .plots import plot_phonons
 
-    prefix = _prefix(args, args.structure)
-    paths = _outputs(prefix, ["phonons.csv", "loto.csv", "phonons.png"], args.force)
+    paths = _outputs(_prefix(args, args.structure), PHONON_OUTPUTS, args.force)
     directions = _parse_directions(args.directions)
     atoms, calc, report = _prepare(args, "phonons")
     ph = phonopy_gamma(atoms, calc, displacement=args.displacement, born_charges=True, progress=report)
@@ -319,8 +318,11 @@ def _run_phonons(args) -> int:
     return 0
 
 
+PHONON_OUTPUTS = ("phonons.csv", "loto.csv", "phonons.png")
+
+
 def run_phonons(args) -> int:
-    return _run_guarded("phonons", _run_phonons, args)
+    return run_guarded("phonons", _run_phonons, args)
 
 
 # ---------------------------------------------------------------------- dielectric
@@ -341,6 +343,23 @@ def add_dielectric(p: argparse.ArgumentParser) -> None:
                    help="md route: also record alpha(t) in PREFIX_md_polarization.csv (for nequip-pol raman)")
 
 
+def _routes(args):
+    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    unknown = [r for r in routes if r not in ROUTES]
+    if unknown or not routes:
+        raise CommandError(f"--routes: unknown route(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROUTES)}")
+    return routes
+
+
+def _dielectric_outputs(routes):
+    names = ["dielectric.csv", "dielectric.png", "relaxed.extxyz"]
+    if "harmonic" in routes:
+        names.append("modes.csv")
+    if "md" in routes:
+        names.append("md_polarization.csv")
+    return names
+
+
 def _run_dielectric(args) -> int:
     import numpy as np
 
@@ -348,17 +367,8 @@ def _run_dielectric(args) -> int:
     from .phonons import phonopy_gamma
     from .plots import plot_dielectric
 
-    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
-    unknown = [r for r in routes if r not in ROUTES]
-    if unknown or not routes:
-        raise CommandError(f"--routes: unknown route(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROUTES)}")
-    prefix = _prefix(args, args.structure)
-    names = ["dielectric.csv", "dielectric.png", "relaxed.extxyz"]
-    if "harmonic" in routes:
-        names.append("modes.csv")
-    if "md" in routes:
-        names.append("md_polarization.csv")
-    paths = _outputs(prefix, names, args.force)
+    routes = _routes(args)
+    paths = _outputs(_prefix(args, args.structure), _dielectric_outputs(routes), args.force)
     atoms, calc, report = _prepare(args, "dielectric")
     volume = atoms.get_volume()
     work = atoms.copy()
@@ -420,17 +430,64 @@ def _run_dielectric(args) -> int:
 
 def _md_calculator(args, calc, report):
     """For MD only E, F, P (and alpha) are needed: an eager model is reloaded without Born charges (~2x cheaper)."""
-    if args.model == ANALYTIC_MODEL or str(args.model).endswith(".pt2"):
-        return calc  # the analytic calculator computes Z* only on request; compile with disable_born_charges for MD
+    model = check_model(args.model)
+    if model in REFERENCE_MATERIALS or model.endswith(".pt2"):
+        return calc  # the exact calculator computes Z* only on request; compile with disable_born_charges for MD
     try:
-        from nequip_pol.integrations.ase import NequIPPolCalculator
-
-        return NequIPPolCalculator.from_saved_model(args.model, device=args.device, chemical_species_to_atom_type_map=True,
-                                                    modifiers=["disable_born_charges"])
-    except Exception as exc:
-        report(f"MD with the full model (could not drop the Born charges: {type(exc).__name__}: {exc})")
+        return load_calculator(model, args.device, modifiers=["disable_born_charges"])
+    except CommandError as exc:
+        report(f"MD with the full model (could not drop the Born charges: {exc})")
         return calc
 
 
 def run_dielectric(args) -> int:
-    return _run_guarded("dielectric", _run_dielectric, args)
+    return run_guarded("dielectric", _run_dielectric, args)
+
+
+# ---------------------------------------------------------------------- input checks
+def _check_structure_verb(args) -> None:
+    args.model = check_model(args.model)  # canonical name (a deprecated one is noted once, here)
+    check_file(args.structure, "structure")
+    for name in ("displacement", "fmax"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise CommandError(f"--{name} must be > 0, got {value}")
+
+
+def _check_phonons(args) -> None:
+    _check_structure_verb(args)
+    _parse_directions_text(args.directions)
+    output_paths(_prefix(args, args.structure), PHONON_OUTPUTS, args.force)
+
+
+def _check_dielectric(args) -> None:
+    _check_structure_verb(args)
+    routes = _routes(args)
+    if "md" in routes:
+        for name in ("temperature", "dt", "friction"):
+            if not getattr(args, name) > 0:
+                raise CommandError(f"--{name} must be > 0, got {getattr(args, name)}")
+        if args.steps < 10 or args.equilibration < 0:
+            raise CommandError(f"--steps must be >= 10 and --equilibration >= 0, got {args.steps}, {args.equilibration}")
+    if not args.field_step > 0:
+        raise CommandError(f"--field-step must be > 0 V/A, got {args.field_step}")
+    output_paths(_prefix(args, args.structure), _dielectric_outputs(routes), args.force)
+
+
+_CHECKS = {
+    "ir": lambda args: (_check_spectral_inputs(args), output_paths(_prefix(args, args.log), IR_OUTPUTS, args.force)),
+    "raman": lambda args: (_check_spectral_inputs(args),
+                           output_paths(_prefix(args, args.log), RAMAN_OUTPUTS, args.force)),
+    "phonons": _check_phonons,
+    "dielectric": _check_dielectric,
+}
+
+
+def check_inputs(verb: str, args) -> int:
+    """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
+
+    def body(a) -> int:
+        _CHECKS[verb](a)
+        return 0
+
+    return run_guarded(verb, body, args)
