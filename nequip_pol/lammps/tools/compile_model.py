@@ -52,7 +52,10 @@ def example_data(model, target_name, r_max):
     import numpy as np
     from ase import Atoms
     from nequip.data import from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
 
     type_names = model.type_names
@@ -95,7 +98,9 @@ def compile_model(model, target_name, output_path, r_max, outputs=None):
     # same metadata as nequip-compile writes
     metadata = dict(model.metadata)
     metadata.update(get_latest_global_state(only_metadata_related=True))
-    metadata = {k: str(int(v)) if isinstance(v, bool) else v for k, v in metadata.items()}
+    metadata = {
+        k: str(int(v)) if isinstance(v, bool) else v for k, v in metadata.items()
+    }
     metadata[NEQUIP_AOTI_INPUTS_KEY] = serialize_aoti_keys(target["input"])
     metadata[NEQUIP_AOTI_OUTPUTS_KEY] = serialize_aoti_keys(target["output"])
     metadata = {k: str(v) for k, v in metadata.items()}
@@ -129,8 +134,12 @@ def main(argv):
             overrides[key] = ast.literal_eval(value)
     model = build_model(config_name, overrides)
     t0 = time.time()
-    metadata = compile_model(model, target_name, out, r_max=float(model.metadata["r_max"]), outputs=outputs)
-    print(f"compiled {config_name} -> {out} ({target_name}) in {time.time() - t0:.0f} s")
+    metadata = compile_model(
+        model, target_name, out, r_max=float(model.metadata["r_max"]), outputs=outputs
+    )
+    print(
+        f"compiled {config_name} -> {out} ({target_name}) in {time.time() - t0:.0f} s"
+    )
     for k, v in metadata.items():
         print(f"  {k}: {v}")
 
