@@ -188,6 +188,9 @@ for _name, (_module, _help) in ANALYSIS_VERBS.items():
     register(_name, _help, _add, _run)
 
 
+from nequip_pol.lammps import commands as _lammps_commands  # noqa: E402,F401  (registers `lammps`)
+
+
 # ----------------------------------------------------------------------------------------- main
 
 
