@@ -32,11 +32,10 @@ import numpy as np
 import torch
 from ase import units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log
+from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log, thermalize
 from nequip_pol.reference.analytic_material import generate_dataset, ideal_structure, write_dataset
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "nequip_pol" / "reference"
@@ -106,8 +105,7 @@ def main():
     atoms = reference.copy()
     atoms.rattle(0.02, seed=0)
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=np.random.default_rng(0))
-    Stationary(atoms)
+    thermalize(atoms, args.temperature, rng=np.random.default_rng(0))  # Maxwell-Boltzmann, zero total momentum
     e0 = np.array([0.0, 0.0, args.field])
     print(f"{len(atoms)} atoms, model {model_path}, mode={args.mode}, E0 = {args.field} V/A along z")
 

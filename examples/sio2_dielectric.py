@@ -82,8 +82,9 @@ def main(argv=None) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         print(f"sio2_dielectric: error: {out} exists and is not empty (use --force)", file=sys.stderr)
         return 2
-    if args.model == "analytic":
-        print("sio2_dielectric: error: the analytic material is a perovskite, not SiO2; give a SiO2 model", file=sys.stderr)
+    if args.model.startswith("reference:") or args.model == "analytic":
+        print("sio2_dielectric: error: the reference materials are perovskites, not SiO2; give a SiO2 model",
+              file=sys.stderr)
         return 1
     data = Path(args.data) if args.data else shared_data_dir() / "dft" / "SiO2.xyz"
     if not data.exists():

@@ -27,14 +27,13 @@ import pytest
 import torch
 from ase import units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from hydra.utils import get_method
 
 from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log
+from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log, thermalize
 from nequip_pol.reference.analytic_material import ideal_structure
 from model_configs import ALLEGRO_POL
 
@@ -66,8 +65,7 @@ def make_calc(model, **kwargs):
 def thermal_cell(seed=0):
     atoms = ideal_structure((1, 1, 2))
     atoms.rattle(0.03, seed=seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(seed))
-    Stationary(atoms)
+    thermalize(atoms, 300, rng=np.random.default_rng(seed))
     return atoms
 
 
