@@ -54,14 +54,18 @@ def distortion_order_parameter(polar, reference) -> Callable[[object], float]:
     ``ValueError`` when the atoms differ or ``polar`` is (nearly) the reference itself.
     """
     if len(polar) != len(reference) or list(polar.numbers) != list(reference.numbers):
-        raise ValueError(f"the centrosymmetric reference ({reference.get_chemical_formula()}, {len(reference)} atoms) "
-                         f"must hold the atoms of the structure ({polar.get_chemical_formula()}, {len(polar)} atoms) "
-                         "in the same order")
+        raise ValueError(
+            f"the centrosymmetric reference ({reference.get_chemical_formula()}, {len(reference)} atoms) "
+            f"must hold the atoms of the structure ({polar.get_chemical_formula()}, {len(polar)} atoms) "
+            "in the same order"
+        )
     u0 = _distortion(polar, reference)
     norm = float(np.sum(u0 * u0))
     if np.sqrt(norm) < 1e-3:
-        raise ValueError("the relaxed structure is the centrosymmetric reference (distortion below 1e-3 A): "
-                         "it has no polar state to switch")
+        raise ValueError(
+            "the relaxed structure is the centrosymmetric reference (distortion below 1e-3 A): "
+            "it has no polar state to switch"
+        )
 
     def order_parameter(atoms) -> float:
         return float(np.sum(_distortion(atoms, reference) * u0) / norm)
@@ -111,14 +115,20 @@ def intrinsic_coercive_field(
 
     e_axis = axis_vector(axis)
     if order_parameter is None and reference is None:
-        raise ValueError("give the centrosymmetric reference structure (or an order parameter) to tell a "
-                         "polar state from a switched one")
+        raise ValueError(
+            "give the centrosymmetric reference structure (or an order parameter) to tell a "
+            "polar state from a switched one"
+        )
     if not (step > 0 and max_field > step and tol > 0 and fmax > 0):
-        raise ValueError(f"need step > 0, max_field > step, tol > 0 and fmax > 0 (got step {step}, "
-                         f"max_field {max_field}, tol {tol}, fmax {fmax})")
+        raise ValueError(
+            f"need step > 0, max_field > step, tol > 0 and fmax > 0 (got step {step}, "
+            f"max_field {max_field}, tol {tol}, fmax {fmax})"
+        )
     if not hasattr(calc, "set_field"):
-        raise ValueError(f"the calculator {type(calc).__name__} has no field input (set_field); use a "
-                         "field-aware calculator (NequIPPolCalculator or ReferenceMaterialCalculator)")
+        raise ValueError(
+            f"the calculator {type(calc).__name__} has no field input (set_field); use a "
+            "field-aware calculator (NequIPPolCalculator or ReferenceMaterialCalculator)"
+        )
     work = atoms.copy()
     work.calc = calc
     n_relaxations = 0
@@ -138,28 +148,42 @@ def intrinsic_coercive_field(
             p_polar = np.asarray(calc.get_property("polarization", work), dtype=float)
             ref = reference.copy()
             ref.calc = calc
-            dipole = float((p_polar - np.asarray(calc.get_property("polarization", ref), dtype=float)) @ e_axis)
+            dipole = float(
+                (
+                    p_polar
+                    - np.asarray(calc.get_property("polarization", ref), dtype=float)
+                )
+                @ e_axis
+            )
             if dipole < 0:
-                raise ValueError(f"the relaxed structure's polarization points against the axis {axis!r} "
-                                 f"((P - P(reference)) . axis = {dipole:.4g} e*A); give the opposite axis")
+                raise ValueError(
+                    f"the relaxed structure's polarization points against the axis {axis!r} "
+                    f"((P - P(reference)) . axis = {dipole:.4g} e*A); give the opposite axis"
+                )
         if order_parameter is None:
             order_parameter = distortion_order_parameter(polar, reference)
         if not order_parameter(work) > 0:
-            raise ValueError("the order parameter of the zero-field relaxed structure is not positive: "
-                             "no polar state along this axis")
+            raise ValueError(
+                "the order parameter of the zero-field relaxed structure is not positive: "
+                "no polar state along this axis"
+            )
         keep = work.positions.copy()
         low, high, e_value = 0.0, None, 0.0
         while high is None:
             e_value += step
             if e_value > max_field:
-                raise RuntimeError(f"the polar state survives fields up to {max_field} V/A; no coercive field found")
+                raise RuntimeError(
+                    f"the polar state survives fields up to {max_field} V/A; no coercive field found"
+                )
             relax_at(e_value, keep)
             if order_parameter(work) > 0:
                 low, keep = e_value, work.positions.copy()
             else:
                 high = e_value
             if progress is not None:
-                progress(f"E = {e_value:.4f} V/A: {'polar' if high is None else 'switched'}")
+                progress(
+                    f"E = {e_value:.4f} V/A: {'polar' if high is None else 'switched'}"
+                )
         while high - low > tol:
             mid = 0.5 * (low + high)
             relax_at(mid, keep)

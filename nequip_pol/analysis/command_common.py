@@ -43,8 +43,14 @@ __all__ = [
 EXIT_USER_ERROR = 2
 #: MODEL names of the exact analytic materials -> (module, class) in nequip_pol.reference
 REFERENCE_MATERIALS = {
-    "reference:paraelectric": ("nequip_pol.reference.analytic_material", "AnalyticPolarMaterial"),
-    "reference:ferroelectric": ("nequip_pol.reference.ferroelectric", "AnalyticFerroelectric"),
+    "reference:paraelectric": (
+        "nequip_pol.reference.analytic_material",
+        "AnalyticPolarMaterial",
+    ),
+    "reference:ferroelectric": (
+        "nequip_pol.reference.ferroelectric",
+        "AnalyticFerroelectric",
+    ),
 }
 #: old MODEL names -> their current name
 DEPRECATED_MODEL_NAMES = {"analytic": "reference:paraelectric"}
@@ -59,7 +65,13 @@ def run_guarded(verb: str, body, args) -> int:
     """``body(args)``, with user errors printed as ``nequip-pol VERB: error: ...`` and exit status 2."""
     try:
         return int(body(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+    except (
+        CommandError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        KeyError,
+    ) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"nequip-pol {verb}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -76,11 +88,15 @@ def check_model(model: str) -> str:
     shipped model missing from this installation, a missing file or a file that is not a model.
     """
     if model in DEPRECATED_MODEL_NAMES:
-        _note(f"the model name {model!r} is now {DEPRECATED_MODEL_NAMES[model]!r}; the old name will go")
+        _note(
+            f"the model name {model!r} is now {DEPRECATED_MODEL_NAMES[model]!r}; the old name will go"
+        )
         model = DEPRECATED_MODEL_NAMES[model]
     if model.startswith("reference:"):
         if model not in REFERENCE_MATERIALS:
-            raise CommandError(f"unknown reference material {model!r}; choose one of {', '.join(REFERENCE_MATERIALS)}")
+            raise CommandError(
+                f"unknown reference material {model!r}; choose one of {', '.join(REFERENCE_MATERIALS)}"
+            )
         return model
     from nequip_pol import models
 
@@ -91,13 +107,17 @@ def check_model(model: str) -> str:
             raise CommandError(str(exc)) from None
     path = Path(model)
     if not path.exists():
-        raise CommandError(f"model file not found: {model!r} (a file, a shipped model name such as "
-                           f"{', '.join(sorted(models.SHIPPED_MODELS))}, or one of {', '.join(REFERENCE_MATERIALS)})")
+        raise CommandError(
+            f"model file not found: {model!r} (a file, a shipped model name such as "
+            f"{', '.join(sorted(models.SHIPPED_MODELS))}, or one of {', '.join(REFERENCE_MATERIALS)})"
+        )
     if path.is_dir():
         raise CommandError(f"{model!r} is a folder; give the model file")
     if path.suffix.lower() not in _MODEL_SUFFIXES:
-        raise CommandError(f"{model!r} is not a model file: expected a compiled model (*.nequip.pt2), a checkpoint "
-                           f"(*.ckpt) or a package (*.nequip.zip)")
+        raise CommandError(
+            f"{model!r} is not a model file: expected a compiled model (*.nequip.pt2), a checkpoint "
+            f"(*.ckpt) or a package (*.nequip.zip)"
+        )
     return str(path)
 
 
@@ -125,7 +145,9 @@ def load_calculator(model: str, device: str = "cpu", modifiers=None):
         from nequip_pol.reference import ReferenceMaterialCalculator
 
         module, name = REFERENCE_MATERIALS[model]
-        return ReferenceMaterialCalculator(getattr(importlib.import_module(module), name)())
+        return ReferenceMaterialCalculator(
+            getattr(importlib.import_module(module), name)()
+        )
     from nequip_pol.integrations.ase import NequIPPolCalculator
 
     options = {"device": device, "chemical_species_to_atom_type_map": True}
@@ -136,11 +158,15 @@ def load_calculator(model: str, device: str = "cpu", modifiers=None):
             options["modifiers"] = list(modifiers)
         return NequIPPolCalculator.from_saved_model(model, **options)
     except Exception as exc:  # the loaders raise many kinds (UnpicklingError, BadZipFile, RuntimeError, ...)
-        kind = "compiled model (nequip-compile, --target nequip_pol_ase)" if model.endswith(".pt2") else \
-            "nequip checkpoint or package"
-        raise CommandError(f"cannot load the model {model!r}: not a readable {kind} "
-                           f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") \
-            from None
+        kind = (
+            "compiled model (nequip-compile, --target nequip_pol_ase)"
+            if model.endswith(".pt2")
+            else "nequip checkpoint or package"
+        )
+        raise CommandError(
+            f"cannot load the model {model!r}: not a readable {kind} "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+        ) from None
 
 
 def read_structure(path: str, index: int = 0, periodic: bool = True):
@@ -157,10 +183,14 @@ def read_structure(path: str, index: int = 0, periodic: bool = True):
         atoms = ase.io.read(path, index=index)
     except UnknownFileTypeError:
         suffix = Path(path).suffix or "(no extension)"
-        raise CommandError(f"cannot read the structure {path!r}: unknown file format {suffix!r}; give an extended XYZ "
-                           "(.extxyz, .xyz), CIF, POSCAR, LAMMPS data or another file that ASE reads") from None
+        raise CommandError(
+            f"cannot read the structure {path!r}: unknown file format {suffix!r}; give an extended XYZ "
+            "(.extxyz, .xyz), CIF, POSCAR, LAMMPS data or another file that ASE reads"
+        ) from None
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise CommandError(f"cannot read the structure {path!r}: {type(exc).__name__}: {exc}") from None
+        raise CommandError(
+            f"cannot read the structure {path!r}: {type(exc).__name__}: {exc}"
+        ) from None
     if periodic and not all(atoms.pbc):
         raise CommandError(f"{path}: the structure must be periodic in x, y and z")
     atoms.calc = None
@@ -172,7 +202,9 @@ def output_paths(prefix: str, names, force: bool):
     paths = {name: Path(f"{prefix}_{name}") for name in names}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
-        raise CommandError(f"output file(s) exist: {', '.join(existing)}; not overwriting (use --force)")
+        raise CommandError(
+            f"output file(s) exist: {', '.join(existing)}; not overwriting (use --force)"
+        )
     parent = Path(prefix).parent
     if not parent.is_dir():
         raise CommandError(f"output folder {parent} does not exist")
@@ -188,7 +220,12 @@ def write_csv(path, columns, rows, header_lines=()) -> None:
             f.write(f"# {line}\n")
         f.write(",".join(columns) + "\n")
         for row in np.atleast_2d(rows):
-            f.write(",".join(f"{float(v):.10g}" if not isinstance(v, str) else v for v in row) + "\n")
+            f.write(
+                ",".join(
+                    f"{float(v):.10g}" if not isinstance(v, str) else v for v in row
+                )
+                + "\n"
+            )
 
 
 def progress_printer(verb: str):

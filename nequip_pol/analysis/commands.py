@@ -174,8 +174,6 @@ def add_raman(p: argparse.ArgumentParser) -> None:
 
 
 def _run_raman(args) -> int:
-    import numpy as np
-
     from .plots import plot_raman
     from .spectra import raman_spectrum
     from .timeseries import read_series

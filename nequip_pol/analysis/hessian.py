@@ -14,7 +14,12 @@ import numpy as np
 __all__ = ["finite_difference_hessian"]
 
 
-def finite_difference_hessian(atoms, calc=None, delta: float = 1e-3, progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
+def finite_difference_hessian(
+    atoms,
+    calc=None,
+    delta: float = 1e-3,
+    progress: Optional[Callable[[str], None]] = None,
+) -> np.ndarray:
     """Hessian d2E/dR dR (3N, 3N), eV/A^2, by central differences of the forces (no phonopy).
 
     Every Cartesian coordinate is displaced by +-``delta`` (A); the calculator's current field is

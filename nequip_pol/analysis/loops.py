@@ -35,7 +35,13 @@ import numpy as np
 from .protocol import CYCLE_PHASE, axis_vector
 from .timeseries import PolarizationSeries, read_series
 
-__all__ = ["LOOP_QUANTITIES", "LoopAnalysis", "analyze_loops", "analyze_series", "read_loop"]
+__all__ = [
+    "LOOP_QUANTITIES",
+    "LoopAnalysis",
+    "analyze_loops",
+    "analyze_series",
+    "read_loop",
+]
 
 #: the per-cycle quantities of :class:`LoopAnalysis` (V/A, e*A, eV)
 LOOP_QUANTITIES = ("ec_plus", "ec_minus", "ec", "pr_plus", "pr_minus", "pr", "area")
@@ -63,8 +69,18 @@ class LoopAnalysis:
         def fmt(k, unit):
             return f"{k} = {self.mean[k]:.4g} +- {self.std[k]:.2g} {unit}"
 
-        return ", ".join([fmt("ec", "V/A"), fmt("ec_plus", "V/A"), fmt("ec_minus", "V/A"),
-                          fmt("pr", "e*A"), fmt("area", "eV")]) + f" ({self.n_cycles} cycles)"
+        return (
+            ", ".join(
+                [
+                    fmt("ec", "V/A"),
+                    fmt("ec_plus", "V/A"),
+                    fmt("ec_minus", "V/A"),
+                    fmt("pr", "e*A"),
+                    fmt("area", "eV"),
+                ]
+            )
+            + f" ({self.n_cycles} cycles)"
+        )
 
 
 def _crossings(x: np.ndarray, y: np.ndarray, direction: int) -> np.ndarray:
@@ -107,9 +123,13 @@ def analyze_loops(
     e = np.asarray(field, dtype=float)
     p = np.asarray(polarization, dtype=float)
     if t.ndim != 1 or e.shape != t.shape or p.shape != t.shape:
-        raise ValueError(f"time, field and polarization must be 1-d arrays of one length, got shapes "
-                         f"{t.shape}, {e.shape}, {p.shape}")
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(e)) and np.all(np.isfinite(p))):
+        raise ValueError(
+            f"time, field and polarization must be 1-d arrays of one length, got shapes "
+            f"{t.shape}, {e.shape}, {p.shape}"
+        )
+    if not (
+        np.all(np.isfinite(t)) and np.all(np.isfinite(e)) and np.all(np.isfinite(p))
+    ):
         raise ValueError("time, field or polarization contains NaN or infinite values")
     if not period_fs > 0:
         raise ValueError(f"period must be > 0 fs, got {period_fs}")
@@ -125,7 +145,9 @@ def analyze_loops(
     tol = 1e-6 * period_fs
     windows = [(t >= s - tol) & (t <= s + period_fs + tol) for s in starts]
     if center is True:
-        offset = float(np.mean(np.concatenate([p[w][:-1] for w in windows])))  # whole periods: end points once
+        offset = float(
+            np.mean(np.concatenate([p[w][:-1] for w in windows]))
+        )  # whole periods: end points once
     elif center is False:
         offset = 0.0
     else:
@@ -134,14 +156,20 @@ def analyze_loops(
     per_cycle = {k: np.full(len(starts), np.nan) for k in LOOP_QUANTITIES}
     for c, w in enumerate(windows):
         if w.sum() < 4:
-            raise ValueError(f"cycle starting at {starts[c]:.6g} fs has {int(w.sum())} samples; sample the loop more often")
+            raise ValueError(
+                f"cycle starting at {starts[c]:.6g} fs has {int(w.sum())} samples; sample the loop more often"
+            )
         # exactly one period: interior samples plus E and P interpolated at both ends, so that the
         # loop closes whatever the sampling interval
         inner = w & (t > starts[c] + tol) & (t < starts[c] + period_fs - tol)
         ends = np.array([starts[c], starts[c] + period_fs])
         tc = np.concatenate([ends[:1], t[inner], ends[1:]])
-        ec = np.concatenate([np.interp(ends[:1], t, e), e[inner], np.interp(ends[1:], t, e)])
-        pcyc = np.concatenate([np.interp(ends[:1], t, pc), pc[inner], np.interp(ends[1:], t, pc)])
+        ec = np.concatenate(
+            [np.interp(ends[:1], t, e), e[inner], np.interp(ends[1:], t, e)]
+        )
+        pcyc = np.concatenate(
+            [np.interp(ends[:1], t, pc), pc[inner], np.interp(ends[1:], t, pc)]
+        )
         # the cycle runs from a field maximum: the field falls in its first half, rises in the
         # second; P switches down while the field falls and up while it rises (crossings of the
         # other direction in a half are thermal noise around the switching and are ignored)
@@ -167,8 +195,15 @@ def analyze_loops(
         finite = v[np.isfinite(v)]
         mean[k] = float(finite.mean()) if len(finite) else float("nan")
         std[k] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
-    return LoopAnalysis(per_cycle=per_cycle, mean=mean, std=std, n_cycles=len(starts), period_fs=float(period_fs),
-                        polarization_offset=offset, cycle_start_fs=starts)
+    return LoopAnalysis(
+        per_cycle=per_cycle,
+        mean=mean,
+        std=std,
+        n_cycles=len(starts),
+        period_fs=float(period_fs),
+        polarization_offset=offset,
+        cycle_start_fs=starts,
+    )
 
 
 def analyze_series(
@@ -181,8 +216,15 @@ def analyze_series(
 ) -> LoopAnalysis:
     """:func:`analyze_loops` on a ``PolarizationSeries``, projecting field and P on ``axis``."""
     e_axis = axis_vector(axis)
-    return analyze_loops(series.time_fs, series.field @ e_axis, series.polarization @ e_axis, period_fs,
-                         discard_cycles=discard_cycles, t0_fs=t0_fs, center=center)
+    return analyze_loops(
+        series.time_fs,
+        series.field @ e_axis,
+        series.polarization @ e_axis,
+        period_fs,
+        discard_cycles=discard_cycles,
+        t0_fs=t0_fs,
+        center=center,
+    )
 
 
 def read_loop(path, format: str = "auto") -> PolarizationSeries:

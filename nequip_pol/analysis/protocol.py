@@ -54,7 +54,9 @@ def axis_vector(axis: Union[str, Sequence[float]]) -> np.ndarray:
         except ValueError:
             parts = []
         if len(parts) != 3:
-            raise ValueError(f"axis must be x, y, z or a 3-vector such as '1,1,0', got {axis!r}")
+            raise ValueError(
+                f"axis must be x, y, z or a 3-vector such as '1,1,0', got {axis!r}"
+            )
         axis = parts
     try:
         vec = np.asarray(axis, dtype=float)
@@ -75,17 +77,25 @@ def waveform_value(waveform: str, x) -> np.ndarray:
         return np.sin(2.0 * np.pi * x)
     if waveform == "triangle":
         y = np.mod(x, 1.0)
-        return np.where(y < 0.25, 4.0 * y, np.where(y < 0.75, 2.0 - 4.0 * y, 4.0 * y - 4.0))
+        return np.where(
+            y < 0.25, 4.0 * y, np.where(y < 0.75, 2.0 - 4.0 * y, 4.0 * y - 4.0)
+        )
     raise ValueError(f"unknown waveform {waveform!r}; choose one of {WAVEFORMS}")
 
 
-def field_function(waveform: str, amplitude: float, period_fs: float, axis) -> Callable[[float], np.ndarray]:
+def field_function(
+    waveform: str, amplitude: float, period_fs: float, axis
+) -> Callable[[float], np.ndarray]:
     """E(t) = amplitude * f(t / period) * axis, a function of t (fs) returning (3,) V/A."""
     e_axis = axis_vector(axis)
     waveform_value(waveform, 0.0)  # validates the name
 
     def field(t_fs: float) -> np.ndarray:
-        return float(amplitude) * float(waveform_value(waveform, t_fs / period_fs)) * e_axis
+        return (
+            float(amplitude)
+            * float(waveform_value(waveform, t_fs / period_fs))
+            * e_axis
+        )
 
     return field
 
@@ -124,12 +134,24 @@ class LoopProtocol:
     def validate(self) -> np.ndarray:
         """Check every setting (``ValueError`` naming the problem); returns the unit axis vector."""
         e_axis = axis_vector(self.axis)
-        for name in ("amplitude", "period_fs", "timestep_fs", "temperature_K", "friction_per_fs"):
+        for name in (
+            "amplitude",
+            "period_fs",
+            "timestep_fs",
+            "temperature_K",
+            "friction_per_fs",
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.amplitude > 0:
-            raise ValueError(f"the field amplitude must be > 0 V/A, got {self.amplitude}")
+            raise ValueError(
+                f"the field amplitude must be > 0 V/A, got {self.amplitude}"
+            )
         if not self.timestep_fs > 0:
             raise ValueError(f"the time step must be > 0 fs, got {self.timestep_fs}")
         if self.period_fs < MIN_STEPS_PER_PERIOD * self.timestep_fs:
@@ -138,23 +160,42 @@ class LoopProtocol:
                 f"{self.timestep_fs} fs; use a period >= {MIN_STEPS_PER_PERIOD * self.timestep_fs} fs"
             )
         if self.waveform not in WAVEFORMS:
-            raise ValueError(f"unknown waveform {self.waveform!r}; choose one of {WAVEFORMS}")
+            raise ValueError(
+                f"unknown waveform {self.waveform!r}; choose one of {WAVEFORMS}"
+            )
         if self.temperature_K < 0:
-            raise ValueError(f"the temperature must be >= 0 K, got {self.temperature_K}")
+            raise ValueError(
+                f"the temperature must be >= 0 K, got {self.temperature_K}"
+            )
         if self.friction_per_fs < 0:
-            raise ValueError(f"the friction must be >= 0 (1/fs), got {self.friction_per_fs}")
+            raise ValueError(
+                f"the friction must be >= 0 (1/fs), got {self.friction_per_fs}"
+            )
         if int(self.discard_cycles) != self.discard_cycles or self.discard_cycles < 0:
-            raise ValueError(f"discard_cycles must be an integer >= 0, got {self.discard_cycles}")
+            raise ValueError(
+                f"discard_cycles must be an integer >= 0, got {self.discard_cycles}"
+            )
         if int(self.cycles) != self.cycles or self.cycles < self.discard_cycles + 1:
-            raise ValueError(f"cycles must be an integer >= discard_cycles + 1 = {self.discard_cycles + 1}, "
-                             f"got {self.cycles}")
-        if int(self.sample_interval) != self.sample_interval or self.sample_interval < 1:
-            raise ValueError(f"sample_interval must be an integer >= 1, got {self.sample_interval}")
+            raise ValueError(
+                f"cycles must be an integer >= discard_cycles + 1 = {self.discard_cycles + 1}, "
+                f"got {self.cycles}"
+            )
+        if (
+            int(self.sample_interval) != self.sample_interval
+            or self.sample_interval < 1
+        ):
+            raise ValueError(
+                f"sample_interval must be an integer >= 1, got {self.sample_interval}"
+            )
         if self.period_fs < 8 * self.sample_interval * self.timestep_fs:
-            raise ValueError(f"sampling every {self.sample_interval} steps leaves fewer than 8 samples per period")
+            raise ValueError(
+                f"sampling every {self.sample_interval} steps leaves fewer than 8 samples per period"
+            )
         return e_axis
 
     @property
     def n_steps(self) -> int:
         """MD steps: the initial quarter period plus ``cycles`` full periods."""
-        return int(round((self.cycles + CYCLE_PHASE) * self.period_fs / self.timestep_fs))
+        return int(
+            round((self.cycles + CYCLE_PHASE) * self.period_fs / self.timestep_fs)
+        )

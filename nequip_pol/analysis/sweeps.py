@@ -25,16 +25,35 @@ from .loop_drivers import check_field_calculator, run_loop
 from .loops import LOOP_QUANTITIES
 from .protocol import LoopProtocol, axis_vector
 
-__all__ = ["TABLE_COLUMNS", "OUTPUT_FILES", "loop_file_name", "check_output_dir", "run_sweep", "write_table",
-           "plot_sweep"]
+__all__ = [
+    "TABLE_COLUMNS",
+    "OUTPUT_FILES",
+    "loop_file_name",
+    "check_output_dir",
+    "run_sweep",
+    "write_table",
+    "plot_sweep",
+]
 
 #: columns of the sweep table (``hysteresis.csv``)
 TABLE_COLUMNS = (
-    ["temperature_K", "period_fs", "frequency_GHz", "amplitude_V_A", "waveform", "n_cycles"]
+    [
+        "temperature_K",
+        "period_fs",
+        "frequency_GHz",
+        "amplitude_V_A",
+        "waveform",
+        "n_cycles",
+    ]
     + [f"{k}{s}" for k in LOOP_QUANTITIES for s in ("", "_std")]
     + ["n_atoms", "steps", "wall_s", "loop_csv"]
 )
-OUTPUT_FILES = ("hysteresis.csv", "loops.png", "ec_vs_temperature.png", "ec_vs_frequency.png")
+OUTPUT_FILES = (
+    "hysteresis.csv",
+    "loops.png",
+    "ec_vs_temperature.png",
+    "ec_vs_frequency.png",
+)
 
 
 def loop_file_name(temperature: float, period: float) -> str:
@@ -47,11 +66,15 @@ def check_output_dir(out_dir, temperatures, periods, force: bool = False) -> Pat
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and not force:
-        names = list(OUTPUT_FILES) + [loop_file_name(t, p) for t in temperatures for p in periods]
+        names = list(OUTPUT_FILES) + [
+            loop_file_name(t, p) for t in temperatures for p in periods
+        ]
         existing = [n for n in names if (out / n).exists()]
         if existing:
-            raise FileExistsError(f"{out} already holds {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''}; "
-                                  "not overwriting (use --force / force=True)")
+            raise FileExistsError(
+                f"{out} already holds {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''}; "
+                "not overwriting (use --force / force=True)"
+            )
     return out
 
 
@@ -82,7 +105,11 @@ def run_sweep(
     periods = [float(p) for p in periods]
     if not temperatures or not periods:
         raise ValueError("give at least one temperature and one period")
-    runs = [replace(protocol, temperature_K=t, period_fs=p) for t in temperatures for p in periods]
+    runs = [
+        replace(protocol, temperature_K=t, period_fs=p)
+        for t in temperatures
+        for p in periods
+    ]
     for r in runs:
         r.validate()
     out = check_output_dir(out_dir, temperatures, periods, force)
@@ -90,7 +117,9 @@ def run_sweep(
         _check_calculator_once(atoms, calc)
 
         def runner(atoms, protocol, log_path, progress):
-            return run_loop(atoms, calc, protocol, log_path=log_path, force=True, progress=progress)
+            return run_loop(
+                atoms, calc, protocol, log_path=log_path, force=True, progress=progress
+            )
     else:
         check = getattr(runner, "check", None)
         if check is not None:
@@ -100,23 +129,38 @@ def run_sweep(
     rows, series_by_run = [], {}
     for k, run in enumerate(runs):
         if progress:
-            progress(f"[{k + 1}/{len(runs)}] T = {run.temperature_K:g} K, period = {run.period_fs:g} fs, "
-                     f"E0 = {run.amplitude:g} V/A ({run.waveform}), {run.n_steps} steps of {run.timestep_fs:g} fs")
+            progress(
+                f"[{k + 1}/{len(runs)}] T = {run.temperature_K:g} K, period = {run.period_fs:g} fs, "
+                f"E0 = {run.amplitude:g} V/A ({run.waveform}), {run.n_steps} steps of {run.timestep_fs:g} fs"
+            )
         wall = _time.time()
         name = loop_file_name(run.temperature_K, run.period_fs)
         series, analysis = runner(atoms, run, out / name, progress)
         series_by_run[(run.temperature_K, run.period_fs)] = (series, analysis)
-        row = {"temperature_K": run.temperature_K, "period_fs": run.period_fs,
-               "frequency_GHz": 1e6 / run.period_fs, "amplitude_V_A": run.amplitude, "waveform": run.waveform,
-               "n_cycles": analysis.n_cycles}
+        row = {
+            "temperature_K": run.temperature_K,
+            "period_fs": run.period_fs,
+            "frequency_GHz": 1e6 / run.period_fs,
+            "amplitude_V_A": run.amplitude,
+            "waveform": run.waveform,
+            "n_cycles": analysis.n_cycles,
+        }
         for q in LOOP_QUANTITIES:
             row[q], row[q + "_std"] = analysis.mean[q], analysis.std[q]
-        row.update({"n_atoms": len(atoms), "steps": run.n_steps, "wall_s": round(_time.time() - wall, 1),
-                    "loop_csv": name})
+        row.update(
+            {
+                "n_atoms": len(atoms),
+                "steps": run.n_steps,
+                "wall_s": round(_time.time() - wall, 1),
+                "loop_csv": name,
+            }
+        )
         rows.append(row)
         if progress:
             progress(f"  -> {analysis.summary()}")
-        write_table(rows, out / "hysteresis.csv", force=True)  # after each run: partial results survive
+        write_table(
+            rows, out / "hysteresis.csv", force=True
+        )  # after each run: partial results survive
     if plots:
         plot_sweep(rows, series_by_run, out, protocol.axis)
     return rows
@@ -137,7 +181,9 @@ def write_table(rows: Sequence[dict], path, force: bool = False) -> None:
         w = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS))
         w.writeheader()
         for row in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            w.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
 
 
 def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
@@ -151,10 +197,17 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
     e_axis = axis_vector(axis)
     temps = sorted({r["temperature_K"] for r in rows})
     periods = sorted({r["period_fs"] for r in rows})
-    cmap = plt.get_cmap("plasma")  # dark (cold) to yellow-orange (hot); 0.85 keeps the hottest visible
-    color = {t: cmap(0.0 if len(temps) == 1 else 0.85 * k / (len(temps) - 1)) for k, t in enumerate(temps)}
+    cmap = plt.get_cmap(
+        "plasma"
+    )  # dark (cold) to yellow-orange (hot); 0.85 keeps the hottest visible
+    color = {
+        t: cmap(0.0 if len(temps) == 1 else 0.85 * k / (len(temps) - 1))
+        for k, t in enumerate(temps)
+    }
 
-    fig, axes = plt.subplots(1, len(periods), figsize=(4.2 * len(periods), 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(periods), figsize=(4.2 * len(periods), 3.6), squeeze=False
+    )
     for ax, period in zip(axes[0], periods):
         for t in temps:
             if (t, period) not in series_by_run:
@@ -162,8 +215,13 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
             series, analysis = series_by_run[(t, period)]
             start = analysis.cycle_start_fs[0] if analysis.cycle_start_fs else 0.0
             keep = series.time_fs >= start - 1e-9
-            ax.plot(series.field[keep] @ e_axis, series.polarization[keep] @ e_axis - analysis.polarization_offset,
-                    color=color[t], lw=0.8, label=f"{t:g} K")
+            ax.plot(
+                series.field[keep] @ e_axis,
+                series.polarization[keep] @ e_axis - analysis.polarization_offset,
+                color=color[t],
+                lw=0.8,
+                label=f"{t:g} K",
+            )
         ax.axhline(0, color="0.7", lw=0.5)
         ax.axvline(0, color="0.7", lw=0.5)
         ax.set_xlabel("E along axis (V/A)")
@@ -178,9 +236,16 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
         for g in groups:
             sel = sorted((r for r in rows if r[group_key] == g), key=lambda r: r[x_key])
-            ax.errorbar([r[x_key] for r in sel], [r["ec"] for r in sel],
-                        yerr=[0.0 if not np.isfinite(r["ec_std"]) else r["ec_std"] for r in sel],
-                        marker="o", capsize=3, label=label_fmt(g))
+            ax.errorbar(
+                [r[x_key] for r in sel],
+                [r["ec"] for r in sel],
+                yerr=[
+                    0.0 if not np.isfinite(r["ec_std"]) else r["ec_std"] for r in sel
+                ],
+                marker="o",
+                capsize=3,
+                label=label_fmt(g),
+            )
         ax.set_xscale(xscale)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("coercive field Ec (V/A)")
@@ -189,7 +254,20 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
         fig.savefig(out / fname, dpi=130)
         plt.close(fig)
 
-    errplot("temperature_K", "period_fs", periods, "ec_vs_temperature.png", "temperature (K)",
-            lambda p: f"period {p:g} fs")
-    errplot("frequency_GHz", "temperature_K", temps, "ec_vs_frequency.png", "frequency (GHz)",
-            lambda t: f"{t:g} K", xscale="log")
+    errplot(
+        "temperature_K",
+        "period_fs",
+        periods,
+        "ec_vs_temperature.png",
+        "temperature (K)",
+        lambda p: f"period {p:g} fs",
+    )
+    errplot(
+        "frequency_GHz",
+        "temperature_K",
+        temps,
+        "ec_vs_frequency.png",
+        "frequency (GHz)",
+        lambda t: f"{t:g} K",
+        xscale="log",
+    )

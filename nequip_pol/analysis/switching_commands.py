@@ -21,13 +21,21 @@ from .command_common import (
     run_guarded,
 )
 
-__all__ = ["add_hysteresis", "run_hysteresis", "add_coercive", "run_coercive", "check_inputs"]
+__all__ = [
+    "add_hysteresis",
+    "run_hysteresis",
+    "add_coercive",
+    "run_coercive",
+    "check_inputs",
+]
 
 #: STRUCTURE name of the relaxed +P state of the exact ferroelectric
 POLED_REFERENCE = "reference:poled"
-_MODEL_HELP = ("compiled model (*.nequip.pt2, --target nequip_pol_ase), checkpoint (*.ckpt) or package (*.nequip.zip), "
-               f"a shipped model's name (sio2, batio3), or {' / '.join(REFERENCE_MATERIALS)} for the exact analytic "
-               "materials")
+_MODEL_HELP = (
+    "compiled model (*.nequip.pt2, --target nequip_pol_ase), checkpoint (*.ckpt) or package (*.nequip.zip), "
+    f"a shipped model's name (sio2, batio3), or {' / '.join(REFERENCE_MATERIALS)} for the exact analytic "
+    "materials"
+)
 
 
 # ---------------------------------------------------------------------- hysteresis
@@ -39,29 +47,105 @@ def add_hysteresis(p: argparse.ArgumentParser) -> None:
         "loops.png, ec_vs_temperature.png, ec_vs_frequency.png. Units: V/A, fs, K, e*A, eV."
     )
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("structure", metavar="STRUCTURE",
-                   help="starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
-                        "for the relaxed +P state of the analytic ferroelectric along --axis")
+    p.add_argument(
+        "structure",
+        metavar="STRUCTURE",
+        help="starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
+        "for the relaxed +P state of the analytic ferroelectric along --axis",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--axis", default="z", help="field axis: x, y, z or a vector such as '1,1,0' (default z)")
-    p.add_argument("--amplitude", type=float, required=True, metavar="E0", help="field amplitude E0, V/A (> 0)")
-    p.add_argument("--period", type=float, nargs="+", required=True, metavar="FS", help="field period(s) T, fs")
-    p.add_argument("--temperatures", type=float, nargs="+", required=True, metavar="K", help="temperature(s), K")
-    p.add_argument("--waveform", choices=["triangle", "sine"], default="triangle",
-                   help="f(t/T): triangle (constant sweep rate; default) or sine")
-    p.add_argument("--cycles", type=int, default=3, help="loops after the initial quarter period (default 3)")
-    p.add_argument("--discard", type=int, default=1, help="first loops left out of the averages (poling; default 1)")
-    p.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="MD time step, fs (default 1)")
-    p.add_argument("--friction", type=float, default=0.01, metavar="PER_FS",
-                   help="Langevin friction, 1/fs (default 0.01; 0: velocity Verlet, NVE)")
-    p.add_argument("--sample-interval", type=int, default=1, metavar="N", help="record P every N steps (default 1)")
-    p.add_argument("--repeat", default="1x1x1", metavar="NxNxN", help="repeat the structure (default 1x1x1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and the Langevin noise")
-    p.add_argument("--lammps-plugin", default=None, metavar="SO",
-                   help="run the loops in LAMMPS with this nequip_polplugin.so; MODEL is then a package compiled "
-                        "with --target nequip_pol_pair_allegro (or _no_born) and the axis x, y or z")
-    p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops (default 1)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs in DIR")
+    p.add_argument(
+        "--axis",
+        default="z",
+        help="field axis: x, y, z or a vector such as '1,1,0' (default z)",
+    )
+    p.add_argument(
+        "--amplitude",
+        type=float,
+        required=True,
+        metavar="E0",
+        help="field amplitude E0, V/A (> 0)",
+    )
+    p.add_argument(
+        "--period",
+        type=float,
+        nargs="+",
+        required=True,
+        metavar="FS",
+        help="field period(s) T, fs",
+    )
+    p.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        required=True,
+        metavar="K",
+        help="temperature(s), K",
+    )
+    p.add_argument(
+        "--waveform",
+        choices=["triangle", "sine"],
+        default="triangle",
+        help="f(t/T): triangle (constant sweep rate; default) or sine",
+    )
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=3,
+        help="loops after the initial quarter period (default 3)",
+    )
+    p.add_argument(
+        "--discard",
+        type=int,
+        default=1,
+        help="first loops left out of the averages (poling; default 1)",
+    )
+    p.add_argument(
+        "--timestep",
+        type=float,
+        default=1.0,
+        metavar="FS",
+        help="MD time step, fs (default 1)",
+    )
+    p.add_argument(
+        "--friction",
+        type=float,
+        default=0.01,
+        metavar="PER_FS",
+        help="Langevin friction, 1/fs (default 0.01; 0: velocity Verlet, NVE)",
+    )
+    p.add_argument(
+        "--sample-interval",
+        type=int,
+        default=1,
+        metavar="N",
+        help="record P every N steps (default 1)",
+    )
+    p.add_argument(
+        "--repeat",
+        default="1x1x1",
+        metavar="NxNxN",
+        help="repeat the structure (default 1x1x1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial velocities and the Langevin noise",
+    )
+    p.add_argument(
+        "--lammps-plugin",
+        default=None,
+        metavar="SO",
+        help="run the loops in LAMMPS with this nequip_polplugin.so; MODEL is then a package compiled "
+        "with --target nequip_pol_pair_allegro (or _no_born) and the axis x, y or z",
+    )
+    p.add_argument(
+        "--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops (default 1)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing outputs in DIR"
+    )
 
 
 def _repeat(text: str):
@@ -77,10 +161,19 @@ def _repeat(text: str):
 def _protocol(args):
     from .protocol import LoopProtocol
 
-    return LoopProtocol(axis=args.axis, amplitude=args.amplitude, period_fs=args.period[0],
-                        waveform=args.waveform, cycles=args.cycles, discard_cycles=args.discard,
-                        timestep_fs=args.timestep, temperature_K=args.temperatures[0],
-                        friction_per_fs=args.friction, sample_interval=args.sample_interval, seed=args.seed)
+    return LoopProtocol(
+        axis=args.axis,
+        amplitude=args.amplitude,
+        period_fs=args.period[0],
+        waveform=args.waveform,
+        cycles=args.cycles,
+        discard_cycles=args.discard,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperatures[0],
+        friction_per_fs=args.friction,
+        sample_interval=args.sample_interval,
+        seed=args.seed,
+    )
 
 
 def _check_hysteresis(args) -> None:
@@ -94,12 +187,18 @@ def _check_hysteresis(args) -> None:
     for t in args.temperatures:
         for period in args.period:
             replace(protocol, temperature_K=t, period_fs=period).validate()
-    if args.lammps_plugin and (args.model.startswith("reference:") or args.model in ("analytic",)):
-        raise CommandError("the reference materials run in ASE only; --lammps-plugin needs a compiled model")
+    if args.lammps_plugin and (
+        args.model.startswith("reference:") or args.model in ("analytic",)
+    ):
+        raise CommandError(
+            "the reference materials run in ASE only; --lammps-plugin needs a compiled model"
+        )
     if args.structure != POLED_REFERENCE:
         check_file(args.structure, "structure")
     elif args.lammps_plugin:
-        raise CommandError(f"{POLED_REFERENCE!r} is for the reference materials in ASE; give a structure file")
+        raise CommandError(
+            f"{POLED_REFERENCE!r} is for the reference materials in ASE; give a structure file"
+        )
     if args.lammps_plugin:
         check_file(args.model, "model")
         if args.ranks < 1:
@@ -112,9 +211,16 @@ def _check_hysteresis(args) -> None:
 def _starting_structure(args, material=None):
     """The STRUCTURE argument as Atoms: a file, or the relaxed +P state of the exact ferroelectric."""
     if args.structure == POLED_REFERENCE:
-        from nequip_pol.reference.ferroelectric import AnalyticFerroelectric, spontaneous_state
+        from nequip_pol.reference.ferroelectric import (
+            AnalyticFerroelectric,
+            spontaneous_state,
+        )
 
-        material = material if isinstance(material, AnalyticFerroelectric) else AnalyticFerroelectric()
+        material = (
+            material
+            if isinstance(material, AnalyticFerroelectric)
+            else AnalyticFerroelectric()
+        )
         return spontaneous_state(material, args.axis)[0]
     return read_structure(args.structure, periodic=False)
 
@@ -142,7 +248,9 @@ def _run_hysteresis(args) -> int:
     if args.lammps_plugin:
         atoms = read_structure(args.structure, periodic=False)
         species = list(dict.fromkeys(atoms.get_chemical_symbols()))
-        runner = LammpsLoopRunner(args.model, species, args.lammps_plugin, ranks=args.ranks)
+        runner = LammpsLoopRunner(
+            args.model, species, args.lammps_plugin, ranks=args.ranks
+        )
         runner.check(protocol)
     import torch
 
@@ -155,8 +263,20 @@ def _run_hysteresis(args) -> int:
     where = f"LAMMPS, {args.ranks} rank(s)" if runner else "ASE"
     print(f"{len(atoms)} atoms, model {args.model} ({where}); output {args.output}")
     try:
-        run_sweep(atoms, calc, protocol, args.temperatures, args.period, args.output, force=args.force, runner=runner)
-    except (TypeError, RuntimeError) as exc:  # a calculator or LAMMPS failing during the run
+        run_sweep(
+            atoms,
+            calc,
+            protocol,
+            args.temperatures,
+            args.period,
+            args.output,
+            force=args.force,
+            runner=runner,
+        )
+    except (
+        TypeError,
+        RuntimeError,
+    ) as exc:  # a calculator or LAMMPS failing during the run
         raise CommandError(str(exc)) from None
     print(f"wrote {args.output}/hysteresis.csv and the figures")
     return 0
@@ -174,19 +294,54 @@ def add_coercive(p: argparse.ArgumentParser) -> None:
         "the polar minimum disappears; bisection to --tol. Prints Ec (V/A and MV/cm). Writes nothing."
     )
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("structure", metavar="STRUCTURE",
-                   help="a polar structure with P along +AXIS (any file ASE reads), or 'reference:poled' (the exact "
-                        "ferroelectric's +P state; its centrosymmetric reference is the ideal cubic cell)")
-    p.add_argument("--centrosymmetric", default=None, metavar="FILE",
-                   help="the centrosymmetric structure of the same atoms in the same order (the order parameter of "
-                        "the switching is the distortion from it); required unless STRUCTURE is reference:poled")
-    p.add_argument("--axis", default="z", help="direction of P: x, y, z, -z or a vector such as '1,1,0' (default z)")
-    p.add_argument("--step", type=float, default=0.05, metavar="V_A", help="field step of the continuation, V/A")
-    p.add_argument("--max-field", type=float, default=2.0, metavar="V_A", help="give up above this field, V/A")
-    p.add_argument("--tol", type=float, default=1e-3, metavar="V_A", help="width of the final bracket, V/A")
-    p.add_argument("--fmax", type=float, default=1e-3,
-                   help="force tolerance of each relaxation, eV/A (default 1e-3, enough for float32 models)")
-    p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
+    p.add_argument(
+        "structure",
+        metavar="STRUCTURE",
+        help="a polar structure with P along +AXIS (any file ASE reads), or 'reference:poled' (the exact "
+        "ferroelectric's +P state; its centrosymmetric reference is the ideal cubic cell)",
+    )
+    p.add_argument(
+        "--centrosymmetric",
+        default=None,
+        metavar="FILE",
+        help="the centrosymmetric structure of the same atoms in the same order (the order parameter of "
+        "the switching is the distortion from it); required unless STRUCTURE is reference:poled",
+    )
+    p.add_argument(
+        "--axis",
+        default="z",
+        help="direction of P: x, y, z, -z or a vector such as '1,1,0' (default z)",
+    )
+    p.add_argument(
+        "--step",
+        type=float,
+        default=0.05,
+        metavar="V_A",
+        help="field step of the continuation, V/A",
+    )
+    p.add_argument(
+        "--max-field",
+        type=float,
+        default=2.0,
+        metavar="V_A",
+        help="give up above this field, V/A",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        metavar="V_A",
+        help="width of the final bracket, V/A",
+    )
+    p.add_argument(
+        "--fmax",
+        type=float,
+        default=1e-3,
+        help="force tolerance of each relaxation, eV/A (default 1e-3, enough for float32 models)",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the model (default cpu)"
+    )
 
 
 def _check_coercive(args) -> None:
@@ -197,12 +352,18 @@ def _check_coercive(args) -> None:
     if args.structure != POLED_REFERENCE:
         check_file(args.structure, "structure")
         if args.centrosymmetric is None:
-            raise CommandError("give --centrosymmetric FILE: the centrosymmetric structure that tells a polar "
-                               "state from a switched one")
+            raise CommandError(
+                "give --centrosymmetric FILE: the centrosymmetric structure that tells a polar "
+                "state from a switched one"
+            )
     if args.centrosymmetric is not None:
         check_file(args.centrosymmetric, "centrosymmetric structure")
-    if not (args.step > 0 and args.max_field > args.step and args.tol > 0 and args.fmax > 0):
-        raise CommandError("need --step > 0, --max-field > --step, --tol > 0 and --fmax > 0")
+    if not (
+        args.step > 0 and args.max_field > args.step and args.tol > 0 and args.fmax > 0
+    ):
+        raise CommandError(
+            "need --step > 0, --max-field > --step, --tol > 0 and --fmax > 0"
+        )
 
 
 def _run_coercive(args) -> int:
@@ -217,23 +378,41 @@ def _run_coercive(args) -> int:
         from nequip_pol.reference import ideal_structure
 
         atoms = _starting_structure(args, getattr(calc, "material", None))
-        centro = ideal_structure((1, 1, 1)) if args.centrosymmetric is None else \
-            read_structure(args.centrosymmetric, periodic=False)
+        centro = (
+            ideal_structure((1, 1, 1))
+            if args.centrosymmetric is None
+            else read_structure(args.centrosymmetric, periodic=False)
+        )
     else:
         atoms = read_structure(args.structure, periodic=False)
         centro = read_structure(args.centrosymmetric, periodic=False)
-    print(f"{len(atoms)} atoms ({atoms.get_chemical_formula()}), model {args.model}, P along {args.axis}")
+    print(
+        f"{len(atoms)} atoms ({atoms.get_chemical_formula()}), model {args.model}, P along {args.axis}"
+    )
     try:
-        res = intrinsic_coercive_field(atoms, calc, args.axis, reference=centro, step=args.step,
-                                       max_field=args.max_field, fmax=args.fmax, tol=args.tol, progress=print)
+        res = intrinsic_coercive_field(
+            atoms,
+            calc,
+            args.axis,
+            reference=centro,
+            step=args.step,
+            max_field=args.max_field,
+            fmax=args.fmax,
+            tol=args.tol,
+            progress=print,
+        )
     except RuntimeError as exc:
         raise CommandError(str(exc)) from None
     ec = res["coercive_field"]
-    print(f"intrinsic coercive field: {ec:.5f} V/A = {ec * V_PER_A_TO_MV_PER_CM:.3f} MV/cm "
-          f"(between {res['bracket_low']:.5f} and {res['bracket_high']:.5f} V/A; 0 K, single domain, fixed cell)")
+    print(
+        f"intrinsic coercive field: {ec:.5f} V/A = {ec * V_PER_A_TO_MV_PER_CM:.3f} MV/cm "
+        f"(between {res['bracket_low']:.5f} and {res['bracket_high']:.5f} V/A; 0 K, single domain, fixed cell)"
+    )
     if atoms.pbc.all():
         ps = dipole_density_to_uc_cm2(res["spontaneous_dipole"], atoms.get_volume())
-        print(f"P - P(centrosymmetric) at zero field: {res['spontaneous_dipole']:.4f} e*A = {ps:.2f} uC/cm^2")
+        print(
+            f"P - P(centrosymmetric) at zero field: {res['spontaneous_dipole']:.4f} e*A = {ps:.2f} uC/cm^2"
+        )
     return 0
 
 

@@ -63,8 +63,12 @@ ENERGIES = ("epot", "ekin", "etot", "field_work")
 REQUIRED = (TIME, *FIELD, *POLARIZATION)
 
 
-def columns(relative: bool = False, volume: bool = True, polarizability: bool = False,
-            energies: bool = False) -> List[str]:
+def columns(
+    relative: bool = False,
+    volume: bool = True,
+    polarizability: bool = False,
+    energies: bool = False,
+) -> List[str]:
     """The header of a P(t) CSV with the optional column groups asked for, in file order."""
     names = [STEP, TIME, *FIELD, *POLARIZATION]
     if relative:
@@ -94,7 +98,9 @@ def parse_float(text: str, path, line_no: int, column: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}: column {column!r} is not a number: {text!r}") from None
+        raise ValueError(
+            f"{path}, line {line_no}: column {column!r} is not a number: {text!r}"
+        ) from None
 
 
 def read_table(path: Union[str, os.PathLike]) -> Tuple[List[str], np.ndarray]:
@@ -107,16 +113,24 @@ def read_table(path: Union[str, os.PathLike]) -> Tuple[List[str], np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+        rows = [
+            row for row in csv.reader(f) if row and any(cell.strip() for cell in row)
+        ]
     if not rows:
         raise ValueError(f"{path}: the file is empty")
     header = [h.strip() for h in rows[0]]
     table = []
     for line_no, row in enumerate(rows[1:], start=2):
         if [c.strip() for c in row] == header:
-            raise ValueError(f"{path}, line {line_no}: a second header line (several runs appended to one file?); "
-                             "analyse one run per file")
+            raise ValueError(
+                f"{path}, line {line_no}: a second header line (several runs appended to one file?); "
+                "analyse one run per file"
+            )
         if len(row) != len(header):
-            raise ValueError(f"{path}, line {line_no}: {len(row)} values for {len(header)} columns")
-        table.append([parse_float(row[k], path, line_no, header[k]) for k in range(len(header))])
+            raise ValueError(
+                f"{path}, line {line_no}: {len(row)} values for {len(header)} columns"
+            )
+        table.append(
+            [parse_float(row[k], path, line_no, header[k]) for k in range(len(header))]
+        )
     return header, np.array(table, dtype=float).reshape(len(table), len(header))
