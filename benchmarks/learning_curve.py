@@ -22,7 +22,10 @@ under OUT (outside the repository; they are never committed).
 
 Extra arguments are ``nequip-train`` overrides (``batch_size=4``, ``model_dtype=float64``, ...);
 they must be the same in every chunk of a run (they are stored in ``OUT/learning_curve.json``
-and reused by ``--resume``).
+and reused by ``--resume``). The one exception is a new plan for the learning-rate schedule:
+``--resume --replan lr_total_epochs=120 lr_decay_epochs=40`` continues the run with those
+``lr_*`` settings changed from the next chunk on (the schedule's state is only the epoch counter,
+see nequip_pol.train.WarmupStableDecayLR); each change is recorded in ``learning_curve.json``.
 """
 
 import argparse
@@ -127,6 +130,11 @@ def train(args) -> None:
     settings_path = out / "learning_curve.json"
     curve_path = out / "learning_curve.csv"
     settings = {k: getattr(args, k) for k in ("dataset", "model", "chunk_epochs", "data_file", "overrides")}
+    if args.replan and not args.resume:
+        sys.exit("--replan changes the schedule of a run being resumed: give --resume too")
+    bad = [o for o in args.replan if not o.split("=", 1)[0].lstrip("+").startswith("lr_") or "=" not in o]
+    if bad:
+        sys.exit(f"--replan takes lr_*=VALUE settings of configs/dft.yaml only, not {' '.join(bad)}")
     if settings_path.exists():
         if args.force:
             for name in ("run", "log", "learning_curve.csv", "val_curve.csv", "learning_curve.json"):
@@ -136,11 +144,20 @@ def train(args) -> None:
             sys.exit(f"{out} holds a learning-curve run: --resume to continue it, --force to start over")
         else:
             stored = json.loads(settings_path.read_text())
+            replans = stored.pop("replans", [])
             if not args.overrides and not args.data_file:
                 args.overrides, args.data_file = stored["overrides"], stored["data_file"]
             settings = {k: getattr(args, k) for k in stored}
             if settings != stored:
                 sys.exit(f"--resume with other settings than the run in {out}: stored {stored}, given {settings}")
+            if args.replan:
+                keys = {o.split("=", 1)[0] for o in args.replan}
+                done = len(list(csv.DictReader(open(curve_path)))) if curve_path.exists() else 0
+                args.overrides = [o for o in args.overrides if o.split("=", 1)[0] not in keys] + list(args.replan)
+                replans.append({"from_chunk": done + 1, "overrides": list(args.replan)})
+                settings["overrides"] = args.overrides
+            if replans:
+                settings["replans"] = replans
     elif args.resume:
         sys.exit(f"nothing to resume in {out} (no learning_curve.json)")
     out.mkdir(parents=True, exist_ok=True)
@@ -230,6 +247,8 @@ def main():
     parser.add_argument("--cpu-hours", type=float, help="stop once training has used this many CPU hours")
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT")
     parser.add_argument("--force", action="store_true", help="delete the run in OUT and start over")
+    parser.add_argument("--replan", nargs="+", default=[], metavar="lr_KEY=VALUE",
+                        help="with --resume: new learning-rate schedule settings from the next chunk on")
     parser.add_argument("--plot", metavar="PNG", help="plot the learning_curve.csv files given instead of training")
     parser.add_argument("overrides", nargs="*", help="nequip-train overrides, e.g. batch_size=4")
     args = parser.parse_intermixed_args()

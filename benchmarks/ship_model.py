@@ -1,0 +1,135 @@
+"""Ship a trained model: package a learning-curve run's best checkpoint into nequip_pol/models.
+
+    python benchmarks/ship_model.py RUN --name sio2 [--force]
+
+RUN is a folder of ``benchmarks/learning_curve.py`` on the shared DFT data. This
+
+1. packages ``RUN/run/best.ckpt`` with ``nequip-package build`` into
+   ``nequip_pol/models/NAME.nequip.zip`` (an existing archive is kept unless ``--force``);
+2. writes ``nequip_pol/models/NAME.json``: the data file and its frame count, the split (seed,
+   fractions, the test-frame indices as nequip's ``RandomSplitAndIndexDataset`` draws them), the
+   recipe (the run's nequip-train overrides), epochs, CPU and wall hours, and the test-split RMSEs
+   that nequip-train's test metrics gave for this checkpoint (base units: eV/atom, eV/A, eV/A^3,
+   e*A, e, e*A^2/V), beside the published Allegro-pol errors and the project's targets;
+3. prints the Markdown error table for the model card (``NAME.md``, written by hand).
+
+``tests/test_shipped_models.py`` recomputes those RMSEs with the ASE calculator on the test frames.
+"""
+
+import argparse
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "nequip_pol" / "models"
+
+# learning_curve.csv column -> (card key, factor to base units)
+COLUMNS = {
+    "energy_rmse_meV_atom": ("E", 1e-3),
+    "forces_rmse_meV_A": ("F", 1e-3),
+    "stress_rmse_meV_A3": ("stress", 1e-3),
+    "P_rmse_eA": ("P", 1.0),
+    "Zstar_rmse_e": ("Z*", 1.0),
+    "alpha_rmse_eA2_V": ("alpha", 1.0),
+}
+# published Allegro-pol RMSEs (Falletta et al. 2025, all frames) and the targets of issue 19 (test split)
+PUBLISHED = {
+    "SiO2": {"F": 0.036, "P": 0.013, "Z*": 0.007, "alpha": 0.017},
+    "BaTiO3": {"E": 0.00053, "F": 0.021, "P": 0.066, "Z*": 0.019, "alpha": 0.024},
+}
+TARGETS = {
+    "SiO2": {"F": 0.050, "P": 0.02, "Z*": 0.012, "alpha": 0.025},
+    "BaTiO3": {"E": 0.001, "F": 0.060, "P": 0.12, "Z*": 0.05, "alpha": 0.04},
+}
+UNITS = {"E": ("meV/atom", 1e3), "F": ("meV/A", 1e3), "stress": ("meV/A^3", 1e3), "P": ("e*A", 1.0),
+         "Z*": ("e", 1.0), "alpha": ("e*A^2/V", 1.0)}
+
+
+def test_indices(n_frames: int, fractions, seed: int) -> list:
+    """Indices of the test frames: nequip's split (torch random_split with a generator seeded by the config's seed)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    parts = torch.utils.data.random_split(list(range(n_frames)), list(fractions), generator=generator)
+    return sorted(int(i) for i in parts[2].indices)
+
+
+def _dataset_settings(dataset: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "configs" / "dataset" / f"{dataset}.yaml").read_text())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a learning_curve.py run folder")
+    parser.add_argument("--name", required=True, help="shipped name (nequip_pol.models.SHIPPED_MODELS)")
+    parser.add_argument("--force", action="store_true", help="replace an existing archive")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import nequip_pol.models as shipped
+    from nequip_pol.data_path import shared_data_dir
+
+    run = Path(args.run).resolve()
+    if not shipped.is_shipped_name(args.name):
+        sys.exit(f"--name must be one of {', '.join(shipped.SHIPPED_MODELS)}")
+    name = args.name.lower()
+    archive = MODELS / shipped.SHIPPED_MODELS[name][0]
+    if archive.exists() and not args.force:
+        sys.exit(f"{archive} exists (--force replaces it)")
+    settings = json.loads((run / "learning_curve.json").read_text())
+    curve = list(csv.DictReader(open(run / "learning_curve.csv")))
+    if not curve:
+        sys.exit(f"{run} has no finished chunk")
+    last = curve[-1]
+    dataset = settings["dataset"]
+    dataset_settings = _dataset_settings(dataset)
+    data_file = shared_data_dir() / "dft" / dataset_settings["dataset_file"]
+    import ase.io
+
+    n_frames = len(ase.io.read(data_file, ":"))
+    split = dataset_settings["split"]
+    fractions = [split["train"], split["val"], split["test"]]
+    seed = 1  # configs/dft.yaml
+    overrides = [o for o in settings["overrides"] if not o.startswith("seed=")]
+    seed = int(next((o.split("=", 1)[1] for o in settings["overrides"] if o.startswith("seed=")), seed))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / archive.name
+        subprocess.run(["nequip-package", "build", str(run / "run" / "best.ckpt"), str(target)], check=True)
+        shutil.move(target, archive)
+    card = {
+        "name": name,
+        "dataset": dataset,
+        "data": {"file": f"dft/{dataset_settings['dataset_file']}", "frames": n_frames,
+                 "source": "Falletta et al., Nat. Commun. 16, 4031 (2025), mir-group/allegro-pol (MIT)"},
+        "split": {"seed": seed, "fractions": fractions, "test_indices": test_indices(n_frames, fractions, seed)},
+        "recipe": {"config": "configs/dft.yaml", "model": settings["model"], "overrides": overrides},
+        "training": {"epochs": int(last["epochs"]), "cpu_hours": float(last["cpu_hours"]),
+                     "wall_hours": float(last["wall_hours"]), "threads": 1},
+        "test_rmse": {key: float(last[column]) * factor for column, (key, factor) in COLUMNS.items()
+                      if last.get(column) not in (None, "")},
+        "published_rmse": PUBLISHED.get(dataset, {}),
+        "target_rmse": TARGETS.get(dataset, {}),
+        "archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+    }
+    json_path = archive.with_name(f"{name}.json")
+    json_path.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {archive} ({archive.stat().st_size / 1e6:.2f} MB) and {json_path}")
+    print()
+    print("| | " + " | ".join(f"{k} ({UNITS[k][0]})" for k in UNITS) + " |")
+    print("|" + " --- |" * (1 + len(UNITS)))
+    for label, values in (("this model, test split", card["test_rmse"]), ("target (issue 19)", card["target_rmse"]),
+                          ("published Allegro-pol", card["published_rmse"])):
+        cells = [f"{values[k] * UNITS[k][1]:.3g}" if k in values else "" for k in UNITS]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
