@@ -63,15 +63,27 @@ def target_spread(path: Path) -> dict:
     }
 
 
-def train(dataset: str, model: str, out: Path, minutes: float, data_dir: Path, overrides=()) -> tuple:
+def train(
+    dataset: str, model: str, out: Path, minutes: float, data_dir: Path, overrides=()
+) -> tuple:
     run_dir = out / f"{dataset}_{model}"
     hours, mins = divmod(int(minutes), 60)
     command = [
-        sys.executable, "-m", "nequip.scripts.train", "-cp", str(ROOT / "configs"), "-cn", "dft",
-        f"dataset={dataset}", f"model={model}", f"data_dir={data_dir}",
-        f"max_time=00:{hours:02d}:{mins:02d}:00", "max_epochs=100000",
+        sys.executable,
+        "-m",
+        "nequip.scripts.train",
+        "-cp",
+        str(ROOT / "configs"),
+        "-cn",
+        "dft",
+        f"dataset={dataset}",
+        f"model={model}",
+        f"data_dir={data_dir}",
+        f"max_time=00:{hours:02d}:{mins:02d}:00",
+        "max_epochs=100000",
         "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
-        f"++trainer.logger.save_dir={run_dir}", "++trainer.logger.name=log",
+        f"++trainer.logger.save_dir={run_dir}",
+        "++trainer.logger.name=log",
         "++trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
         *overrides,
@@ -90,12 +102,22 @@ def train(dataset: str, model: str, out: Path, minutes: float, data_dir: Path, o
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", help="folder for runs and trained models (outside the repository)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "out", help="folder for runs and trained models (outside the repository)"
+    )
     parser.add_argument("--datasets", nargs="+", default=["BaTiO3", "SiO2"])
     parser.add_argument("--models", nargs="+", default=["allegro_pol", "nequip_pol"])
-    parser.add_argument("--minutes", type=float, default=60.0, help="training wall-clock budget per run")
-    parser.add_argument("overrides", nargs="*", help="extra nequip-train overrides, e.g. model.num_layers=1")
+    parser.add_argument(
+        "--minutes", type=float, default=60.0, help="training wall-clock budget per run"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra nequip-train overrides, e.g. model.num_layers=1",
+    )
     args = parser.parse_intermixed_args()
 
     out = Path(args.out).resolve()
@@ -110,11 +132,17 @@ def main():
     for dataset in args.datasets:
         spread = target_spread(data_dir / "dft" / f"{dataset}.xyz")
         for model in args.models:
-            metrics, elapsed = train(dataset, model, out, args.minutes, data_dir, args.overrides)
+            metrics, elapsed = train(
+                dataset, model, out, args.minutes, data_dir, args.overrides
+            )
             rows.append((dataset, model, metrics, spread, elapsed))
 
     print()
-    header = f"{'dataset':8s} {'model':12s} " + " ".join(f"{c:>18s}" for _, c, _, _ in COLUMNS) + f" {'train min':>9s}"
+    header = (
+        f"{'dataset':8s} {'model':12s} "
+        + " ".join(f"{c:>18s}" for _, c, _, _ in COLUMNS)
+        + f" {'train min':>9s}"
+    )
     print(header)
     print(" " * 22 + " ".join(f"{u:>18s}" for _, _, _, u in COLUMNS))
     for dataset, model, metrics, spread, elapsed in rows:
@@ -122,10 +150,19 @@ def main():
         for key, column, factor, _ in COLUMNS:
             value = metrics.get(key, float("nan")) * factor
             cells.append(f"{value:8.4g} (std {spread[column]:6.3g})")
-        print(f"{dataset:8s} {model:12s} " + " ".join(f"{c:>18s}" for c in cells) + f" {elapsed / 60:9.1f}")
+        print(
+            f"{dataset:8s} {model:12s} "
+            + " ".join(f"{c:>18s}" for c in cells)
+            + f" {elapsed / 60:9.1f}"
+        )
         published = PUBLISHED.get(dataset, {})
-        print(f"{'':8s} {'published':12s} " + " ".join(
-            f"{published.get(c, float('nan')):>18.3g}" for _, c, _, _ in COLUMNS) + "   (all frames)")
+        print(
+            f"{'':8s} {'published':12s} "
+            + " ".join(
+                f"{published.get(c, float('nan')):>18.3g}" for _, c, _, _ in COLUMNS
+            )
+            + "   (all frames)"
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,11 @@ QUANTITIES = [
     ("Zstar_rmse_e", "born_effective_charges_rmse", 1.0),
     ("alpha_rmse_eA2_V", "polarizability_rmse", 1.0),
 ]
-CURVE_COLUMNS = ["chunk", "epochs", "cpu_hours", "wall_hours"] + [q for q, _, _ in QUANTITIES] + ["command"]
+CURVE_COLUMNS = (
+    ["chunk", "epochs", "cpu_hours", "wall_hours"]
+    + [q for q, _, _ in QUANTITIES]
+    + ["command"]
+)
 
 
 def _read_metrics(path: Path):
@@ -62,12 +66,25 @@ def _value(row, key):
 def chunk_command(out: Path, args, chunk: int, resume_from) -> list:
     data = [f"data_file={Path(args.data_file).resolve()}"] if args.data_file else []
     command = [
-        sys.executable, "-m", "nequip.scripts.train", "-cp", str(ROOT / "configs"), "-cn", "dft",
-        f"dataset={args.dataset}", f"model={args.model}", *data,
-        "run=[train,test]", f"max_epochs={chunk * args.chunk_epochs}", "max_time=99:00:00:00",
+        sys.executable,
+        "-m",
+        "nequip.scripts.train",
+        "-cp",
+        str(ROOT / "configs"),
+        "-cn",
+        "dft",
+        f"dataset={args.dataset}",
+        f"model={args.model}",
+        *data,
+        "run=[train,test]",
+        f"max_epochs={chunk * args.chunk_epochs}",
+        "max_time=99:00:00:00",
         "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
-        f"++trainer.logger.save_dir={out}", "++trainer.logger.name=log", f"++trainer.logger.version=chunk_{chunk:03d}",
-        "++trainer.enable_progress_bar=false", f"hydra.run.dir={out / 'run'}",
+        f"++trainer.logger.save_dir={out}",
+        "++trainer.logger.name=log",
+        f"++trainer.logger.version=chunk_{chunk:03d}",
+        "++trainer.enable_progress_bar=false",
+        f"hydra.run.dir={out / 'run'}",
         *args.overrides,
     ]
     if resume_from is not None:
@@ -81,7 +98,9 @@ def summarize_chunk(out: Path, chunk: int) -> dict:
     timed = [r for r in rows if _value(r, "cpu_hours") is not None]
     tested = [r for r in rows if _value(r, "test0_epoch/forces_rmse") is not None]
     if not timed or not tested:
-        raise RuntimeError(f"chunk {chunk} logged no epochs or no test metrics (see {out / 'log'})")
+        raise RuntimeError(
+            f"chunk {chunk} logged no epochs or no test metrics (see {out / 'log'})"
+        )
     last = timed[-1]
     point = {
         "chunk": chunk,
@@ -112,7 +131,11 @@ def collect_val_curve(out: Path) -> None:
                 if value is not None:
                     entry[column] = value * factor
     with open(out / "val_curve.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["epochs", "cpu_hours"] + [q for q, _, _ in QUANTITIES], extrasaction="ignore")
+        writer = csv.DictWriter(
+            f,
+            ["epochs", "cpu_hours"] + [q for q, _, _ in QUANTITIES],
+            extrasaction="ignore",
+        )
         writer.writeheader()
         for epoch in sorted(by_epoch):
             if "cpu_hours" in by_epoch[epoch]:
@@ -129,31 +152,61 @@ def train(args) -> None:
         sys.exit("--chunk-epochs must be at least 1")
     settings_path = out / "learning_curve.json"
     curve_path = out / "learning_curve.csv"
-    settings = {k: getattr(args, k) for k in ("dataset", "model", "chunk_epochs", "data_file", "overrides")}
+    settings = {
+        k: getattr(args, k)
+        for k in ("dataset", "model", "chunk_epochs", "data_file", "overrides")
+    }
     if args.replan and not args.resume:
-        sys.exit("--replan changes the schedule of a run being resumed: give --resume too")
-    bad = [o for o in args.replan if not o.split("=", 1)[0].lstrip("+").startswith("lr_") or "=" not in o]
+        sys.exit(
+            "--replan changes the schedule of a run being resumed: give --resume too"
+        )
+    bad = [
+        o
+        for o in args.replan
+        if not o.split("=", 1)[0].lstrip("+").startswith("lr_") or "=" not in o
+    ]
     if bad:
-        sys.exit(f"--replan takes lr_*=VALUE settings of configs/dft.yaml only, not {' '.join(bad)}")
+        sys.exit(
+            f"--replan takes lr_*=VALUE settings of configs/dft.yaml only, not {' '.join(bad)}"
+        )
     if settings_path.exists():
         if args.force:
-            for name in ("run", "log", "learning_curve.csv", "val_curve.csv", "learning_curve.json"):
+            for name in (
+                "run",
+                "log",
+                "learning_curve.csv",
+                "val_curve.csv",
+                "learning_curve.json",
+            ):
                 path = out / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         elif not args.resume:
-            sys.exit(f"{out} holds a learning-curve run: --resume to continue it, --force to start over")
+            sys.exit(
+                f"{out} holds a learning-curve run: --resume to continue it, --force to start over"
+            )
         else:
             stored = json.loads(settings_path.read_text())
             replans = stored.pop("replans", [])
             if not args.overrides and not args.data_file:
-                args.overrides, args.data_file = stored["overrides"], stored["data_file"]
+                args.overrides, args.data_file = (
+                    stored["overrides"],
+                    stored["data_file"],
+                )
             settings = {k: getattr(args, k) for k in stored}
             if settings != stored:
-                sys.exit(f"--resume with other settings than the run in {out}: stored {stored}, given {settings}")
+                sys.exit(
+                    f"--resume with other settings than the run in {out}: stored {stored}, given {settings}"
+                )
             if args.replan:
                 keys = {o.split("=", 1)[0] for o in args.replan}
-                done = len(list(csv.DictReader(open(curve_path)))) if curve_path.exists() else 0
-                args.overrides = [o for o in args.overrides if o.split("=", 1)[0] not in keys] + list(args.replan)
+                done = (
+                    len(list(csv.DictReader(open(curve_path))))
+                    if curve_path.exists()
+                    else 0
+                )
+                args.overrides = [
+                    o for o in args.overrides if o.split("=", 1)[0] not in keys
+                ] + list(args.replan)
                 replans.append({"from_chunk": done + 1, "overrides": list(args.replan)})
                 settings["overrides"] = args.overrides
             if replans:
@@ -163,7 +216,11 @@ def train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=1))
 
-    points = [dict(r) for r in csv.DictReader(open(curve_path))] if curve_path.exists() else []
+    points = (
+        [dict(r) for r in csv.DictReader(open(curve_path))]
+        if curve_path.exists()
+        else []
+    )
     chunk = len(points)
     while True:
         cpu_so_far = float(points[-1]["cpu_hours"]) if points else 0.0
@@ -184,12 +241,29 @@ def train(args) -> None:
         command = chunk_command(out, args, chunk, resume_from)
         print("+ " + " ".join(command), flush=True)
         start = time.time()
-        proc = subprocess.run(command, stdout=open(out / f"chunk_{chunk:03d}.log", "w"), stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            command,
+            stdout=open(out / f"chunk_{chunk:03d}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
         if proc.returncode != 0:
-            sys.exit(f"chunk {chunk} failed (exit {proc.returncode}); see {out / f'chunk_{chunk:03d}.log'}")
+            sys.exit(
+                f"chunk {chunk} failed (exit {proc.returncode}); see {out / f'chunk_{chunk:03d}.log'}"
+            )
         point = summarize_chunk(out, chunk)
-        reproduce = [sys.executable, "benchmarks/learning_curve.py", "OUT", "--dataset", args.dataset, "--model",
-                     args.model, "--chunk-epochs", str(args.chunk_epochs), "--chunks", str(chunk)]
+        reproduce = [
+            sys.executable,
+            "benchmarks/learning_curve.py",
+            "OUT",
+            "--dataset",
+            args.dataset,
+            "--model",
+            args.model,
+            "--chunk-epochs",
+            str(args.chunk_epochs),
+            "--chunks",
+            str(chunk),
+        ]
         if args.data_file:
             reproduce += ["--data-file", str(args.data_file)]
         point["command"] = " ".join(["python"] + reproduce[1:] + list(args.overrides))
@@ -199,9 +273,14 @@ def train(args) -> None:
             writer.writeheader()
             writer.writerows(points)
         collect_val_curve(out)
-        print(f"chunk {chunk}: {point['epochs']} epochs, {float(point['cpu_hours']):.3f} CPU h "
-              f"({time.time() - start:.0f} s wall for this chunk); test: "
-              + ", ".join(f"{q} {point[q]:.4g}" for q, _, _ in QUANTITIES if point[q] is not None), flush=True)
+        print(
+            f"chunk {chunk}: {point['epochs']} epochs, {float(point['cpu_hours']):.3f} CPU h "
+            f"({time.time() - start:.0f} s wall for this chunk); test: "
+            + ", ".join(
+                f"{q} {point[q]:.4g}" for q, _, _ in QUANTITIES if point[q] is not None
+            ),
+            flush=True,
+        )
 
 
 def plot(png: str, csv_paths) -> None:
@@ -218,11 +297,21 @@ def plot(png: str, csv_paths) -> None:
         label = f"{Path(path).resolve().parent.name} ({'validation, every epoch' if 'val' in Path(path).stem else 'test'})"
         cpu = [float(r["cpu_hours"]) for r in rows]
         for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
-            values = [float(r[column]) if r.get(column) not in (None, "") else float("nan") for r in rows]
+            values = [
+                float(r[column]) if r.get(column) not in (None, "") else float("nan")
+                for r in rows
+            ]
             ax.plot(cpu, values, "o-" if "test" in label else "-", label=label, ms=4)
     from matplotlib.ticker import NullFormatter
 
-    titles = ["E (meV/atom)", "F (meV/A)", "stress (meV/A^3)", "P (e*A per cell)", "Z* (e)", "alpha (e*A^2/V)"]
+    titles = [
+        "E (meV/atom)",
+        "F (meV/A)",
+        "stress (meV/A^3)",
+        "P (e*A per cell)",
+        "Z* (e)",
+        "alpha (e*A^2/V)",
+    ]
     for ax, title in zip(axes.flat, titles):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -237,20 +326,51 @@ def plot(png: str, csv_paths) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", nargs="?", help="folder for the run (outside the repository)")
-    parser.add_argument("--dataset", default="SiO2", help="a group in configs/dataset (BaTiO3, SiO2, analytic)")
-    parser.add_argument("--model", default="allegro_pol", help="a group in configs/model")
-    parser.add_argument("--data-file", help="the data file (needed for --dataset analytic)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "out", nargs="?", help="folder for the run (outside the repository)"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="SiO2",
+        help="a group in configs/dataset (BaTiO3, SiO2, analytic)",
+    )
+    parser.add_argument(
+        "--model", default="allegro_pol", help="a group in configs/model"
+    )
+    parser.add_argument(
+        "--data-file", help="the data file (needed for --dataset analytic)"
+    )
     parser.add_argument("--chunk-epochs", type=int, default=10)
-    parser.add_argument("--chunks", type=int, help="stop after this many chunks in total")
-    parser.add_argument("--cpu-hours", type=float, help="stop once training has used this many CPU hours")
+    parser.add_argument(
+        "--chunks", type=int, help="stop after this many chunks in total"
+    )
+    parser.add_argument(
+        "--cpu-hours",
+        type=float,
+        help="stop once training has used this many CPU hours",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT")
-    parser.add_argument("--force", action="store_true", help="delete the run in OUT and start over")
-    parser.add_argument("--replan", nargs="+", default=[], metavar="lr_KEY=VALUE",
-                        help="with --resume: new learning-rate schedule settings from the next chunk on")
-    parser.add_argument("--plot", metavar="PNG", help="plot the learning_curve.csv files given instead of training")
-    parser.add_argument("overrides", nargs="*", help="nequip-train overrides, e.g. batch_size=4")
+    parser.add_argument(
+        "--force", action="store_true", help="delete the run in OUT and start over"
+    )
+    parser.add_argument(
+        "--replan",
+        nargs="+",
+        default=[],
+        metavar="lr_KEY=VALUE",
+        help="with --resume: new learning-rate schedule settings from the next chunk on",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="plot the learning_curve.csv files given instead of training",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="nequip-train overrides, e.g. batch_size=4"
+    )
     args = parser.parse_intermixed_args()
     if args.plot:
         paths = ([args.out] if args.out else []) + list(args.overrides)

@@ -37,34 +37,63 @@ def build_model(dtype: str):
     set_global_state()
     types = ["Ba", "Ti", "O"]
     return AllegroPolModel(
-        seed=123, model_dtype=dtype, type_names=types, r_max=5.0, l_max=1, num_layers=1,
-        num_scalar_features=32, num_tensor_features=8,
-        radial_chemical_embed={"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
-        allegro_mlp_hidden_layers_depth=1, allegro_mlp_hidden_layers_width=32,
-        readout_mlp_hidden_layers_depth=1, readout_mlp_hidden_layers_width=32,
-        avg_num_neighbors=40.0, per_type_energy_shifts={t: 0.0 for t in types},
-        per_type_energy_scales={t: 1.0 for t in types}, field_expansion_order=3,
+        seed=123,
+        model_dtype=dtype,
+        type_names=types,
+        r_max=5.0,
+        l_max=1,
+        num_layers=1,
+        num_scalar_features=32,
+        num_tensor_features=8,
+        radial_chemical_embed={
+            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+            "num_bessels": 8,
+        },
+        allegro_mlp_hidden_layers_depth=1,
+        allegro_mlp_hidden_layers_width=32,
+        readout_mlp_hidden_layers_depth=1,
+        readout_mlp_hidden_layers_width=32,
+        avg_num_neighbors=40.0,
+        per_type_energy_shifts={t: 0.0 for t in types},
+        per_type_energy_scales={t: 1.0 for t in types},
+        field_expansion_order=3,
         field_mlp_hidden_layers_width=32,
     ).eval()
 
 
 def calculators(args):
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip.model.modify_utils import modify
     from nequip_pol.integrations.ase import NequIPPolCalculator
 
     field = [0.0, 0.0, 0.05]
     if args.checkpoint:
+
         def load(modifiers=(), mode="full"):
             return NequIPPolCalculator.from_saved_model(
-                args.checkpoint, chemical_species_to_atom_type_map=True, modifiers=list(modifiers), field=field, mode=mode)
+                args.checkpoint,
+                chemical_species_to_atom_type_map=True,
+                modifiers=list(modifiers),
+                field=field,
+                mode=mode,
+            )
     else:
+
         def load(modifiers=(), mode="full"):
             model = build_model(args.dtype)
             if modifiers:
                 model = modify(model, [{"modifier": m} for m in modifiers])
-            transforms = [ChemicalSpeciesToAtomTypeMapper(["Ba", "Ti", "O"]), NeighborListTransform(r_max=5.0)]
-            return NequIPPolCalculator(model, transforms=transforms, field=field, mode=mode)
+            transforms = [
+                ChemicalSpeciesToAtomTypeMapper(["Ba", "Ti", "O"]),
+                NeighborListTransform(r_max=5.0),
+            ]
+            return NequIPPolCalculator(
+                model, transforms=transforms, field=field, mode=mode
+            )
+
     return {
         "full": lambda: load(),
         "full-noZ": lambda: load(["disable_born_charges"]),
@@ -78,7 +107,11 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--supercell", type=int, default=6)
-    parser.add_argument("--checkpoint", default=None, help="checkpoint or package instead of the built-in model")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint or package instead of the built-in model",
+    )
     parser.add_argument("--modes", nargs="+", default=["full", "full-noZ", "linear"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,12 +122,16 @@ def main():
     from nequip_pol.reference.analytic_material import ideal_structure
 
     makers = calculators(args)
-    print(f"# {args.supercell}^3 cell, threads={args.threads}, dtype={args.dtype if not args.checkpoint else 'checkpoint'}, "
-          f"torch {torch.__version__}")
+    print(
+        f"# {args.supercell}^3 cell, threads={args.threads}, dtype={args.dtype if not args.checkpoint else 'checkpoint'}, "
+        f"torch {torch.__version__}"
+    )
     for mode in args.modes:
         atoms = ideal_structure((args.supercell,) * 3)
         atoms.rattle(0.05, seed=0)
-        MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+        MaxwellBoltzmannDistribution(
+            atoms, temperature_K=300, rng=np.random.default_rng(0)
+        )
         calc = makers[mode]()
         atoms.calc = calc
         dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
@@ -107,8 +144,11 @@ def main():
             dyn.run(1)
             times.append(time.perf_counter() - t0)
         evals = calc.num_evaluations
-        print(f"{mode:9s} atoms={len(atoms)} s/step median={statistics.median(times):.3f} "
-              f"min={min(times):.3f} max={max(times):.3f} (evaluations={evals})", flush=True)
+        print(
+            f"{mode:9s} atoms={len(atoms)} s/step median={statistics.median(times):.3f} "
+            f"min={min(times):.3f} max={max(times):.3f} (evaluations={evals})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,13 @@ def pair_graph(n, r_max, ntypes, seed=1):
 
     cell = Atoms(
         "HCO3",
-        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        scaled_positions=[
+            [0, 0, 0],
+            [0.5, 0.5, 0.5],
+            [0.5, 0.5, 0],
+            [0.5, 0, 0.5],
+            [0, 0.5, 0.5],
+        ],
         cell=np.eye(3) * 4.0,
         pbc=True,
     )
@@ -74,19 +80,27 @@ def pair_graph(n, r_max, ntypes, seed=1):
     types = np.array([species[s] % ntypes for s in atoms.get_chemical_symbols()])
     ghost_types = [types[key[0]] for key in ghost_index]
     all_types = np.concatenate([types, np.array(ghost_types, dtype=types.dtype)])
-    return {
-        "pos": torch.tensor(all_pos, dtype=torch.float64),
-        "edge_index": torch.tensor(np.stack([i, dst]), dtype=torch.long),
-        "atom_types": torch.tensor(all_types, dtype=torch.long),
-        "electric_field": torch.tensor([[0.01, 0.02, -0.01]], dtype=torch.float64),
-    }, nlocal, len(ghost_pos)
+    return (
+        {
+            "pos": torch.tensor(all_pos, dtype=torch.float64),
+            "edge_index": torch.tensor(np.stack([i, dst]), dtype=torch.long),
+            "atom_types": torch.tensor(all_types, dtype=torch.long),
+            "electric_field": torch.tensor([[0.01, 0.02, -0.01]], dtype=torch.float64),
+        },
+        nlocal,
+        len(ghost_pos),
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("with_palpha", help="package with P and alpha outputs")
     parser.add_argument("without_palpha", help="package without them")
-    parser.add_argument("--n", nargs="+", type=int, default=[4, 6], help="cells of 5 n^3 atoms")
+    parser.add_argument(
+        "--n", nargs="+", type=int, default=[4, 6], help="cells of 5 n^3 atoms"
+    )
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
 
@@ -96,11 +110,15 @@ def main():
         meta = model.get_metadata()
         models[name] = (model, meta["nequip_aoti_inputs"].split(), meta)
     meta = models["with"][2]
-    print(f"threads {torch.get_num_threads()}; dtype {meta['model_dtype']}; r_max {meta['r_max']}")
+    print(
+        f"threads {torch.get_num_threads()}; dtype {meta['model_dtype']}; r_max {meta['r_max']}"
+    )
     print(f"outputs with:    {models['with'][2]['nequip_aoti_outputs']}")
     print(f"outputs without: {models['without'][2]['nequip_aoti_outputs']}")
     for n in args.n:
-        inputs, nlocal, nghost = pair_graph(n, float(meta["r_max"]), len(meta["type_names"].split()))
+        inputs, nlocal, nghost = pair_graph(
+            n, float(meta["r_max"]), len(meta["type_names"].split())
+        )
         times = {"with": [], "without": []}
         cpu = {"with": [], "without": []}
         with torch.inference_mode():
@@ -108,7 +126,7 @@ def main():
                 model([inputs[k] for k in keys])  # warm-up
             for r in range(args.repeats):
                 # alternate which package goes first: neither gets the other's warm caches always
-                for name in (("with", "without") if r % 2 == 0 else ("without", "with")):
+                for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
                     model, keys, _ = models[name]
                     t0, c0 = time.perf_counter(), time.process_time()
                     model([inputs[k] for k in keys])

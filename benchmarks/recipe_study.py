@@ -39,24 +39,52 @@ ROOT = Path(__file__).resolve().parent.parent
 LEARNING_CURVE = ROOT / "benchmarks" / "learning_curve.py"
 
 # name -> (nequip-train overrides, what changes); "cosine" is the base the others change one thing of
-_COSINE = ["learning_rate=0.005", "batch_size=2", "lr_warmup_epochs=2", "lr_decay_epochs=null"]
+_COSINE = [
+    "learning_rate=0.005",
+    "batch_size=2",
+    "lr_warmup_epochs=2",
+    "lr_decay_epochs=null",
+]
 VARIANTS = {
     "constant": (
-        ["learning_rate=0.005", "batch_size=2", "lr_warmup_epochs=0", "lr_decay_epochs=0"],
+        [
+            "learning_rate=0.005",
+            "batch_size=2",
+            "lr_warmup_epochs=0",
+            "lr_decay_epochs=0",
+        ],
         "the earlier recipe: constant lr 0.005 (ReduceLROnPlateau never fired in those runs), batch 2",
     ),
-    "cosine": (_COSINE, "warm-up 2 epochs, cosine decay to 1e-5 at the end of the budget, lr 0.005, batch 2"),
+    "cosine": (
+        _COSINE,
+        "warm-up 2 epochs, cosine decay to 1e-5 at the end of the budget, lr 0.005, batch 2",
+    ),
     "wsd": (
         _COSINE[:-1] + ["lr_decay_epochs='${int_div:${lr_total_epochs},3}'"],
         "warm-up, constant, cosine decay over the last third (warm-up-stable-decay)",
     ),
     "lr_2e-3": (_COSINE[1:] + ["learning_rate=0.002"], "peak lr 0.002"),
     "lr_1e-2": (_COSINE[1:] + ["learning_rate=0.01"], "peak lr 0.01"),
-    "batch1": ([o for o in _COSINE if not o.startswith("batch")] + ["batch_size=1"], "batch 1 (twice the steps)"),
-    "batch1_lr2e-3": (["batch_size=1", "learning_rate=0.002"] + _COSINE[2:], "batch 1, peak lr 0.002"),
-    "forces_x4": (_COSINE + ["training_module.loss.coeffs.forces=4.0"], "forces weight 4 (response terms 1)"),
-    "energy_x10": (_COSINE + ["training_module.loss.coeffs.total_energy=100.0"], "per-atom energy weight 100 (10)"),
-    "ema_0.999": (_COSINE + ["training_module.ema_decay=0.999"], "EMA decay 0.999 (0.99)"),
+    "batch1": (
+        [o for o in _COSINE if not o.startswith("batch")] + ["batch_size=1"],
+        "batch 1 (twice the steps)",
+    ),
+    "batch1_lr2e-3": (
+        ["batch_size=1", "learning_rate=0.002"] + _COSINE[2:],
+        "batch 1, peak lr 0.002",
+    ),
+    "forces_x4": (
+        _COSINE + ["training_module.loss.coeffs.forces=4.0"],
+        "forces weight 4 (response terms 1)",
+    ),
+    "energy_x10": (
+        _COSINE + ["training_module.loss.coeffs.total_energy=100.0"],
+        "per-atom energy weight 100 (10)",
+    ),
+    "ema_0.999": (
+        _COSINE + ["training_module.ema_decay=0.999"],
+        "EMA decay 0.999 (0.99)",
+    ),
     "wide": (
         _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
         "128 scalar / 64 tensor features (64 / 32)",
@@ -64,7 +92,10 @@ VARIANTS = {
     "lmax2": (_COSINE + ["model.l_max=2"], "l_max 2 (1)"),
     "layers3": (_COSINE + ["model.num_layers=3"], "3 Allegro layers (2)"),
     "float64": (_COSINE + ["model_dtype=float64"], "float64 model (float32)"),
-    "full_zstar": (_COSINE + ["born_charge_training=full"], "all nine Z* components every step (projected)"),
+    "full_zstar": (
+        _COSINE + ["born_charge_training=full"],
+        "all nine Z* components every step (projected)",
+    ),
 }
 
 COLUMNS = [
@@ -80,7 +111,9 @@ COLUMNS = [
 def _run(command, log: Path) -> None:
     print("+ " + " ".join(map(str, command)), flush=True)
     with open(log, "a") as f:
-        proc = subprocess.run(list(map(str, command)), stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            list(map(str, command)), stdout=f, stderr=subprocess.STDOUT
+        )
     if proc.returncode != 0:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
@@ -96,8 +129,22 @@ def probe_cost(out: Path, variant: str, args) -> float:
         return json.loads(plan_path.read_text())["cpu_s_per_epoch"]
     probe = out / variant / "probe"
     overrides, _ = VARIANTS[variant]
-    command = [sys.executable, LEARNING_CURVE, probe, "--dataset", args.dataset, "--model", args.model,
-               "--chunk-epochs", 1, "--chunks", 1, "--force", *overrides, "lr_total_epochs=100"]
+    command = [
+        sys.executable,
+        LEARNING_CURVE,
+        probe,
+        "--dataset",
+        args.dataset,
+        "--model",
+        args.model,
+        "--chunk-epochs",
+        1,
+        "--chunks",
+        1,
+        "--force",
+        *overrides,
+        "lr_total_epochs=100",
+    ]
     if args.data_file:
         command += ["--data-file", args.data_file]
     _run(command, out / variant / "probe.log")
@@ -115,8 +162,21 @@ def run_variant(out: Path, variant: str, args) -> None:
     epochs = chunk_epochs * chunks
     run = out / variant / "run"
     overrides, _ = VARIANTS[variant]
-    command = [sys.executable, LEARNING_CURVE, run, "--dataset", args.dataset, "--model", args.model,
-               "--chunk-epochs", chunk_epochs, "--chunks", chunks, *overrides, f"lr_total_epochs={epochs}"]
+    command = [
+        sys.executable,
+        LEARNING_CURVE,
+        run,
+        "--dataset",
+        args.dataset,
+        "--model",
+        args.model,
+        "--chunk-epochs",
+        chunk_epochs,
+        "--chunks",
+        chunks,
+        *overrides,
+        f"lr_total_epochs={epochs}",
+    ]
     if args.data_file:
         command += ["--data-file", args.data_file]
     finished = _curve(run / "learning_curve.csv")
@@ -125,7 +185,10 @@ def run_variant(out: Path, variant: str, args) -> None:
         return
     if (run / "learning_curve.json").exists():
         command.append("--resume")
-    print(f"{variant}: {cost:.0f} CPU s/epoch -> {epochs} epochs in {chunks} chunks", flush=True)
+    print(
+        f"{variant}: {cost:.0f} CPU s/epoch -> {epochs} epochs in {chunks} chunks",
+        flush=True,
+    )
     _run(command, out / variant / "run.log")
 
 
@@ -133,19 +196,35 @@ def report(paths, table_path, plot_path) -> None:
     """The table (Markdown) and plot of every finished variant under the given study folders."""
     rows = []
     for study in map(Path, paths):
-        dataset = json.loads(next(study.glob("*/run/learning_curve.json")).read_text())["dataset"]
-        for variant_dir in sorted(p for p in study.iterdir() if (p / "run" / "learning_curve.csv").exists()):
+        dataset = json.loads(next(study.glob("*/run/learning_curve.json")).read_text())[
+            "dataset"
+        ]
+        for variant_dir in sorted(
+            p for p in study.iterdir() if (p / "run" / "learning_curve.csv").exists()
+        ):
             curve = _curve(variant_dir / "run" / "learning_curve.csv")
-            settings = json.loads((variant_dir / "run" / "learning_curve.json").read_text())
+            settings = json.loads(
+                (variant_dir / "run" / "learning_curve.json").read_text()
+            )
             rows.append((dataset, variant_dir.name, curve, settings))
-    lines = ["| dataset | variant | change | epochs | CPU h | " + " | ".join(c for _, c in COLUMNS) + " |",
-             "|" + " --- |" * (5 + len(COLUMNS))]
+    lines = [
+        "| dataset | variant | change | epochs | CPU h | "
+        + " | ".join(c for _, c in COLUMNS)
+        + " |",
+        "|" + " --- |" * (5 + len(COLUMNS)),
+    ]
     for dataset, variant, curve, settings in rows:
         last = curve[-1]
-        values = [f"{float(last[k]):.3g}" if last.get(k) not in (None, "") else "" for k, _ in COLUMNS]
+        values = [
+            f"{float(last[k]):.3g}" if last.get(k) not in (None, "") else ""
+            for k, _ in COLUMNS
+        ]
         change = VARIANTS.get(variant, ([], variant))[1]
-        lines.append(f"| {dataset} | {variant} | {change} | {last['epochs']} | {float(last['cpu_hours']):.2f} | "
-                     + " | ".join(values) + " |")
+        lines.append(
+            f"| {dataset} | {variant} | {change} | {last['epochs']} | {float(last['cpu_hours']):.2f} | "
+            + " | ".join(values)
+            + " |"
+        )
     lines.append("")
     lines.append("Commands (one per row, OUT = the variant's run folder):")
     lines.append("")
@@ -162,15 +241,22 @@ def report(paths, table_path, plot_path) -> None:
         import matplotlib.pyplot as plt
 
         datasets = sorted({r[0] for r in rows})
-        fig, axes = plt.subplots(len(datasets), len(COLUMNS), figsize=(3.2 * len(COLUMNS), 3.0 * len(datasets)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(datasets),
+            len(COLUMNS),
+            figsize=(3.2 * len(COLUMNS), 3.0 * len(datasets)),
+            squeeze=False,
+        )
         for i, dataset in enumerate(datasets):
             for ds, variant, curve, _ in rows:
                 if ds != dataset:
                     continue
                 cpu = [float(r["cpu_hours"]) for r in curve]
                 for ax, (key, label) in zip(axes[i], COLUMNS):
-                    values = [float(r[key]) if r.get(key) not in (None, "") else math.nan for r in curve]
+                    values = [
+                        float(r[key]) if r.get(key) not in (None, "") else math.nan
+                        for r in curve
+                    ]
                     ax.plot(cpu, values, "o-", ms=3, label=variant)
             for ax, (_, label) in zip(axes[i], COLUMNS):
                 ax.set_yscale("log")
@@ -184,19 +270,51 @@ def report(paths, table_path, plot_path) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", nargs="*", help="the study folder (with --report: one or more study folders)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "out",
+        nargs="*",
+        help="the study folder (with --report: one or more study folders)",
+    )
     parser.add_argument("--dataset", default="SiO2", help="a group in configs/dataset")
-    parser.add_argument("--model", default="allegro_pol", help="a group in configs/model")
-    parser.add_argument("--data-file", help="the data file (needed for --dataset analytic)")
-    parser.add_argument("--cpu-hours", type=float, default=0.5, help="CPU-hour budget per variant (default 0.5)")
-    parser.add_argument("--points", type=int, default=4, help="test-split evaluations per run (chunks)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run (default all)")
-    parser.add_argument("--resume", action="store_true", help="continue a study (finished variants are skipped)")
-    parser.add_argument("--report", action="store_true", help="write the table and plot of finished runs")
+    parser.add_argument(
+        "--model", default="allegro_pol", help="a group in configs/model"
+    )
+    parser.add_argument(
+        "--data-file", help="the data file (needed for --dataset analytic)"
+    )
+    parser.add_argument(
+        "--cpu-hours",
+        type=float,
+        default=0.5,
+        help="CPU-hour budget per variant (default 0.5)",
+    )
+    parser.add_argument(
+        "--points", type=int, default=4, help="test-split evaluations per run (chunks)"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        help="variants to run (default all)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a study (finished variants are skipped)",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="write the table and plot of finished runs",
+    )
     parser.add_argument("--table", help="with --report: Markdown table file")
     parser.add_argument("--plot", help="with --report: PNG file")
-    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    parser.add_argument(
+        "--list", action="store_true", help="print the variants and exit"
+    )
     args = parser.parse_args()
     if args.list:
         for name, (overrides, what) in VARIANTS.items():

@@ -64,7 +64,10 @@ def model_config(family: str, dtype: str) -> dict:
             num_layers=2,
             num_scalar_features=64,
             num_tensor_features=32,
-            radial_chemical_embed={"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
+            radial_chemical_embed={
+                "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+                "num_bessels": 8,
+            },
             allegro_mlp_hidden_layers_depth=1,
             allegro_mlp_hidden_layers_width=64,
             readout_mlp_hidden_layers_depth=1,
@@ -97,7 +100,10 @@ def run_case(family: str, dtype: str, natoms: int, level: str, repeats: int) -> 
     from ase import Atoms
     from hydra.utils import get_method
     from nequip.data import from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip.utils.global_state import set_global_state
 
     set_global_state()
@@ -108,15 +114,25 @@ def run_case(family: str, dtype: str, natoms: int, level: str, repeats: int) -> 
     n = SUPERCELLS[natoms]
     cell = Atoms(
         "BaTiO3",
-        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        scaled_positions=[
+            [0, 0, 0],
+            [0.5, 0.5, 0.5],
+            [0.5, 0.5, 0],
+            [0.5, 0, 0.5],
+            [0, 0.5, 0.5],
+        ],
         cell=np.eye(3) * 4.0,
         pbc=True,
     ).repeat(n)
     cell.rattle(0.05, seed=1)
-    data = NeighborListTransform(r_max=5.0)(ChemicalSpeciesToAtomTypeMapper(TYPE_NAMES)(from_ase(cell)))
+    data = NeighborListTransform(r_max=5.0)(
+        ChemicalSpeciesToAtomTypeMapper(TYPE_NAMES)(from_ase(cell))
+    )
     data["electric_field"] = torch.tensor([[0.01, 0.02, -0.01]], dtype=torch.float64)
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    data = {k: (v.to(torch_dtype) if v.is_floating_point() else v) for k, v in data.items()}
+    data = {
+        k: (v.to(torch_dtype) if v.is_floating_point() else v) for k, v in data.items()
+    }
 
     def evaluate():
         out = model({k: v.clone() for k, v in data.items()})
@@ -141,7 +157,9 @@ def run_case(family: str, dtype: str, natoms: int, level: str, repeats: int) -> 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--families", nargs="+", default=["allegro", "nequip"])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[135, 1080, 3645])
@@ -149,12 +167,21 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per case")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--case", nargs=4, metavar=("FAMILY", "DTYPE", "NATOMS", "LEVEL"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--case",
+        nargs=4,
+        metavar=("FAMILY", "DTYPE", "NATOMS", "LEVEL"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args()
 
     if args.case:
         family, dtype, natoms, level = args.case
-        print("RESULT " + json.dumps(run_case(family, dtype, int(natoms), level, args.repeats)), flush=True)
+        print(
+            "RESULT "
+            + json.dumps(run_case(family, dtype, int(natoms), level, args.repeats)),
+            flush=True,
+        )
         return
 
     results = {}
@@ -163,37 +190,69 @@ def main():
             for natoms in args.sizes:
                 row = {}
                 for level in args.levels:
-                    command = [sys.executable, os.path.abspath(__file__), "--repeats", str(args.repeats),
-                               "--case", family, dtype, str(natoms), level]
+                    command = [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--repeats",
+                        str(args.repeats),
+                        "--case",
+                        family,
+                        dtype,
+                        str(natoms),
+                        level,
+                    ]
                     try:
-                        proc = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
-                        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                        row[level] = json.loads(line[-1][7:]) if line else {"error": proc.stderr.strip().splitlines()[-1:]}
+                        proc = subprocess.run(
+                            command,
+                            capture_output=True,
+                            text=True,
+                            timeout=args.timeout,
+                        )
+                        line = [
+                            l
+                            for l in proc.stdout.splitlines()
+                            if l.startswith("RESULT ")
+                        ]
+                        row[level] = (
+                            json.loads(line[-1][7:])
+                            if line
+                            else {"error": proc.stderr.strip().splitlines()[-1:]}
+                        )
                     except subprocess.TimeoutExpired:
                         row[level] = {"error": f"timeout after {args.timeout:.0f} s"}
-                    print(f"{family:8s} {dtype:8s} {natoms:5d} {level:10s} {row[level]}", flush=True)
+                    print(
+                        f"{family:8s} {dtype:8s} {natoms:5d} {level:10s} {row[level]}",
+                        flush=True,
+                    )
                 results[(family, dtype, natoms)] = row
 
     print()
-    header = (f"{'model':8s} {'dtype':8s} {'atoms':>5s} | {'a ms':>8s} {'b ms':>8s} {'c ms':>8s} {'d ms':>8s}"
-              f" | {'b/a':>5s} {'c/a':>5s} {'d/a':>5s} {'d/b':>5s} | {'d_vmap/b':>8s} {'d_autograd/b':>12s}"
-              f" | {'mem b MB':>8s} {'mem d/b':>7s} {'mem d_vmap/b':>12s} {'mem d_autograd/b':>16s}")
+    header = (
+        f"{'model':8s} {'dtype':8s} {'atoms':>5s} | {'a ms':>8s} {'b ms':>8s} {'c ms':>8s} {'d ms':>8s}"
+        f" | {'b/a':>5s} {'c/a':>5s} {'d/a':>5s} {'d/b':>5s} | {'d_vmap/b':>8s} {'d_autograd/b':>12s}"
+        f" | {'mem b MB':>8s} {'mem d/b':>7s} {'mem d_vmap/b':>12s} {'mem d_autograd/b':>16s}"
+    )
     print(header)
     print("-" * len(header))
     for (family, dtype, natoms), row in results.items():
+
         def ms(level):
             return row.get(level, {}).get("ms", float("nan"))
 
         def mem(level):
             return row.get(level, {}).get("peak_mb", float("nan"))
 
-        print(f"{family:8s} {dtype:8s} {natoms:5d} | {ms('a'):8.1f} {ms('b'):8.1f} {ms('c'):8.1f} {ms('d'):8.1f}"
-              f" | {ms('b') / ms('a'):5.2f} {ms('c') / ms('a'):5.2f} {ms('d') / ms('a'):5.2f} {ms('d') / ms('b'):5.2f}"
-              f" | {ms('d_vmap') / ms('b'):8.2f} {ms('d_autograd') / ms('b'):12.2f}"
-              f" | {mem('b'):8.0f} {mem('d') / mem('b'):7.2f} {mem('d_vmap') / mem('b'):12.2f} {mem('d_autograd') / mem('b'):16.2f}")
+        print(
+            f"{family:8s} {dtype:8s} {natoms:5d} | {ms('a'):8.1f} {ms('b'):8.1f} {ms('c'):8.1f} {ms('d'):8.1f}"
+            f" | {ms('b') / ms('a'):5.2f} {ms('c') / ms('a'):5.2f} {ms('d') / ms('a'):5.2f} {ms('d') / ms('b'):5.2f}"
+            f" | {ms('d_vmap') / ms('b'):8.2f} {ms('d_autograd') / ms('b'):12.2f}"
+            f" | {mem('b'):8.0f} {mem('d') / mem('b'):7.2f} {mem('d_vmap') / mem('b'):12.2f} {mem('d_autograd') / mem('b'):16.2f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"/".join(map(str, k)): v for k, v in results.items()}, f, indent=1)
+            json.dump(
+                {"/".join(map(str, k)): v for k, v in results.items()}, f, indent=1
+            )
 
 
 if __name__ == "__main__":

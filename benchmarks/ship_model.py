@@ -47,8 +47,14 @@ TARGETS = {
     "SiO2": {"F": 0.050, "P": 0.02, "Z*": 0.012, "alpha": 0.025},
     "BaTiO3": {"E": 0.001, "F": 0.060, "P": 0.12, "Z*": 0.05, "alpha": 0.04},
 }
-UNITS = {"E": ("meV/atom", 1e3), "F": ("meV/A", 1e3), "stress": ("meV/A^3", 1e3), "P": ("e*A", 1.0),
-         "Z*": ("e", 1.0), "alpha": ("e*A^2/V", 1.0)}
+UNITS = {
+    "E": ("meV/atom", 1e3),
+    "F": ("meV/A", 1e3),
+    "stress": ("meV/A^3", 1e3),
+    "P": ("e*A", 1.0),
+    "Z*": ("e", 1.0),
+    "alpha": ("e*A^2/V", 1.0),
+}
 
 
 def test_indices(n_frames: int, fractions, seed: int) -> list:
@@ -56,21 +62,31 @@ def test_indices(n_frames: int, fractions, seed: int) -> list:
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    parts = torch.utils.data.random_split(list(range(n_frames)), list(fractions), generator=generator)
+    parts = torch.utils.data.random_split(
+        list(range(n_frames)), list(fractions), generator=generator
+    )
     return sorted(int(i) for i in parts[2].indices)
 
 
 def _dataset_settings(dataset: str) -> dict:
     import yaml
 
-    return yaml.safe_load((ROOT / "configs" / "dataset" / f"{dataset}.yaml").read_text())
+    return yaml.safe_load(
+        (ROOT / "configs" / "dataset" / f"{dataset}.yaml").read_text()
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", help="a learning_curve.py run folder")
-    parser.add_argument("--name", required=True, help="shipped name (nequip_pol.models.SHIPPED_MODELS)")
-    parser.add_argument("--force", action="store_true", help="replace an existing archive")
+    parser.add_argument(
+        "--name", required=True, help="shipped name (nequip_pol.models.SHIPPED_MODELS)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing archive"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import nequip_pol.models as shipped
@@ -98,23 +114,53 @@ def main():
     fractions = [split["train"], split["val"], split["test"]]
     seed = 1  # configs/dft.yaml
     overrides = [o for o in settings["overrides"] if not o.startswith("seed=")]
-    seed = int(next((o.split("=", 1)[1] for o in settings["overrides"] if o.startswith("seed=")), seed))
+    seed = int(
+        next(
+            (
+                o.split("=", 1)[1]
+                for o in settings["overrides"]
+                if o.startswith("seed=")
+            ),
+            seed,
+        )
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / archive.name
-        subprocess.run(["nequip-package", "build", str(run / "run" / "best.ckpt"), str(target)], check=True)
+        subprocess.run(
+            ["nequip-package", "build", str(run / "run" / "best.ckpt"), str(target)],
+            check=True,
+        )
         shutil.move(target, archive)
     card = {
         "name": name,
         "dataset": dataset,
-        "data": {"file": f"dft/{dataset_settings['dataset_file']}", "frames": n_frames,
-                 "source": "Falletta et al., Nat. Commun. 16, 4031 (2025), mir-group/allegro-pol (MIT)"},
-        "split": {"seed": seed, "fractions": fractions, "test_indices": test_indices(n_frames, fractions, seed)},
-        "recipe": {"config": "configs/dft.yaml", "model": settings["model"], "overrides": overrides},
-        "training": {"epochs": int(last["epochs"]), "cpu_hours": float(last["cpu_hours"]),
-                     "wall_hours": float(last["wall_hours"]), "threads": 1},
-        "test_rmse": {key: float(last[column]) * factor for column, (key, factor) in COLUMNS.items()
-                      if last.get(column) not in (None, "")},
+        "data": {
+            "file": f"dft/{dataset_settings['dataset_file']}",
+            "frames": n_frames,
+            "source": "Falletta et al., Nat. Commun. 16, 4031 (2025), mir-group/allegro-pol (MIT)",
+        },
+        "split": {
+            "seed": seed,
+            "fractions": fractions,
+            "test_indices": test_indices(n_frames, fractions, seed),
+        },
+        "recipe": {
+            "config": "configs/dft.yaml",
+            "model": settings["model"],
+            "overrides": overrides,
+        },
+        "training": {
+            "epochs": int(last["epochs"]),
+            "cpu_hours": float(last["cpu_hours"]),
+            "wall_hours": float(last["wall_hours"]),
+            "threads": 1,
+        },
+        "test_rmse": {
+            key: float(last[column]) * factor
+            for column, (key, factor) in COLUMNS.items()
+            if last.get(column) not in (None, "")
+        },
         "published_rmse": PUBLISHED.get(dataset, {}),
         "target_rmse": TARGETS.get(dataset, {}),
         "archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
@@ -125,8 +171,11 @@ def main():
     print()
     print("| | " + " | ".join(f"{k} ({UNITS[k][0]})" for k in UNITS) + " |")
     print("|" + " --- |" * (1 + len(UNITS)))
-    for label, values in (("this model, test split", card["test_rmse"]), ("target (issue 19)", card["target_rmse"]),
-                          ("published Allegro-pol", card["published_rmse"])):
+    for label, values in (
+        ("this model, test split", card["test_rmse"]),
+        ("target (issue 19)", card["target_rmse"]),
+        ("published Allegro-pol", card["published_rmse"]),
+    ):
         cells = [f"{values[k] * UNITS[k][1]:.3g}" if k in values else "" for k in UNITS]
         print(f"| {label} | " + " | ".join(cells) + " |")
 

@@ -48,13 +48,28 @@ ROOT = Path(__file__).resolve().parent.parent
 #: loss configuration -> (response outputs of the model, loss keys, projected Z*)
 LEVELS = {
     "efs": ([], ["total_energy", "forces", "stress"], False),
-    "p": (["polarization"], ["total_energy", "forces", "stress", "polarization"], False),
+    "p": (
+        ["polarization"],
+        ["total_energy", "forces", "stress", "polarization"],
+        False,
+    ),
     "z": (
         ["polarization", "born_effective_charges"],
         ["total_energy", "forces", "stress", "polarization", "born_effective_charges"],
         False,
     ),
-    "alpha": (None, ["total_energy", "forces", "stress", "polarization", "born_effective_charges", "polarizability"], False),
+    "alpha": (
+        None,
+        [
+            "total_energy",
+            "forces",
+            "stress",
+            "polarization",
+            "born_effective_charges",
+            "polarizability",
+        ],
+        False,
+    ),
     "z_proj": (
         ["polarization", "born_effective_charges"],
         ["total_energy", "forces", "stress", "polarization", "born_effective_charges"],
@@ -62,12 +77,25 @@ LEVELS = {
     ),
     "alpha_proj": (
         None,
-        ["total_energy", "forces", "stress", "polarization", "born_effective_charges", "polarizability"],
+        [
+            "total_energy",
+            "forces",
+            "stress",
+            "polarization",
+            "born_effective_charges",
+            "polarizability",
+        ],
         True,
     ),
 }
 #: loss weights of configs/dft.yaml (P weight from configs/dataset/*.yaml)
-COEFFS = {"total_energy": 10.0, "forces": 1.0, "stress": 10.0, "born_effective_charges": 1.0, "polarizability": 1.0}
+COEFFS = {
+    "total_energy": 10.0,
+    "forces": 1.0,
+    "stress": 10.0,
+    "born_effective_charges": 1.0,
+    "polarizability": 1.0,
+}
 DATASETS = {"BaTiO3": (["Ba", "Ti", "O"], 0.1), "SiO2": (["Si", "O"], 1.0)}
 TRAIN_FRACTION = 0.7
 
@@ -95,9 +123,11 @@ def model_config(model: str, dtype: str, type_names, avg_num_neighbors: float) -
 def load_batches(dataset: str, batch_size: int, num_batches: int, dtype):
     """The first ``batch_size * num_batches`` frames of the shared file, as nequip-train reads them."""
     import ase.io
-    import torch
     from nequip.data import AtomicDataDict, from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip_pol.data import ElectricResponseKeysTransform
     from nequip_pol.data_path import shared_data_dir
 
@@ -112,16 +142,37 @@ def load_batches(dataset: str, batch_size: int, num_batches: int, dtype):
         d = from_ase(
             atoms,
             key_mapping={"born_charge": "born_effective_charges"},
-            include_keys=["total_energy", "electric_field", "polarization", "born_charge", "polarizability"],
+            include_keys=[
+                "total_energy",
+                "electric_field",
+                "polarization",
+                "born_charge",
+                "polarizability",
+            ],
         )
         d = neighbors(keys(mapper(d)))
-        data.append({k: (v.to(dtype) if v.is_floating_point() else v) for k, v in d.items()})
-    batches = [AtomicDataDict.batched_from_list(data[i : i + batch_size]) for i in range(0, len(data), batch_size)]
-    avg_num_neighbors = sum(d["edge_index"].shape[1] for d in data) / sum(d["pos"].shape[0] for d in data)
+        data.append(
+            {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in d.items()}
+        )
+    batches = [
+        AtomicDataDict.batched_from_list(data[i : i + batch_size])
+        for i in range(0, len(data), batch_size)
+    ]
+    avg_num_neighbors = sum(d["edge_index"].shape[1] for d in data) / sum(
+        d["pos"].shape[0] for d in data
+    )
     return batches, avg_num_neighbors, len(ase.io.read(path, ":"))
 
 
-def make_stepper(dataset: str, model: str, dtype: str, level: str, batches, avg_num_neighbors: float, steps: int):
+def make_stepper(
+    dataset: str,
+    model: str,
+    dtype: str,
+    level: str,
+    batches,
+    avg_num_neighbors: float,
+    steps: int,
+):
     """A function doing one training step of loss configuration ``level`` on a batch; it accumulates
     the CPU seconds of each phase of the step into ``phases`` (divided by ``steps``)."""
     import torch
@@ -136,7 +187,9 @@ def make_stepper(dataset: str, model: str, dtype: str, level: str, batches, avg_
     builder = get_method(config.pop("_target_"))
     net = builder(**config)
     if projected:
-        net = modify(net, [{"modifier": "born_charge_training_mode", "mode": "projected"}])
+        net = modify(
+            net, [{"modifier": "born_charge_training_mode", "mode": "projected"}]
+        )
     net.train()
     coeffs = {k: (p_weight if k == "polarization" else COEFFS[k]) for k in loss_keys}
     loss_fn = ElectricResponseLoss(coeffs=coeffs, type_names=type_names)
@@ -144,11 +197,21 @@ def make_stepper(dataset: str, model: str, dtype: str, level: str, batches, avg_
 
     # where the time goes: the energy model's forward (hooks on the head's `func`), the head's
     # derivatives (rest of the model call), the loss, its backward to the weights, the Adam step
-    phases = {"energy_forward": 0.0, "derivatives": 0.0, "loss": 0.0, "loss_backward": 0.0, "optimizer": 0.0}
+    phases = {
+        "energy_forward": 0.0,
+        "derivatives": 0.0,
+        "loss": 0.0,
+        "loss_backward": 0.0,
+        "optimizer": 0.0,
+    }
     head = net.model
     marks = {}
-    head.func.register_forward_pre_hook(lambda *a: marks.__setitem__("f0", time.process_time()))
-    head.func.register_forward_hook(lambda *a: marks.__setitem__("f1", time.process_time()))
+    head.func.register_forward_pre_hook(
+        lambda *a: marks.__setitem__("f0", time.process_time())
+    )
+    head.func.register_forward_hook(
+        lambda *a: marks.__setitem__("f1", time.process_time())
+    )
 
     def step(batch, record=False):
         target = dict(batch)
@@ -164,14 +227,24 @@ def make_stepper(dataset: str, model: str, dtype: str, level: str, batches, avg_
         t4 = time.process_time()
         if record:
             energy = marks["f1"] - marks["f0"]
-            for key, value in zip(phases, (energy, t1 - t0 - energy, t2 - t1, t3 - t2, t4 - t3)):
+            for key, value in zip(
+                phases, (energy, t1 - t0 - energy, t2 - t1, t3 - t2, t4 - t3)
+            ):
                 phases[key] += value / steps
         return float(loss)
 
     return step, phases
 
 
-def run_case(dataset: str, model: str, dtype: str, levels, batch_size: int, steps: int, threads: int) -> list:
+def run_case(
+    dataset: str,
+    model: str,
+    dtype: str,
+    levels,
+    batch_size: int,
+    steps: int,
+    threads: int,
+) -> list:
     """Measurements in this process. With several ``levels`` their steps are interleaved
     (A B C A B C ...), so that a changing load on a shared machine affects them alike; the peak
     memory is then that of all of them together."""
@@ -182,8 +255,13 @@ def run_case(dataset: str, model: str, dtype: str, levels, batch_size: int, step
     torch.set_num_threads(threads)
     set_global_state()
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    batches, avg_num_neighbors, num_frames_total = load_batches(dataset, batch_size, 4, torch_dtype)
-    steppers = [make_stepper(dataset, model, dtype, level, batches, avg_num_neighbors, steps) for level in levels]
+    batches, avg_num_neighbors, num_frames_total = load_batches(
+        dataset, batch_size, 4, torch_dtype
+    )
+    steppers = [
+        make_stepper(dataset, model, dtype, level, batches, avg_num_neighbors, steps)
+        for level in levels
+    ]
 
     baseline = _rss_kb("VmRSS")
     for step, _ in steppers:
@@ -217,26 +295,61 @@ def run_case(dataset: str, model: str, dtype: str, levels, batch_size: int, step
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--model", default="allegro_pol", choices=["allegro_pol", "nequip_pol"])
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
-    parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS)
+    )
+    parser.add_argument(
+        "--model", default="allegro_pol", choices=["allegro_pol", "nequip_pol"]
+    )
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32", "float64"],
+        choices=["float32", "float64"],
+    )
+    parser.add_argument(
+        "--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS)
+    )
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per case (after one warm-up step)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=5,
+        help="timed steps per case (after one warm-up step)",
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per case")
+    parser.add_argument(
+        "--timeout", type=float, default=1200.0, help="seconds per case"
+    )
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--phases", action="store_true", help="also print where the CPU time of a step goes")
-    parser.add_argument("--interleave", action="store_true",
-                        help="run the levels of a dataset and dtype in one process, steps interleaved (fairer on a "
-                             "loaded machine; peak memory is then that of all levels together)")
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print where the CPU time of a step goes",
+    )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run the levels of a dataset and dtype in one process, steps interleaved (fairer on a "
+        "loaded machine; peak memory is then that of all levels together)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.case:  # child process: measurements, JSON on the last line of stdout
         dataset, dtype, levels = args.case.split(":")
-        result = run_case(dataset, args.model, dtype, levels.split(","), args.batch_size, args.steps, args.threads)
+        result = run_case(
+            dataset,
+            args.model,
+            dtype,
+            levels.split(","),
+            args.batch_size,
+            args.steps,
+            args.threads,
+        )
         print(json.dumps(result))
         return
 
@@ -244,42 +357,87 @@ def main():
 
     if not (shared_data_dir() / "dft").is_dir():
         sys.exit(f"no DFT data at {shared_data_dir()}: set {DATA_ENV_VAR}")
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    print(f"model {args.model}, batch {args.batch_size} frames, {args.threads} thread(s), "
-          f"median of {args.steps} steps, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    header = (f"{'dataset':7s} {'dtype':7s} {'loss':11s} {'atoms':>5s} {'CPU s/step':>10s} {'wall s/step':>11s} "
-              f"{'peak MB':>8s} {'CPU/efs':>7s} {'CPU s/epoch':>11s}")
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads)
+    )
+    print(
+        f"model {args.model}, batch {args.batch_size} frames, {args.threads} thread(s), "
+        f"median of {args.steps} steps, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
+    header = (
+        f"{'dataset':7s} {'dtype':7s} {'loss':11s} {'atoms':>5s} {'CPU s/step':>10s} {'wall s/step':>11s} "
+        f"{'peak MB':>8s} {'CPU/efs':>7s} {'CPU s/epoch':>11s}"
+    )
     print(header, flush=True)
     results = []
     for dataset in args.datasets:
         for dtype in args.dtypes:
             base = None
-            groups = [args.levels] if args.interleave else [[level] for level in args.levels]
+            groups = (
+                [args.levels] if args.interleave else [[level] for level in args.levels]
+            )
             for group in groups:
-                command = [sys.executable, __file__, "--case", f"{dataset}:{dtype}:{','.join(group)}", "--model",
-                           args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-                           "--threads", str(args.threads)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    f"{dataset}:{dtype}:{','.join(group)}",
+                    "--model",
+                    args.model,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--steps",
+                    str(args.steps),
+                    "--threads",
+                    str(args.threads),
+                ]
                 name = ",".join(group)
                 try:
-                    proc = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
+                    proc = subprocess.run(
+                        command,
+                        capture_output=True,
+                        text=True,
+                        timeout=args.timeout,
+                        env=env,
+                    )
                 except subprocess.TimeoutExpired:
-                    print(f"{dataset:7s} {dtype:7s} {name:11s} timed out after {args.timeout:.0f} s", flush=True)
+                    print(
+                        f"{dataset:7s} {dtype:7s} {name:11s} timed out after {args.timeout:.0f} s",
+                        flush=True,
+                    )
                     continue
                 if proc.returncode != 0:
-                    print(f"{dataset:7s} {dtype:7s} {name:11s} failed:\n{proc.stderr[-2000:]}", flush=True)
+                    print(
+                        f"{dataset:7s} {dtype:7s} {name:11s} failed:\n{proc.stderr[-2000:]}",
+                        flush=True,
+                    )
                     continue
                 for r in json.loads(proc.stdout.strip().splitlines()[-1]):
                     level = r["level"]
-                    r.update(dataset=dataset, dtype=dtype, model=args.model, batch_size=args.batch_size,
-                             interleaved=args.interleave)
+                    r.update(
+                        dataset=dataset,
+                        dtype=dtype,
+                        model=args.model,
+                        batch_size=args.batch_size,
+                        interleaved=args.interleave,
+                    )
                     if level == "efs":
                         base = r["cpu_s"]
                     ratio = f"{r['cpu_s'] / base:7.2f}" if base else f"{'-':>7s}"
-                    print(f"{dataset:7s} {dtype:7s} {level:11s} {r['atoms_per_batch']:5d} {r['cpu_s']:10.3f} "
-                          f"{r['wall_s']:11.3f} {r['peak_mb']:8.0f} {ratio} {r['epoch_cpu_s']:11.1f}", flush=True)
+                    print(
+                        f"{dataset:7s} {dtype:7s} {level:11s} {r['atoms_per_batch']:5d} {r['cpu_s']:10.3f} "
+                        f"{r['wall_s']:11.3f} {r['peak_mb']:8.0f} {ratio} {r['epoch_cpu_s']:11.1f}",
+                        flush=True,
+                    )
                     if args.phases:
-                        print("    CPU s per step in: " + ", ".join(f"{k} {v:.3f}" for k, v in r["phases_cpu_s"].items()),
-                              flush=True)
+                        print(
+                            "    CPU s per step in: "
+                            + ", ".join(
+                                f"{k} {v:.3f}" for k, v in r["phases_cpu_s"].items()
+                            ),
+                            flush=True,
+                        )
                     results.append(r)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -51,8 +51,18 @@ def tetragonal_cell(a: float, c: float, repeat: int, ti_shift: float):
     """Tetragonal ABO3 cell (Ba corner, Ti body centre), Ti shifted by ``ti_shift`` A along +z."""
     from ase import Atoms
 
-    unit = Atoms("BaTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5],
-                                             [0.0, 0.5, 0.5]], cell=np.diag([a, a, c]), pbc=True)
+    unit = Atoms(
+        "BaTiO3",
+        scaled_positions=[
+            [0, 0, 0],
+            [0.5, 0.5, 0.5],
+            [0.5, 0.5, 0.0],
+            [0.5, 0.0, 0.5],
+            [0.0, 0.5, 0.5],
+        ],
+        cell=np.diag([a, a, c]),
+        pbc=True,
+    )
     atoms = unit.repeat((repeat, repeat, repeat))
     centro = atoms.copy()
     atoms.positions[atoms.numbers == 22] += [0.0, 0.0, ti_shift]
@@ -72,26 +82,53 @@ def lattice_from_data(path: Path):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True,
-                   help="compiled model (.nequip.pt2, --target nequip_pol_ase), checkpoint/package, or "
-                        "'reference:ferroelectric'")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="compiled model (.nequip.pt2, --target nequip_pol_ase), checkpoint/package, or "
+        "'reference:ferroelectric'",
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--data", default=None, help="extended XYZ to take a, c from (default: a = 3.966, c = 4.304 A)")
-    p.add_argument("--repeat", type=int, default=3, help="n for an n x n x n cell (default 3: 135 atoms)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="extended XYZ to take a, c from (default: a = 3.966, c = 4.304 A)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="n for an n x n x n cell (default 3: 135 atoms)",
+    )
     p.add_argument("--temperatures", type=float, nargs="+", default=[50.0, 200.0])
-    p.add_argument("--periods", type=float, nargs="+", default=[1200.0, 2400.0], help="fs")
-    p.add_argument("--amplitude", type=float, default=0.4,
-                   help="V/A; above the field at which the model switches (the printed intrinsic Ec is a guide)")
+    p.add_argument(
+        "--periods", type=float, nargs="+", default=[1200.0, 2400.0], help="fs"
+    )
+    p.add_argument(
+        "--amplitude",
+        type=float,
+        default=0.4,
+        help="V/A; above the field at which the model switches (the printed intrinsic Ec is a guide)",
+    )
     p.add_argument("--waveform", default="triangle", choices=["triangle", "sine"])
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--discard", type=int, default=1)
     p.add_argument("--timestep", type=float, default=2.0, help="fs")
     p.add_argument("--friction", type=float, default=0.01, help="1/fs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fmax", type=float, default=0.005, help="relaxation threshold, eV/A")
-    p.add_argument("--lammps-model", default=None,
-                   help="run the loops in LAMMPS with this model (--target nequip_pol_pair_allegro[_no_born])")
-    p.add_argument("--plugin", default="lammps_patch/build/nequip_polplugin.so", help="LAMMPS plugin (with --lammps-model)")
+    p.add_argument(
+        "--fmax", type=float, default=0.005, help="relaxation threshold, eV/A"
+    )
+    p.add_argument(
+        "--lammps-model",
+        default=None,
+        help="run the loops in LAMMPS with this model (--target nequip_pol_pair_allegro[_no_born])",
+    )
+    p.add_argument(
+        "--plugin",
+        default="lammps_patch/build/nequip_polplugin.so",
+        help="LAMMPS plugin (with --lammps-model)",
+    )
     p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
     args = p.parse_args(argv)
@@ -100,23 +137,41 @@ def main(argv=None) -> int:
     from ase.io import write
     from ase.optimize import FIRE
 
-    from nequip_pol.analysis.hysteresis import LammpsLoopRunner, LoopProtocol, check_output_dir, run_sweep
+    from nequip_pol.analysis.hysteresis import (
+        LammpsLoopRunner,
+        LoopProtocol,
+        check_output_dir,
+        run_sweep,
+    )
     from nequip_pol.analysis.coercive import intrinsic_coercive_field
     from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
     from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    protocol = LoopProtocol(axis="z", amplitude=args.amplitude, period_fs=args.periods[0], waveform=args.waveform,
-                            cycles=args.cycles, discard_cycles=args.discard, timestep_fs=args.timestep,
-                            temperature_K=args.temperatures[0], friction_per_fs=args.friction, seed=args.seed)
+    protocol = LoopProtocol(
+        axis="z",
+        amplitude=args.amplitude,
+        period_fs=args.periods[0],
+        waveform=args.waveform,
+        cycles=args.cycles,
+        discard_cycles=args.discard,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperatures[0],
+        friction_per_fs=args.friction,
+        seed=args.seed,
+    )
     try:
         protocol.validate()
         out = check_output_dir(args.out, args.temperatures, args.periods, args.force)
         runner = None
         if args.lammps_model:
             if args.model.startswith("reference:"):
-                raise ValueError("--lammps-model runs a trained model; the reference material runs in ASE only")
-            runner = LammpsLoopRunner(args.lammps_model, ["Ba", "Ti", "O"], args.plugin, ranks=args.ranks)
+                raise ValueError(
+                    "--lammps-model runs a trained model; the reference material runs in ASE only"
+                )
+            runner = LammpsLoopRunner(
+                args.lammps_model, ["Ba", "Ti", "O"], args.plugin, ranks=args.ranks
+            )
             runner.check(protocol)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"batio3_switching: error: {exc}", file=sys.stderr)
@@ -131,10 +186,17 @@ def main(argv=None) -> int:
     else:
         from nequip_pol.integrations.ase import NequIPPolCalculator
 
-        load = NequIPPolCalculator.from_compiled_model if args.model.endswith(".pt2") else \
-            NequIPPolCalculator.from_saved_model
+        load = (
+            NequIPPolCalculator.from_compiled_model
+            if args.model.endswith(".pt2")
+            else NequIPPolCalculator.from_saved_model
+        )
         # relaxation and loops need E, F and P only: a checkpoint runs without the Born-charge passes
-        options = {} if args.model.endswith(".pt2") else {"modifiers": ["disable_born_charges"]}
+        options = (
+            {}
+            if args.model.endswith(".pt2")
+            else {"modifiers": ["disable_born_charges"]}
+        )
         calc = load(args.model, chemical_species_to_atom_type_map=True, **options)
         a, c = lattice_from_data(Path(args.data)) if args.data else (3.966, 4.304)
 
@@ -148,35 +210,69 @@ def main(argv=None) -> int:
     p_polar = np.asarray(calc.get_polarization(atoms))
     p_centro = np.asarray(calc.evaluate(centro, field=np.zeros(3))["polarization"])
     dp = p_polar - p_centro
-    u = AnalyticFerroelectric().off_centering(atoms)  # geometric: Ti minus the centroid of its O6 cage
+    u = AnalyticFerroelectric().off_centering(
+        atoms
+    )  # geometric: Ti minus the centroid of its O6 cage
     volume = atoms.get_volume()
-    print(f"relaxed {len(atoms)} atoms at zero field in {time.time() - t0:.0f} s (max |F| = {fmax:.2g} eV/A)")
-    print(f"P - P(centrosymmetric) = {np.round(dp, 4).tolist()} e*A = "
-          f"{np.round(dp / volume * E_ANGSTROM2_TO_UC_CM2, 2).tolist()} uC/cm^2")
-    print(f"Ti off-centring along z: {u[:, 2].mean():.4f} +- {u[:, 2].std():.4f} A (x, y: {u[:, 0].mean():.4f}, "
-          f"{u[:, 1].mean():.4f})")
+    print(
+        f"relaxed {len(atoms)} atoms at zero field in {time.time() - t0:.0f} s (max |F| = {fmax:.2g} eV/A)"
+    )
+    print(
+        f"P - P(centrosymmetric) = {np.round(dp, 4).tolist()} e*A = "
+        f"{np.round(dp / volume * E_ANGSTROM2_TO_UC_CM2, 2).tolist()} uC/cm^2"
+    )
+    print(
+        f"Ti off-centring along z: {u[:, 2].mean():.4f} +- {u[:, 2].std():.4f} A (x, y: {u[:, 0].mean():.4f}, "
+        f"{u[:, 1].mean():.4f})"
+    )
     polar = abs(u[:, 2].mean()) > 0.02 and abs(dp[2]) > 1e-3 * len(atoms)
-    print("polar ground state:", "yes" if polar else "NO (the model relaxes to a (nearly) centrosymmetric state)")
+    print(
+        "polar ground state:",
+        "yes"
+        if polar
+        else "NO (the model relaxes to a (nearly) centrosymmetric state)",
+    )
     if polar:
         # the +P state of the 5-atom cell followed under a growing -E along z (continuation, bisection)
         cell, cell_centro = tetragonal_cell(a, c, 1, ti_shift=0.1)
         ec = intrinsic_coercive_field(cell, calc, "z", reference=cell_centro)
         low, high = ec["bracket_low"], ec["bracket_high"]
-        print(f"intrinsic coercive field (0 K, homogeneous switching of the 5-atom cell, fixed cell): "
-              f"{0.5 * (low + high):.3f} V/A (between {low:.4f} and {high:.4f}); loops need --amplitude above "
-              "the field at which they switch, which is lower at finite temperature")
+        print(
+            f"intrinsic coercive field (0 K, homogeneous switching of the 5-atom cell, fixed cell): "
+            f"{0.5 * (low + high):.3f} V/A (between {low:.4f} and {high:.4f}); loops need --amplitude above "
+            "the field at which they switch, which is lower at finite temperature"
+        )
     out.mkdir(parents=True, exist_ok=True)
     atoms.calc = None
     write(out / "poled.xyz", atoms)
-    write(out / "poled.data", atoms, format="lammps-data", specorder=["Ba", "Ti", "O"], masses=True)
+    write(
+        out / "poled.data",
+        atoms,
+        format="lammps-data",
+        specorder=["Ba", "Ti", "O"],
+        masses=True,
+    )
 
     # 2. loops
-    rows = run_sweep(atoms, calc, protocol, args.temperatures, args.periods, out, force=True, runner=runner)
+    rows = run_sweep(
+        atoms,
+        calc,
+        protocol,
+        args.temperatures,
+        args.periods,
+        out,
+        force=True,
+        runner=runner,
+    )
     print("\n T (K)  period (fs)   Ec (V/A)            Pr (e*A)          area (eV)")
     for r in rows:
-        print(f"{r['temperature_K']:6g} {r['period_fs']:10g}   {r['ec']:.4f} +- {r['ec_std']:.4f}   "
-              f"{r['pr']:.4f} +- {r['pr_std']:.4f}   {r['area']:.4f} +- {r['area_std']:.4f}")
-    print(f"wrote {out}/hysteresis.csv, loops.png, ec_vs_temperature.png, ec_vs_frequency.png")
+        print(
+            f"{r['temperature_K']:6g} {r['period_fs']:10g}   {r['ec']:.4f} +- {r['ec_std']:.4f}   "
+            f"{r['pr']:.4f} +- {r['pr_std']:.4f}   {r['area']:.4f} +- {r['area_std']:.4f}"
+        )
+    print(
+        f"wrote {out}/hysteresis.csv, loops.png, ec_vs_temperature.png, ec_vs_frequency.png"
+    )
     return 0
 
 

@@ -35,8 +35,16 @@ from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log, thermalize
-from nequip_pol.reference.analytic_material import generate_dataset, ideal_structure, write_dataset
+from nequip_pol.integrations.md import (
+    PolarizationLogger,
+    read_polarization_log,
+    thermalize,
+)
+from nequip_pol.reference.analytic_material import (
+    generate_dataset,
+    ideal_structure,
+    write_dataset,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "nequip_pol" / "reference"
 
@@ -48,16 +56,35 @@ def train_demo_model(out: Path, epochs: int) -> Path:
         write_dataset(generate_dataset(16, seed=0, supercell=(2, 1, 1)), data)
     run_dir = out / "demo_train"
     overrides = [
-        f"data_file={data}", "num_train=12", "num_val=2", "num_test=2", f"max_epochs={epochs}", "batch_size=4",
-        "model_dtype=float64", "cutoff_radius=4.5", "run=[train]", f"hydra.run.dir={run_dir}",
-        "training_module.model.num_scalar_features=16", "training_module.model.num_tensor_features=4",
+        f"data_file={data}",
+        "num_train=12",
+        "num_val=2",
+        "num_test=2",
+        f"max_epochs={epochs}",
+        "batch_size=4",
+        "model_dtype=float64",
+        "cutoff_radius=4.5",
+        "run=[train]",
+        f"hydra.run.dir={run_dir}",
+        "training_module.model.num_scalar_features=16",
+        "training_module.model.num_tensor_features=4",
         "training_module.model.allegro_mlp_hidden_layers_width=16",
         "training_module.model.readout_mlp_hidden_layers_width=16",
-        "training_module.model.field_mlp_hidden_layers_width=16", "trainer.enable_progress_bar=false",
+        "training_module.model.field_mlp_hidden_layers_width=16",
+        "trainer.enable_progress_bar=false",
     ]
     print(f"training a demo model ({epochs} epochs) in {run_dir} ...", flush=True)
-    cmd = [str(Path(sys.executable).parent / "nequip-train"), "-cp", str(CONFIG_DIR), "-cn", "analytic_allegro_pol", *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = [
+        str(Path(sys.executable).parent / "nequip-train"),
+        "-cp",
+        str(CONFIG_DIR),
+        "-cn",
+        "analytic_allegro_pol",
+        *overrides,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1")
+    )
     if proc.returncode != 0:
         sys.exit(f"nequip-train failed:\n{proc.stderr[-4000:]}")
     return run_dir / "last.ckpt"
@@ -65,8 +92,12 @@ def train_demo_model(out: Path, epochs: int) -> Path:
 
 def load_calculator(path: Path, mode: str) -> NequIPPolCalculator:
     if str(path).endswith(".nequip.pt2"):
-        return NequIPPolCalculator.from_compiled_model(path, chemical_species_to_atom_type_map=True, mode=mode)
-    return NequIPPolCalculator.from_saved_model(path, chemical_species_to_atom_type_map=True, mode=mode)
+        return NequIPPolCalculator.from_compiled_model(
+            path, chemical_species_to_atom_type_map=True, mode=mode
+        )
+    return NequIPPolCalculator.from_saved_model(
+        path, chemical_species_to_atom_type_map=True, mode=mode
+    )
 
 
 def run(atoms, dyn, calc, path, steps, reference):
@@ -77,61 +108,109 @@ def run(atoms, dyn, calc, path, steps, reference):
         dyn.run(steps)
     elapsed = time.perf_counter() - start
     data = read_polarization_log(path)
-    print(f"  {path.name}: {steps} steps in {elapsed:.1f} s; P_z {data['Pz'][0]:+.4f} -> {data['Pz'][-1]:+.4f} e*A, "
-          f"dP_z(ref) {data['dPz'][-1]:+.4f} e*A", flush=True)
+    print(
+        f"  {path.name}: {steps} steps in {elapsed:.1f} s; P_z {data['Pz'][0]:+.4f} -> {data['Pz'][-1]:+.4f} e*A, "
+        f"dP_z(ref) {data['dPz'][-1]:+.4f} e*A",
+        flush=True,
+    )
     return data
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help=".ckpt, .nequip.zip or .nequip.pt2 (Ba, Ti, O)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=".ckpt, .nequip.zip or .nequip.pt2 (Ba, Ti, O)",
+    )
     parser.add_argument("--out", type=Path, default=Path("md_under_field_out"))
     parser.add_argument("--supercell", type=int, nargs=3, default=[2, 2, 1])
-    parser.add_argument("--steps", type=int, default=200, help="steps of each of the three runs")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="steps of each of the three runs"
+    )
     parser.add_argument("--dt", type=float, default=1.0, help="time step, fs")
-    parser.add_argument("--field", type=float, default=0.1, help="field amplitude E0 along z, V/A")
-    parser.add_argument("--period", type=float, default=100.0, help="period of the oscillating field, fs")
+    parser.add_argument(
+        "--field", type=float, default=0.1, help="field amplitude E0 along z, V/A"
+    )
+    parser.add_argument(
+        "--period",
+        type=float,
+        default=100.0,
+        help="period of the oscillating field, fs",
+    )
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
     parser.add_argument("--mode", choices=["full", "linear"], default="full")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the demo model")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for small cells)")
+    parser.add_argument(
+        "--epochs", type=int, default=5, help="epochs of the demo model"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is fastest for small cells)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    model_path = args.model if args.model is not None else train_demo_model(args.out, args.epochs)
+    model_path = (
+        args.model
+        if args.model is not None
+        else train_demo_model(args.out, args.epochs)
+    )
     calc = load_calculator(model_path, args.mode)
-    reference = ideal_structure(tuple(args.supercell))  # P - P(ideal cubic cell at zero field)
+    reference = ideal_structure(
+        tuple(args.supercell)
+    )  # P - P(ideal cubic cell at zero field)
     atoms = reference.copy()
     atoms.rattle(0.02, seed=0)
     atoms.calc = calc
-    thermalize(atoms, args.temperature, rng=np.random.default_rng(0))  # Maxwell-Boltzmann, zero total momentum
+    thermalize(
+        atoms, args.temperature, rng=np.random.default_rng(0)
+    )  # Maxwell-Boltzmann, zero total momentum
     e0 = np.array([0.0, 0.0, args.field])
-    print(f"{len(atoms)} atoms, model {model_path}, mode={args.mode}, E0 = {args.field} V/A along z")
+    print(
+        f"{len(atoms)} atoms, model {model_path}, mode={args.mode}, E0 = {args.field} V/A along z"
+    )
 
     # 1. Langevin, static field
     calc.set_field(e0)
-    dyn = Langevin(atoms, timestep=args.dt * units.fs, temperature_K=args.temperature,
-                   friction=0.02 / units.fs, fixcm=False, rng=np.random.default_rng(1))
+    dyn = Langevin(
+        atoms,
+        timestep=args.dt * units.fs,
+        temperature_K=args.temperature,
+        friction=0.02 / units.fs,
+        fixcm=False,
+        rng=np.random.default_rng(1),
+    )
     run(atoms, dyn, calc, args.out / "langevin_static.csv", args.steps, reference)
 
     # 2. NVE, static field: kinetic + E(R, E) is conserved
     dyn = VelocityVerlet(atoms, timestep=args.dt * units.fs)
     data = run(atoms, dyn, calc, args.out / "nve_static.csv", args.steps, reference)
     etot, q = data["etot"], max(len(data["etot"]) // 4, 1)
-    print(f"  conserved enthalpy: fluctuation (max - min) {np.ptp(etot) / len(atoms):.2e} eV/atom, drift "
-          f"(last - first quarter mean) {(etot[-q:].mean() - etot[:q].mean()) / len(atoms):+.2e} eV/atom "
-          f"over {data['time_fs'][-1]:.0f} fs")
+    print(
+        f"  conserved enthalpy: fluctuation (max - min) {np.ptp(etot) / len(atoms):.2e} eV/atom, drift "
+        f"(last - first quarter mean) {(etot[-q:].mean() - etot[:q].mean()) / len(atoms):+.2e} eV/atom "
+        f"over {data['time_fs'][-1]:.0f} fs"
+    )
 
     # 3. NVE, oscillating field: d(kinetic + E(R, E(t))) = -P.dE
     omega = 2 * np.pi / args.period
     calc.set_field(lambda t: e0 * np.sin(omega * t))
     dyn = VelocityVerlet(atoms, timestep=args.dt * units.fs)
-    data = run(atoms, dyn, calc, args.out / "nve_oscillating.csv", args.steps, reference)
+    data = run(
+        atoms, dyn, calc, args.out / "nve_oscillating.csv", args.steps, reference
+    )
     balance = (data["etot"] - data["etot"][0]) - data["field_work"]
-    print(f"  field work range {np.ptp(data['field_work']):.3e} eV; energy balance residual "
-          f"max {np.abs(balance).max():.2e} eV")
-    print(f"done: CSV files in {args.out}/ (columns: {', '.join(read_polarization_log(args.out / 'nve_static.csv'))})")
+    print(
+        f"  field work range {np.ptp(data['field_work']):.3e} eV; energy balance residual "
+        f"max {np.abs(balance).max():.2e} eV"
+    )
+    print(
+        f"done: CSV files in {args.out}/ (columns: {', '.join(read_polarization_log(args.out / 'nve_static.csv'))})"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ import sys
 
 __version__ = "0.1.0"
 
-_KEY_NAMES = ("ELECTRIC_FIELD_KEY", "POLARIZATION_KEY", "BORN_CHARGE_KEY", "POLARIZABILITY_KEY")
+_KEY_NAMES = (
+    "ELECTRIC_FIELD_KEY",
+    "POLARIZATION_KEY",
+    "BORN_CHARGE_KEY",
+    "POLARIZABILITY_KEY",
+)
 
 
 def _register_with_nequip() -> None:
@@ -32,7 +37,10 @@ def __getattr__(name):
 
 
 def _started_by_command_line() -> bool:
-    return os.path.basename(sys.argv[0] if sys.argv else "") == "nequip-pol" and "nequip" not in sys.modules
+    return (
+        os.path.basename(sys.argv[0] if sys.argv else "") == "nequip-pol"
+        and "nequip" not in sys.modules
+    )
 
 
 if not _started_by_command_line():

@@ -32,7 +32,13 @@ from nequip.scripts._compile_utils import (
     register_compile_targets,
 )
 
-from ._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY, ATOMIC_DIPOLE_KEY
+from ._keys import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+    ATOMIC_DIPOLE_KEY,
+)
 
 ASE_TARGET = "nequip_pol_ase"
 BATCH_TARGET = "nequip_pol_batch"
@@ -60,7 +66,9 @@ def _with_field(data_settings):
             num_frames = AtomicDataDict.num_frames(data)
             pos = data[AtomicDataDict.POSITIONS_KEY]
             generator = torch.Generator().manual_seed(0)
-            field = 0.01 * torch.randn((num_frames, 3), generator=generator, dtype=torch.float64)
+            field = 0.01 * torch.randn(
+                (num_frames, 3), generator=generator, dtype=torch.float64
+            )
             data[ELECTRIC_FIELD_KEY] = field.to(device=pos.device, dtype=pos.dtype)
         return data
 

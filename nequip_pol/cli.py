@@ -13,7 +13,14 @@ import sys
 from typing import Callable
 
 #: name -> (one-line help, add_arguments(parser), run(args) -> exit code)
-SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+SUBCOMMANDS: dict[
+    str,
+    tuple[
+        str,
+        Callable[[argparse.ArgumentParser], None],
+        Callable[[argparse.Namespace], int],
+    ],
+] = {}
 
 
 def register(name: str, help: str, add_arguments, run) -> None:
@@ -25,40 +32,73 @@ def register(name: str, help: str, add_arguments, run) -> None:
 
 
 def _add_parse_qe(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_XML",
-                   help="QE run folders or XML files (zero field + fields along x, y, z for each configuration)")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR_OR_XML",
+        help="QE run folders or XML files (zero field + fields along x, y, z for each configuration)",
+    )
     p.add_argument("-o", "--output", required=True, help="extended-XYZ file to write")
-    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("--tol", type=float, default=1e-4,
-                   help="tolerance (Angstrom) on cell and positions for grouping runs (default 1e-4)")
-    p.add_argument("--include-field-frames", action="store_true",
-                   help="also write one frame per finite-field run, with electric_field")
-    p.add_argument("--no-fold", action="store_true",
-                   help="keep QE's raw polarization branch instead of folding P to the branch closest to zero")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the output file if it exists"
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-4,
+        help="tolerance (Angstrom) on cell and positions for grouping runs (default 1e-4)",
+    )
+    p.add_argument(
+        "--include-field-frames",
+        action="store_true",
+        help="also write one frame per finite-field run, with electric_field",
+    )
+    p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="keep QE's raw polarization branch instead of folding P to the branch closest to zero",
+    )
 
 
 def _run_parse_qe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nequip_pol.io.qe import NequipPolIOError, OutputExistsError, parse_qe_runs, write_frames
+    from nequip_pol.io.qe import (
+        NequipPolIOError,
+        OutputExistsError,
+        parse_qe_runs,
+        write_frames,
+    )
 
     out = Path(args.output)
     # fail before the (possibly long) parsing
     if out.is_dir():
-        print(f"nequip-pol parse-qe: error: {out}: is a folder; give the path of the extended-XYZ file to write "
-              f"(e.g. -o {out / 'frames.xyz'})", file=sys.stderr)
+        print(
+            f"nequip-pol parse-qe: error: {out}: is a folder; give the path of the extended-XYZ file to write "
+            f"(e.g. -o {out / 'frames.xyz'})",
+            file=sys.stderr,
+        )
         return 2
     if out.exists() and not args.force:
-        print(f"nequip-pol parse-qe: error: {out}: output file exists; not overwriting it (use --force)", file=sys.stderr)
+        print(
+            f"nequip-pol parse-qe: error: {out}: output file exists; not overwriting it (use --force)",
+            file=sys.stderr,
+        )
         return 2
     try:
-        frames = parse_qe_runs(args.runs, tol=args.tol, include_field_frames=args.include_field_frames,
-                               fold=not args.no_fold)
+        frames = parse_qe_runs(
+            args.runs,
+            tol=args.tol,
+            include_field_frames=args.include_field_frames,
+            fold=not args.no_fold,
+        )
         write_frames(frames, out, force=args.force)
     except OutputExistsError as exc:
         print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
         return 2
-    except NequipPolIOError as exc:  # bad input runs: a user error, exit status 2 as every verb
+    except (
+        NequipPolIOError
+    ) as exc:  # bad input runs: a user error, exit status 2 as every verb
         print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(frames)} frame(s) to {out}")
@@ -70,8 +110,13 @@ def _run_parse_qe(args: argparse.Namespace) -> int:
 
 def _add_check_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="extended-XYZ files")
-    p.add_argument("--key-map", action="append", default=[], metavar="FILE_KEY=KEY",
-                   help="rename a key of the file to a canonical key (e.g. my_bec=born_effective_charges); repeatable")
+    p.add_argument(
+        "--key-map",
+        action="append",
+        default=[],
+        metavar="FILE_KEY=KEY",
+        help="rename a key of the file to a canonical key (e.g. my_bec=born_effective_charges); repeatable",
+    )
 
 
 def _run_check_data(args: argparse.Namespace) -> int:
@@ -80,7 +125,10 @@ def _run_check_data(args: argparse.Namespace) -> int:
     mapping = {}
     for item in args.key_map:
         if "=" not in item:
-            print(f"nequip-pol check-data: error: --key-map expects FILE_KEY=KEY, got {item!r}", file=sys.stderr)
+            print(
+                f"nequip-pol check-data: error: --key-map expects FILE_KEY=KEY, got {item!r}",
+                file=sys.stderr,
+            )
             return 2
         k, v = item.split("=", 1)
         mapping[k.strip()] = v.strip()
@@ -93,8 +141,18 @@ def _run_check_data(args: argparse.Namespace) -> int:
     return rc
 
 
-register("parse-qe", "convert Quantum ESPRESSO finite-field runs to extended XYZ", _add_parse_qe, _run_parse_qe)
-register("check-data", "check an extended-XYZ dataset (keys, sum rule, symmetry, P branch)", _add_check_data, _run_check_data)
+register(
+    "parse-qe",
+    "convert Quantum ESPRESSO finite-field runs to extended XYZ",
+    _add_parse_qe,
+    _run_parse_qe,
+)
+register(
+    "check-data",
+    "check an extended-XYZ dataset (keys, sum rule, symmetry, P branch)",
+    _add_check_data,
+    _run_check_data,
+)
 
 
 # ----------------------------------------------------------------------------------------- demo
@@ -104,7 +162,9 @@ def _at_least_one(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -116,23 +176,41 @@ def _positive_minutes(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
     if not value > 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"must be positive (minutes of training wall time), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be positive (minutes of training wall time), got {text}"
+        )
     return value
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
     # defined here, not in nequip_pol.demo: that module imports torch, and help stays fast. The
     # numbers are checked here, so that a bad one stops the verb before anything is written.
-    p.add_argument("out_dir", nargs="?", default="nequip-pol-demo",
-                   help="folder to write into (default: nequip-pol-demo); it must not exist or be empty")
-    p.add_argument("--epochs", type=_at_least_one, default=None,
-                   help="training epochs, at least 1 (default: the shipped schedule; fewer gives a quick, "
-                        "under-trained run)")
-    p.add_argument("--max-minutes", type=_positive_minutes, default=120.0,
-                   help="safety limit on the training wall time in minutes, > 0 (default 120; a normal run takes "
-                        "a few minutes)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
-    p.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
+    p.add_argument(
+        "out_dir",
+        nargs="?",
+        default="nequip-pol-demo",
+        help="folder to write into (default: nequip-pol-demo); it must not exist or be empty",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_at_least_one,
+        default=None,
+        help="training epochs, at least 1 (default: the shipped schedule; fewer gives a quick, "
+        "under-trained run)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=_positive_minutes,
+        default=120.0,
+        help="safety limit on the training wall time in minutes, > 0 (default 120; a normal run takes "
+        "a few minutes)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the generated data (default 0)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="write into an existing non-empty folder"
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -141,7 +219,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
-register("demo", "the whole method on the shipped analytic material: generate, train, evaluate, plot", _add_demo, _run_demo)
+register(
+    "demo",
+    "the whole method on the shipped analytic material: generate, train, evaluate, plot",
+    _add_demo,
+    _run_demo,
+)
 
 
 # ------------------------------------------------------------------------------------- analysis
@@ -151,15 +234,33 @@ register("demo", "the whole method on the shipped analytic material: generate, t
 
 #: verb -> (module in nequip_pol.analysis, one-line help)
 ANALYSIS_VERBS = {
-    "ir": ("commands", "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)"),
-    "raman": ("commands", "isotropic and anisotropic Raman spectra from an alpha(t) log"),
-    "dielectric": ("commands", "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation "
-                               "routes"),
-    "phonons": ("commands", "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure"),
-    "hysteresis": ("switching_commands", "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs "
-                                         "temperature and period"),
-    "coercive": ("switching_commands", "zero-temperature intrinsic coercive field of a polar structure (continuation "
-                                       "under a growing opposite field)"),
+    "ir": (
+        "commands",
+        "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
+    ),
+    "raman": (
+        "commands",
+        "isotropic and anisotropic Raman spectra from an alpha(t) log",
+    ),
+    "dielectric": (
+        "commands",
+        "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation "
+        "routes",
+    ),
+    "phonons": (
+        "commands",
+        "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
+    ),
+    "hysteresis": (
+        "switching_commands",
+        "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs "
+        "temperature and period",
+    ),
+    "coercive": (
+        "switching_commands",
+        "zero-temperature intrinsic coercive field of a polar structure (continuation "
+        "under a growing opposite field)",
+    ),
 }
 #: verb -> check(args) -> exit code: run by main() before the nequip registration and the verb,
 #: so that bad input is answered at once (no torch import)

@@ -12,4 +12,6 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def shared_data_dir() -> Path:
     """Return the shared data folder (it may not exist; callers check)."""
-    return Path(os.environ.get(DATA_ENV_VAR, _PROJECT_ROOT.parent / "shared" / "data")).resolve()
+    return Path(
+        os.environ.get(DATA_ENV_VAR, _PROJECT_ROOT.parent / "shared" / "data")
+    ).resolve()

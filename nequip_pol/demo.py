@@ -74,7 +74,9 @@ def _cpu_times():
         return None
     if not fields or fields[0] != "cpu":
         return None
-    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    values = [
+        int(v) for v in fields[1:9]
+    ]  # user nice system idle iowait irq softirq steal
     return values[3] + values[4], sum(values)
 
 
@@ -114,13 +116,17 @@ def training_threads(sample_seconds: float = 1.0):
     idle = idle_cores(sample_seconds)
     if idle is not None:
         threads = max(1, min(cores, int(idle + 0.5)))
-        return str(threads), f"{idle:.2f} of {cores} cores idle over {sample_seconds:g} s (/proc/stat)"
+        return str(
+            threads
+        ), f"{idle:.2f} of {cores} cores idle over {sample_seconds:g} s (/proc/stat)"
     try:
         busy = os.getloadavg()[0]
     except OSError:
         return "1", "neither /proc/stat nor the load average is available"
     threads = max(1, min(cores, int(round(cores - busy))))
-    return str(threads), f"one-minute load average {busy:.2f} on {cores} cores (no /proc/stat)"
+    return str(
+        threads
+    ), f"one-minute load average {busy:.2f} on {cores} cores (no /proc/stat)"
 
 
 def check_settings(epochs: int, max_minutes: float) -> None:
@@ -128,14 +134,23 @@ def check_settings(epochs: int, max_minutes: float) -> None:
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     if not max_minutes > 0:  # also NaN
-        raise ValueError(f"--max-minutes must be positive (minutes of training wall time), got {max_minutes:g}")
+        raise ValueError(
+            f"--max-minutes must be positive (minutes of training wall time), got {max_minutes:g}"
+        )
 
 
 class TrainingStopped(RuntimeError):
     """The safety time limit ended the training before the first checkpoint was written."""
 
 
-def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minutes: float, max_epochs: int) -> Path:
+def train(
+    out_dir: Path,
+    data_file: Path,
+    num_train: int,
+    num_val: int,
+    max_minutes: float,
+    max_epochs: int,
+) -> Path:
     """Run ``nequip-train`` with the shipped config for ``max_epochs`` epochs (stopped early only by
     the safety limit ``max_minutes``); return the last checkpoint (the end of the schedule).
 
@@ -144,7 +159,9 @@ def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minu
     training before a checkpoint was written."""
     config_dir = out_dir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(resources.files(CONFIG_PACKAGE) / f"{CONFIG_NAME}.yaml") as source:
+    with resources.as_file(
+        resources.files(CONFIG_PACKAGE) / f"{CONFIG_NAME}.yaml"
+    ) as source:
         shutil.copy(source, config_dir / f"{CONFIG_NAME}.yaml")
     run_dir = out_dir / "train"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -152,10 +169,17 @@ def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minu
     hours, rest = divmod(total_seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     command = [
-        sys.executable, "-m", "nequip.scripts.train",
-        "-cp", str(config_dir.resolve()), "-cn", CONFIG_NAME,
+        sys.executable,
+        "-m",
+        "nequip.scripts.train",
+        "-cp",
+        str(config_dir.resolve()),
+        "-cn",
+        CONFIG_NAME,
         f"data_file={data_file.resolve()}",
-        f"num_train={num_train}", f"num_val={num_val}", "num_test=0",
+        f"num_train={num_train}",
+        f"num_val={num_val}",
+        "num_test=0",
         "run=[train]",
         f"max_epochs={max_epochs}",
         f"++trainer.max_time=00:{hours:02d}:{minutes:02d}:{seconds:02d}",
@@ -165,8 +189,10 @@ def train(out_dir: Path, data_file: Path, num_train: int, num_val: int, max_minu
     threads, why = training_threads()
     env["OMP_NUM_THREADS"] = threads
     _log(f"training on {threads} thread(s) ({why})")
-    _log(f"training {max_epochs} epochs (one line per epoch below; safety limit {max_minutes:g} min): "
-         + " ".join(command[2:]))
+    _log(
+        f"training {max_epochs} epochs (one line per epoch below; safety limit {max_minutes:g} min): "
+        + " ".join(command[2:])
+    )
     # the training's working folder is its output folder: Lightning's lightning_logs/ lands there
     subprocess.run(command, check=True, env=env, cwd=run_dir)
     checkpoint = run_dir / "last.ckpt"
@@ -182,7 +208,10 @@ def predict(checkpoint: Path, frames, r_max: float):
     """Model predictions (numpy) for each frame, with its field as input."""
     import torch
     from nequip.data import from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
     from nequip.model.saved_models.load_utils import load_saved_model
     from nequip.utils.global_state import set_global_state
 
@@ -194,10 +223,20 @@ def predict(checkpoint: Path, frames, r_max: float):
     predictions = []
     for atoms in frames:
         data = neighbors(mapper(from_ase(atoms)))
-        data["electric_field"] = torch.as_tensor(np.asarray(atoms.info["electric_field"]).reshape(1, 3))
-        data = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in data.items()}
+        data["electric_field"] = torch.as_tensor(
+            np.asarray(atoms.info["electric_field"]).reshape(1, 3)
+        )
+        data = {
+            k: (v.to(dtype) if v.is_floating_point() else v) for k, v in data.items()
+        }
         out = model(data)
-        predictions.append({k: v.detach().double().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)})
+        predictions.append(
+            {
+                k: v.detach().double().numpy()
+                for k, v in out.items()
+                if isinstance(v, torch.Tensor)
+            }
+        )
     return predictions
 
 
@@ -216,9 +255,16 @@ def compare(frames, predictions):
         add("forces", atoms.arrays["forces"], pred["forces"])
         # the exact (unshifted) branch: the model's P is a continuous function of the structure
         add("polarization", atoms.info["polarization_exact"], pred["polarization"])
-        add("born_effective_charges", atoms.arrays["born_effective_charges"], pred["born_effective_charges"])
+        add(
+            "born_effective_charges",
+            atoms.arrays["born_effective_charges"],
+            pred["born_effective_charges"],
+        )
         add("polarizability", atoms.info["polarizability"], pred["polarizability"])
-    return {key: (np.concatenate(ref), np.concatenate(pred)) for key, (ref, pred) in pairs.items()}
+    return {
+        key: (np.concatenate(ref), np.concatenate(pred))
+        for key, (ref, pred) in pairs.items()
+    }
 
 
 def errors(pairs) -> dict:
@@ -237,14 +283,18 @@ def report(pairs) -> tuple:
     labels of the quantities that missed their limit."""
     header = f"{'quantity':<22}{'test RMSE':>11}{'target std':>12}{'RMSE/std':>10}{'reference':>11}{'limit':>7}  unit"
     lines, missed = [header], []
-    for (key, label, unit), (rmse, std, ratio) in zip(QUANTITIES, errors(pairs).values()):
+    for (key, label, unit), (rmse, std, ratio) in zip(
+        QUANTITIES, errors(pairs).values()
+    ):
         reference, limit = TARGETS[key]
         ok = ratio <= limit
         if not ok:
             missed.append(label)
         ref_text = "-" if reference is None else f"{reference:.3f}"
-        lines.append(f"{label:<22}{rmse:>11.4g}{std:>12.4g}{ratio:>10.3f}{ref_text:>11}{limit:>7.2f}  {unit}"
-                     + ("" if ok else "   <- MISSED"))
+        lines.append(
+            f"{label:<22}{rmse:>11.4g}{std:>12.4g}{ratio:>10.3f}{ref_text:>11}{limit:>7.2f}  {unit}"
+            + ("" if ok else "   <- MISSED")
+        )
     return "\n".join(lines), missed
 
 
@@ -307,16 +357,22 @@ def run_demo(
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is a file; choose a folder name")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise FileExistsError(f"{out_dir} exists and is not empty; choose another folder or pass --force")
+        raise FileExistsError(
+            f"{out_dir} exists and is not empty; choose another folder or pass --force"
+        )
     check_settings(epochs, max_minutes)
     if force and (out_dir / "train").exists():
         shutil.rmtree(out_dir / "train")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    _log(f"step 1/3: generating {num_train + num_val} training/validation frames and {num_test} test frames "
-         f"of the analytic material in {out_dir}")
+    _log(
+        f"step 1/3: generating {num_train + num_val} training/validation frames and {num_test} test frames "
+        f"of the analytic material in {out_dir}"
+    )
     data_file = out_dir / "analytic_train.xyz"
-    write_dataset(generate_dataset(num_train + num_val, seed=seed), data_file, force=True)
+    write_dataset(
+        generate_dataset(num_train + num_val, seed=seed), data_file, force=True
+    )
     test_frames = generate_dataset(num_test, seed=seed + 1000)
     write_dataset(test_frames, out_dir / "analytic_test.xyz", force=True)
 
@@ -325,45 +381,78 @@ def run_demo(
         checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, epochs)
     except TrainingStopped as stopped:
         print(f"RESULT: MISSED: no model to evaluate: {stopped}", flush=True)
-        return {"pairs": None, "errors": None, "missed": [], "epochs": epochs_trained(out_dir / "train"),
-                "passed": False}
+        return {
+            "pairs": None,
+            "errors": None,
+            "missed": [],
+            "epochs": epochs_trained(out_dir / "train"),
+            "passed": False,
+        }
     trained = epochs_trained(out_dir / "train")
 
-    _log(f"step 3/3: evaluating {checkpoint} on {num_test} unseen frames against the exact values")
+    _log(
+        f"step 3/3: evaluating {checkpoint} on {num_test} unseen frames against the exact values"
+    )
     predictions = predict(checkpoint, test_frames, r_max=5.0)
     pairs = compare(test_frames, predictions)
     table, missed = report(pairs)
     print(table, flush=True)
     (out_dir / "test_errors.txt").write_text(table + "\n")
     parity_plots(pairs, out_dir / "parity.png")
-    _log(f"wrote {out_dir / 'test_errors.txt'}, {out_dir / 'parity.png'}, the model {checkpoint} "
-         f"and the training log {out_dir / 'train'}; total {time.time() - start:.0f} s")
+    _log(
+        f"wrote {out_dir / 'test_errors.txt'}, {out_dir / 'parity.png'}, the model {checkpoint} "
+        f"and the training log {out_dir / 'train'}; total {time.time() - start:.0f} s"
+    )
 
     passed = not missed and trained >= epochs
     if passed:
-        print(f"RESULT: OK: all test errors within their limits after {trained} epochs", flush=True)
+        print(
+            f"RESULT: OK: all test errors within their limits after {trained} epochs",
+            flush=True,
+        )
     else:
         reasons = []
         if trained < epochs:
-            reasons.append(f"the safety time limit ({max_minutes:g} min) stopped training after {trained} of {epochs} "
-                           "epochs (a very slow or overloaded machine; raise --max-minutes)")
+            reasons.append(
+                f"the safety time limit ({max_minutes:g} min) stopped training after {trained} of {epochs} "
+                "epochs (a very slow or overloaded machine; raise --max-minutes)"
+            )
         elif epochs < DEMO_EPOCHS:
-            reasons.append(f"only {epochs} epoch{'' if epochs == 1 else 's'} asked for (the shipped schedule has {DEMO_EPOCHS})")
+            reasons.append(
+                f"only {epochs} epoch{'' if epochs == 1 else 's'} asked for (the shipped schedule has {DEMO_EPOCHS})"
+            )
         if missed:
             reasons.append("over the limit: " + ", ".join(missed))
-        print("RESULT: MISSED: the model is under-trained or inaccurate; " + "; ".join(reasons), flush=True)
-    return {"pairs": pairs, "errors": errors(pairs), "missed": missed, "epochs": trained, "passed": passed}
+        print(
+            "RESULT: MISSED: the model is under-trained or inaccurate; "
+            + "; ".join(reasons),
+            flush=True,
+        )
+    return {
+        "pairs": pairs,
+        "errors": errors(pairs),
+        "missed": missed,
+        "epochs": trained,
+        "passed": passed,
+    }
 
 
 def main(args) -> int:
     try:
-        result = run_demo(args.out_dir, epochs=DEMO_EPOCHS if args.epochs is None else args.epochs,
-                          max_minutes=args.max_minutes, seed=args.seed, force=args.force)
+        result = run_demo(
+            args.out_dir,
+            epochs=DEMO_EPOCHS if args.epochs is None else args.epochs,
+            max_minutes=args.max_minutes,
+            seed=args.seed,
+            force=args.force,
+        )
     except (FileExistsError, ValueError) as error:
         print(f"nequip-pol demo: error: {error}", file=sys.stderr)
         return EXIT_BAD_ARGUMENT
     except subprocess.CalledProcessError as error:
-        print(f"nequip-pol demo: error: nequip-train failed (exit status {error.returncode}); its messages are above",
-              file=sys.stderr)
+        print(
+            f"nequip-pol demo: error: nequip-train failed (exit status {error.returncode}); its messages are above",
+            file=sys.stderr,
+        )
         return 1
     return 0 if result["passed"] else EXIT_TARGET_MISSED

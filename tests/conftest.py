@@ -19,7 +19,9 @@ def shared_data():
     """The shared DFT data folder; skips the test when it is missing."""
     path = shared_data_dir()
     if not (path / "dft").is_dir():
-        pytest.skip(f"shared data not found at {path}: set {DATA_ENV_VAR} to the folder holding dft/ and qe_runs/")
+        pytest.skip(
+            f"shared data not found at {path}: set {DATA_ENV_VAR} to the folder holding dft/ and qe_runs/"
+        )
     return path
 
 

@@ -27,12 +27,18 @@ def system(one_torch_thread):
 
 def test_constants():
     assert D.EPS_VAC == pytest.approx(0.0055263494, rel=1e-8)
-    assert D.EPS_VAC == pytest.approx(units._eps0 / units._e * 1e-10, rel=1e-6)  # ASE's CODATA
+    assert D.EPS_VAC == pytest.approx(
+        units._eps0 / units._e * 1e-10, rel=1e-6
+    )  # ASE's CODATA
     assert PH.COULOMB_EV_A == pytest.approx(14.399645, rel=1e-6)
     # sqrt(eV / (A^2 amu)) / (2 pi) in THz from ASE's units
-    assert PH.THZ_PER_SQRT_EV_A2_AMU == pytest.approx(np.sqrt(units._e / units._amu) * 1e10 / (2 * np.pi) / 1e12, rel=1e-6)
+    assert PH.THZ_PER_SQRT_EV_A2_AMU == pytest.approx(
+        np.sqrt(units._e / units._amu) * 1e10 / (2 * np.pi) / 1e12, rel=1e-6
+    )
     # alpha = eps_vac V gives eps_inf = 2 I
-    np.testing.assert_allclose(D.eps_inf_from_polarizability(D.EPS_VAC * 50.0 * np.eye(3), 50.0), 2 * np.eye(3))
+    np.testing.assert_allclose(
+        D.eps_inf_from_polarizability(D.EPS_VAC * 50.0 * np.eye(3), 50.0), 2 * np.eye(3)
+    )
 
 
 def test_relaxed_structure_is_a_minimum(system):
@@ -52,17 +58,29 @@ def test_phonopy_gamma_equals_independent_hessian(system):
     w = 1 / np.sqrt(np.repeat(masses, 3))
     lam = np.linalg.eigvalsh(hessian * np.outer(w, w))
     # ASE units: omega^2 in eV/(A^2 amu) -> frequency in THz, independent of phonopy's factor
-    nu_fd = np.sign(lam) * np.sqrt(np.abs(lam) * units._e / units._amu) * 1e10 / (2 * np.pi) / 1e12
+    nu_fd = (
+        np.sign(lam)
+        * np.sqrt(np.abs(lam) * units._e / units._amu)
+        * 1e10
+        / (2 * np.pi)
+        / 1e12
+    )
     optical = ~phonons.acoustic
-    np.testing.assert_allclose(np.sort(phonons.frequencies_thz[optical]), np.sort(nu_fd)[3:], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.sort(phonons.frequencies_thz[optical]), np.sort(nu_fd)[3:], rtol=1e-6
+    )
 
 
 def test_harmonic_equals_field_response(system):
     """Both routes are exact in the harmonic limit: agreement to <= 1e-6 relative (float64)."""
     calc, relaxed, phonons = system
     harmonic = D.eps0_harmonic(phonons)
-    calc.set_field([0.0, 0.02, 0.0])  # the routes work at their own fields and restore the user's
-    field = D.eps0_field_response(relaxed, calc, field_step=1e-3, fmax=1e-11, hessian=phonons.force_constants)
+    calc.set_field(
+        [0.0, 0.02, 0.0]
+    )  # the routes work at their own fields and restore the user's
+    field = D.eps0_field_response(
+        relaxed, calc, field_step=1e-3, fmax=1e-11, hessian=phonons.force_constants
+    )
     np.testing.assert_array_equal(calc.field, [0.0, 0.02, 0.0])
     calc.set_field(None)
     assert np.abs(harmonic.eps0 - harmonic.eps0.T).max() < 1e-10
@@ -88,7 +106,9 @@ def test_lyddane_sachs_teller_and_lo_to(system):
     for k, q in enumerate(loto.directions):
         lo2 = np.sort((loto.lo_thz[k] / PH.THZ_PER_SQRT_EV_A2_AMU) ** 2)[3:]
         lst = np.prod(lo2 / to2)
-        assert lst == pytest.approx(q @ harmonic.eps0 @ q / (q @ harmonic.eps_inf @ q), rel=1e-8)
+        assert lst == pytest.approx(
+            q @ harmonic.eps0 @ q / (q @ harmonic.eps_inf @ q), rel=1e-8
+        )
         assert lo2.max() > to2.max() * 1.1  # a real splitting
     rows = loto.splitting_table(phonons)
     assert rows[0]["splitting_cm1"] > 50.0
@@ -115,7 +135,9 @@ def test_lo_frequencies_match_own_nonanalytic_term(one_torch_thread):
     eps_inf = D.eps_inf_from_polarizability(phonons.polarizability, phonons.volume)
     q = np.array([0.3, -0.5, 0.8])
     q /= np.linalg.norm(q)
-    qz = np.einsum("a,iab->ib", q, z).reshape(-1)  # (q . Z*_i)_b: q contracts the field index
+    qz = np.einsum("a,iab->ib", q, z).reshape(
+        -1
+    )  # (q . Z*_i)_b: q contracts the field index
     nac = np.outer(qz, qz) / (D.EPS_VAC * phonons.volume * (q @ eps_inf @ q))
     w = 1 / np.sqrt(np.repeat(phonons.masses, 3))
     lam = np.linalg.eigvalsh((phonons.force_constants + nac) * np.outer(w, w))
@@ -136,15 +158,27 @@ def test_mode_table_sums_to_ionic_eps(system):
     np.testing.assert_allclose(total, harmonic.details["ionic"], rtol=1e-10, atol=1e-12)
     # and equals Z*^T Phi^+ Z* / (eps_vac V) without modes
     n = len(phonons.masses)
-    zt = phonons.born_charges.transpose(0, 2, 1).reshape(3 * n, 3)  # rows: (i, b), columns: a
+    zt = phonons.born_charges.transpose(0, 2, 1).reshape(
+        3 * n, 3
+    )  # rows: (i, b), columns: a
     lam, vec = np.linalg.eigh(phonons.force_constants)
     keep = np.abs(lam) > 1e-6 * np.abs(lam).max()
     inv = (vec[:, keep] / lam[keep]) @ vec[:, keep].T
-    np.testing.assert_allclose(zt.T @ inv @ zt / (D.EPS_VAC * phonons.volume), harmonic.details["ionic"], rtol=1e-6)
+    np.testing.assert_allclose(
+        zt.T @ inv @ zt / (D.EPS_VAC * phonons.volume),
+        harmonic.details["ionic"],
+        rtol=1e-6,
+    )
 
 
 class _NoBornCharges(ReferenceMaterialCalculator):
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "polarization"]
+    implemented_properties = [
+        "energy",
+        "free_energy",
+        "forces",
+        "stress",
+        "polarization",
+    ]
 
     def get_property(self, name, atoms=None, allow_calculation=True):
         if name in ("born_effective_charges", "polarizability"):
@@ -158,7 +192,9 @@ def test_harmonic_route_without_born_charges_is_refused(one_torch_thread):
     atoms = ideal_structure((1, 1, 1))
     with pytest.raises(ValueError, match="Born charges"):
         PH.phonopy_gamma(atoms, _NoBornCharges(), displacement=1e-3)
-    phonons = PH.phonopy_gamma(atoms, _NoBornCharges(), displacement=1e-3, born_charges=False)
+    phonons = PH.phonopy_gamma(
+        atoms, _NoBornCharges(), displacement=1e-3, born_charges=False
+    )
     with pytest.raises(ValueError, match="Born charges"):
         D.eps0_harmonic(phonons)
     with pytest.raises(ValueError, match="Born charges"):

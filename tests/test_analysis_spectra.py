@@ -12,16 +12,28 @@ KB_EV = 8.617333262e-5
 
 def _series(p, dt, volume=100.0, alpha=None, field=None):
     n = len(p)
-    return PolarizationSeries(np.arange(n) * dt, np.zeros((n, 3)) if field is None else field, p, alpha,
-                              np.full(n, volume), "synthetic")
+    return PolarizationSeries(
+        np.arange(n) * dt,
+        np.zeros((n, 3)) if field is None else field,
+        p,
+        alpha,
+        np.full(n, volume),
+        "synthetic",
+    )
 
 
 def test_autocorrelation_matches_direct_sum():
     x = np.random.default_rng(0).normal(size=(257, 2))
     n = len(x)
-    direct = np.array([[np.dot(x[: n - k, c], x[k:, c]) for c in range(2)] for k in range(n)])
+    direct = np.array(
+        [[np.dot(x[: n - k, c], x[k:, c]) for c in range(2)] for k in range(n)]
+    )
     np.testing.assert_allclose(S.autocorrelation(x, "biased"), direct / n, atol=1e-12)
-    np.testing.assert_allclose(S.autocorrelation(x, "unbiased"), direct / (n - np.arange(n))[:, None], atol=1e-12)
+    np.testing.assert_allclose(
+        S.autocorrelation(x, "unbiased"),
+        direct / (n - np.arange(n))[:, None],
+        atol=1e-12,
+    )
 
 
 def test_damped_cosine_correlation_gives_lorentzians():
@@ -59,7 +71,9 @@ def test_resolution_of_a_pure_cosine(window):
     x = np.cos(2 * np.pi * nu0 * np.arange(n) * dt)
     c = S.autocorrelation(x)
     max_lag = 2000.0
-    freq, spec = S.correlation_spectrum(c, dt, max_lag_fs=max_lag, window=window, pad_factor=16)
+    freq, spec = S.correlation_spectrum(
+        c, dt, max_lag_fs=max_lag, window=window, pad_factor=16
+    )
     peaks = S.find_spectral_peaks(freq, spec, prominence=0.5)
     fwhm_thz = S.window_fwhm(window, max_lag) * 1000.0
     assert len(peaks) == 1
@@ -72,7 +86,7 @@ def _langevin_oscillator(n, dt, nu0_thz, gamma, sigma2, seed):
     from scipy.linalg import cholesky, expm
 
     w0 = 2 * np.pi * nu0_thz / 1000.0
-    a = np.array([[0.0, 1.0], [-w0**2, -gamma]])
+    a = np.array([[0.0, 1.0], [-(w0**2), -gamma]])
     e = expm(a * dt)
     stat = np.diag([sigma2, sigma2 * w0**2])
     chol = cholesky(stat - e @ stat @ e.T, lower=True)
@@ -98,21 +112,43 @@ def test_ir_of_langevin_oscillator_matches_lorentz_model():
     exact = amp * w0**2 / (w0**2 - w**2 - 1j * gamma * w)
     band = (ir.frequency_thz > 5) & (ir.frequency_thz < 15)
     # statistical error of a lag-windowed spectrum ~ sqrt(max_lag / duration) = 16 % (one component), /sqrt(3)
-    assert np.abs(ir.eps_imag[band, 3] - exact.imag[band]).max() < 0.2 * exact.imag.max()
-    assert np.abs(ir.eps_real[band, 3] - 1 - exact.real[band]).max() < 0.2 * exact.imag.max()
+    assert (
+        np.abs(ir.eps_imag[band, 3] - exact.imag[band]).max() < 0.2 * exact.imag.max()
+    )
+    assert (
+        np.abs(ir.eps_real[band, 3] - 1 - exact.real[band]).max()
+        < 0.2 * exact.imag.max()
+    )
     # the absorption peak within the resolution of the exact peak of w eps''(w)
     fine = np.linspace(5, 15, 20001) * 2 * np.pi / 1000.0
-    exact_peak_thz = fine[np.argmax(fine * (w0**2 / (w0**2 - fine**2 - 1j * gamma * fine)).imag)] * 1000 / (2 * np.pi)
+    exact_peak_thz = (
+        fine[np.argmax(fine * (w0**2 / (w0**2 - fine**2 - 1j * gamma * fine)).imag)]
+        * 1000
+        / (2 * np.pi)
+    )
     assert len(ir.peaks) == 1
-    assert abs(ir.peaks[0]["frequency_thz"] - exact_peak_thz) < ir.resolution_cm1 / S.THZ_TO_CM1
+    assert (
+        abs(ir.peaks[0]["frequency_thz"] - exact_peak_thz)
+        < ir.resolution_cm1 / S.THZ_TO_CM1
+    )
     # static limit: eps'(0) equals the fluctuation formula exactly (dipole method), and that is the model's
-    np.testing.assert_allclose(ir.eps_real[0, :3], np.diag(ir.eps0_fluctuation), rtol=1e-12)
+    np.testing.assert_allclose(
+        ir.eps_real[0, :3], np.diag(ir.eps0_fluctuation), rtol=1e-12
+    )
     # <x^2> of a run of 60000 fs with correlation time 2/gamma = 100 fs: ~6 % per component
     assert np.mean(np.diag(ir.eps0_fluctuation)) - 1 == pytest.approx(amp, rel=0.15)
     # dM/dt route: same eps'' on the band (same data; the derivative route differs by windowing/leakage only)
-    der = S.ir_spectrum(series, temperature, eps_inf=np.eye(3), max_lag_fs=1500.0, method="derivative")
-    assert np.abs(der.eps_imag[band, 3] - ir.eps_imag[band, 3]).max() < 0.05 * ir.eps_imag[band, 3].max()
-    assert np.abs(der.eps_real[band, 3] - ir.eps_real[band, 3]).max() < 0.1 * ir.eps_imag[band, 3].max()
+    der = S.ir_spectrum(
+        series, temperature, eps_inf=np.eye(3), max_lag_fs=1500.0, method="derivative"
+    )
+    assert (
+        np.abs(der.eps_imag[band, 3] - ir.eps_imag[band, 3]).max()
+        < 0.05 * ir.eps_imag[band, 3].max()
+    )
+    assert (
+        np.abs(der.eps_real[band, 3] - ir.eps_real[band, 3]).max()
+        < 0.1 * ir.eps_imag[band, 3].max()
+    )
 
 
 def test_kramers_kronig_of_lorentz_oscillator():
@@ -128,7 +164,9 @@ def test_kramers_kronig_of_lorentz_oscillator():
 def test_quantum_correction_factor():
     # x = h nu / kT = 1 at nu = kT/h: Q = 1 / (1 - e^-1)
     nu = 300.0 * 1.380649e-23 / 6.62607015e-34 / 1e12
-    assert S.quantum_correction_factor(nu, 300.0) == pytest.approx(1.0 / (1.0 - np.exp(-1.0)), rel=1e-12)
+    assert S.quantum_correction_factor(nu, 300.0) == pytest.approx(
+        1.0 / (1.0 - np.exp(-1.0)), rel=1e-12
+    )
     assert S.quantum_correction_factor(0.0, 300.0) == 1.0
 
 
@@ -140,7 +178,12 @@ def test_raman_iso_and_aniso_parts():
     a = 0.1 * np.cos(2 * np.pi * 0.005 * t + 0.3)  # 5 THz
     b = 0.2 * np.cos(2 * np.pi * 0.015 * t + 1.1)  # 15 THz
     tens = np.array([[1.0, 0.5, 0.0], [0.5, -1.0, 0.0], [0.0, 0.0, 0.0]])
-    alpha = 2.0 * np.eye(3) + a[:, None, None] * np.eye(3) + b[:, None, None] * tens + 1e-4 * rng.normal(size=(n, 3, 3))
+    alpha = (
+        2.0 * np.eye(3)
+        + a[:, None, None] * np.eye(3)
+        + b[:, None, None] * tens
+        + 1e-4 * rng.normal(size=(n, 3, 3))
+    )
     series = _series(np.zeros((n, 3)), dt, alpha=alpha)
     r = S.raman_spectrum(series, 300.0, max_lag_fs=4000.0, peak_prominence=0.2)
     assert [round(p["frequency_thz"], 1) for p in r.peaks_iso] == [5.0]
@@ -150,8 +193,12 @@ def test_raman_iso_and_aniso_parts():
     asym = 0.5 * (alpha + alpha.transpose(0, 2, 1))
     abar = np.trace(asym, axis1=1, axis2=2) / 3
     beta = asym - abar[:, None, None] * np.eye(3)
-    assert two_sided(r.iso) == pytest.approx(np.var(abar), rel=1e-3)  # unbiased C(0) = variance
-    assert two_sided(r.aniso) == pytest.approx(2 / 15 * np.sum(np.var(beta, axis=0)), rel=1e-3)
+    assert two_sided(r.iso) == pytest.approx(
+        np.var(abar), rel=1e-3
+    )  # unbiased C(0) = variance
+    assert two_sided(r.aniso) == pytest.approx(
+        2 / 15 * np.sum(np.var(beta, axis=0)), rel=1e-3
+    )
     np.testing.assert_allclose(r.vh, 0.75 * r.aniso)
 
 

@@ -45,7 +45,16 @@ def _distorted(supercell=(1, 1, 2), seed=3, disp=0.1, strain=0.02):
 def _cluster(seed=5):
     """Ti O6 octahedron with a Ba cap, displaced; no periodicity."""
     rng = np.random.default_rng(seed)
-    pos = [[0, 0, 0], [2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, -2, 0], [0, 0, 2], [0, 0, -2], [2, 2, 2]]
+    pos = [
+        [0, 0, 0],
+        [2, 0, 0],
+        [-2, 0, 0],
+        [0, 2, 0],
+        [0, -2, 0],
+        [0, 0, 2],
+        [0, 0, -2],
+        [2, 2, 2],
+    ]
     pos = np.array(pos, float) + rng.normal(0, 0.1, (8, 3))
     return ase.Atoms(["Ti"] + ["O"] * 6 + ["Ba"], positions=pos, pbc=False)
 
@@ -57,14 +66,26 @@ def _energy(material, atoms, field, positions=None, cell=None):
     pos = atoms.positions if positions is None else positions
     cell = atoms.cell.array if cell is None else cell
     with torch.no_grad():
-        return float(material.energy(torch.tensor(pos), torch.tensor(cell), atoms.pbc, atoms.numbers, torch.tensor(field)))
+        return float(
+            material.energy(
+                torch.tensor(pos),
+                torch.tensor(cell),
+                atoms.pbc,
+                atoms.numbers,
+                torch.tensor(field),
+            )
+        )
 
 
 def _first_derivatives(material, atoms, field, positions=None):
     """(forces (n,3), P (3,)) by first-order autograd only."""
-    pos = torch.tensor(atoms.positions if positions is None else positions, requires_grad=True)
+    pos = torch.tensor(
+        atoms.positions if positions is None else positions, requires_grad=True
+    )
     fld = torch.tensor(np.asarray(field, float), requires_grad=True)
-    e = material.energy(pos, torch.tensor(atoms.cell.array), atoms.pbc, atoms.numbers, fld)
+    e = material.energy(
+        pos, torch.tensor(atoms.cell.array), atoms.pbc, atoms.numbers, fld
+    )
     gp, gf = torch.autograd.grad(e, [pos, fld])
     return -gp.numpy(), -gf.numpy()
 
@@ -76,7 +97,9 @@ def test_finite_differences(material, kind):
     n = len(atoms)
 
     # energy equals the energy function
-    assert props["total_energy"] == pytest.approx(_energy(material, atoms, FIELD), abs=1e-12)
+    assert props["total_energy"] == pytest.approx(
+        _energy(material, atoms, FIELD), abs=1e-12
+    )
 
     # P = -dE/dE and alpha = dP/dE
     p_fd = np.zeros(3)
@@ -85,7 +108,9 @@ def test_finite_differences(material, kind):
     for a in range(3):
         dE = np.zeros(3)
         dE[a] = H
-        p_fd[a] = -(_energy(material, atoms, FIELD + dE) - _energy(material, atoms, FIELD - dE)) / (2 * H)
+        p_fd[a] = -(
+            _energy(material, atoms, FIELD + dE) - _energy(material, atoms, FIELD - dE)
+        ) / (2 * H)
         fp, pp = _first_derivatives(material, atoms, FIELD + dE)
         fm, pm = _first_derivatives(material, atoms, FIELD - dE)
         alpha_fd[:, a] = (pp - pm) / (2 * H)
@@ -103,7 +128,8 @@ def test_finite_differences(material, kind):
             dp = np.zeros((n, 3))
             dp[i, b] = H
             f_fd[i, b] = -(
-                _energy(material, atoms, FIELD, atoms.positions + dp) - _energy(material, atoms, FIELD, atoms.positions - dp)
+                _energy(material, atoms, FIELD, atoms.positions + dp)
+                - _energy(material, atoms, FIELD, atoms.positions - dp)
             ) / (2 * H)
             _, pp = _first_derivatives(material, atoms, FIELD, atoms.positions + dp)
             _, pm = _first_derivatives(material, atoms, FIELD, atoms.positions - dp)
@@ -124,8 +150,20 @@ def test_finite_differences(material, kind):
                 eps = np.zeros((3, 3))
                 eps[a, b] += 0.5 * H_STRAIN
                 eps[b, a] += 0.5 * H_STRAIN
-                ep = _energy(material, atoms, FIELD, atoms.positions @ (np.eye(3) + eps), atoms.cell.array @ (np.eye(3) + eps))
-                em = _energy(material, atoms, FIELD, atoms.positions @ (np.eye(3) - eps), atoms.cell.array @ (np.eye(3) - eps))
+                ep = _energy(
+                    material,
+                    atoms,
+                    FIELD,
+                    atoms.positions @ (np.eye(3) + eps),
+                    atoms.cell.array @ (np.eye(3) + eps),
+                )
+                em = _energy(
+                    material,
+                    atoms,
+                    FIELD,
+                    atoms.positions @ (np.eye(3) - eps),
+                    atoms.cell.array @ (np.eye(3) - eps),
+                )
                 s_fd[a, b] = (ep - em) / (2 * H_STRAIN) / vol
         np.testing.assert_allclose(props["stress"], s_fd, atol=1e-9)
         assert np.abs(props["stress"]).max() > 1e-3
@@ -136,8 +174,12 @@ def test_finite_differences(material, kind):
 def test_sum_rule_and_symmetry(material):
     for atoms in (_distorted((2, 2, 2), seed=7), _cluster()):
         props = material.properties(atoms, FIELD)
-        np.testing.assert_allclose(props["born_effective_charges"].sum(axis=0), 0.0, atol=1e-10)
-        np.testing.assert_allclose(props["polarizability"], props["polarizability"].T, atol=1e-12)
+        np.testing.assert_allclose(
+            props["born_effective_charges"].sum(axis=0), 0.0, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            props["polarizability"], props["polarizability"].T, atol=1e-12
+        )
         # not trivially zero / isotropic: distorted structure gives anisotropic Z*
         assert np.abs(props["born_effective_charges"]).max() > 1.0
 
@@ -149,9 +191,13 @@ def test_ideal_crystal(material):
     assert np.abs(p1["forces"]).max() < 1e-10
     assert np.abs(p1["polarization"]).max() < 1e-10
     assert p2["total_energy"] == pytest.approx(8 * p1["total_energy"], rel=1e-12)
-    np.testing.assert_allclose(p2["polarizability"], 8 * p1["polarizability"], rtol=1e-12)
+    np.testing.assert_allclose(
+        p2["polarizability"], 8 * p1["polarizability"], rtol=1e-12
+    )
     np.testing.assert_allclose(p2["stress"], p1["stress"], atol=1e-12)
-    np.testing.assert_allclose(p2["born_effective_charges"][:5], p1["born_effective_charges"], atol=1e-12)
+    np.testing.assert_allclose(
+        p2["born_effective_charges"][:5], p1["born_effective_charges"], atol=1e-12
+    )
     # O(1-3 e) Born charges: Ba, Ti positive, O negative (larger along the Ti-O bond)
     z = np.einsum("nii->ni", p1["born_effective_charges"])
     assert 1.0 < z[0, 0] < 3.5 and 1.0 < z[1, 0] < 3.5
@@ -177,8 +223,14 @@ def test_rotation_equivariance(material, kind):
     assert q["total_energy"] == pytest.approx(p["total_energy"], abs=1e-10)
     np.testing.assert_allclose(q["forces"], p["forces"] @ rot.T, atol=1e-10)
     np.testing.assert_allclose(q["polarization"], rot @ p["polarization"], atol=1e-10)
-    np.testing.assert_allclose(q["born_effective_charges"], rot @ p["born_effective_charges"] @ rot.T, atol=1e-10)
-    np.testing.assert_allclose(q["polarizability"], rot @ p["polarizability"] @ rot.T, atol=1e-10)
+    np.testing.assert_allclose(
+        q["born_effective_charges"],
+        rot @ p["born_effective_charges"] @ rot.T,
+        atol=1e-10,
+    )
+    np.testing.assert_allclose(
+        q["polarizability"], rot @ p["polarizability"] @ rot.T, atol=1e-10
+    )
     if kind == "periodic":
         np.testing.assert_allclose(q["stress"], rot @ p["stress"] @ rot.T, atol=1e-12)
 
@@ -202,7 +254,9 @@ def test_nonlinear_response(material):
     pm = material.properties(atoms, -field)
     linear = p0["polarizability"] @ field
     nonlinear = pp["polarization"] - p0["polarization"] - linear
-    even = 0.5 * (pp["polarization"] + pm["polarization"]) - p0["polarization"]  # O(E^2)
+    even = (
+        0.5 * (pp["polarization"] + pm["polarization"]) - p0["polarization"]
+    )  # O(E^2)
     odd = 0.5 * (pp["polarization"] - pm["polarization"]) - linear  # O(E^3)
     assert np.linalg.norm(linear) > 0.3
     assert np.linalg.norm(nonlinear) > 5e-3
@@ -239,22 +293,30 @@ def test_dataset(material, tmp_path):
     for atoms in frames:
         info, arrays = atoms.info, atoms.arrays
         assert info["stress"].shape == (3, 3) and info["polarizability"].shape == (3, 3)
-        assert info["polarization"].shape == (3,) and info["electric_field"].shape == (3,)
+        assert info["polarization"].shape == (3,) and info["electric_field"].shape == (
+            3,
+        )
         assert arrays["forces"].shape == (len(atoms), 3)
         assert arrays["born_effective_charges"].shape == (len(atoms), 9)
         assert np.linalg.norm(info["electric_field"]) <= 0.2 + 1e-12
         n_field += np.linalg.norm(info["electric_field"]) > 0
         # stored P = exact P + integer combination of lattice vectors
-        n = (info["polarization"] - info["polarization_exact"]) @ np.linalg.inv(atoms.cell.array)
+        n = (info["polarization"] - info["polarization_exact"]) @ np.linalg.inv(
+            atoms.cell.array
+        )
         np.testing.assert_allclose(n, np.round(n), atol=1e-9)
         assert np.abs(np.round(n)).max() <= 2
         shifted += np.abs(np.round(n)).max() > 0
         # labels are the material's properties
         props = material.properties(atoms, info["electric_field"])
         np.testing.assert_allclose(arrays["forces"], props["forces"], atol=1e-12)
-        np.testing.assert_allclose(info["polarization_exact"], props["polarization"], atol=1e-12)
         np.testing.assert_allclose(
-            arrays["born_effective_charges"].reshape(-1, 3, 3), props["born_effective_charges"], atol=1e-12
+            info["polarization_exact"], props["polarization"], atol=1e-12
+        )
+        np.testing.assert_allclose(
+            arrays["born_effective_charges"].reshape(-1, 3, 3),
+            props["born_effective_charges"],
+            atol=1e-12,
         )
     assert 0 < n_field < 6 and shifted > 0
 
@@ -288,17 +350,25 @@ def test_periodic_images(material):
     p1, p8 = material.properties(small, FIELD), material.properties(big, FIELD)
     assert p8["total_energy"] == pytest.approx(8 * p1["total_energy"], rel=1e-12)
     np.testing.assert_allclose(p8["polarization"], 8 * p1["polarization"], atol=1e-10)
-    np.testing.assert_allclose(p8["polarizability"], 8 * p1["polarizability"], atol=1e-10)
+    np.testing.assert_allclose(
+        p8["polarizability"], 8 * p1["polarizability"], atol=1e-10
+    )
     np.testing.assert_allclose(p8["forces"], np.tile(p1["forces"], (8, 1)), atol=1e-10)
     np.testing.assert_allclose(p8["stress"], p1["stress"], atol=1e-12)
-    np.testing.assert_allclose(p8["born_effective_charges"], np.tile(p1["born_effective_charges"], (8, 1, 1)), atol=1e-10)
+    np.testing.assert_allclose(
+        p8["born_effective_charges"],
+        np.tile(p1["born_effective_charges"], (8, 1, 1)),
+        atol=1e-10,
+    )
 
     moved = small.copy()
     moved.positions[2] += small.cell.array[0] - 2 * small.cell.array[2]
     q = material.properties(moved, FIELD)
     assert q["total_energy"] == pytest.approx(p1["total_energy"], abs=1e-10)
     np.testing.assert_allclose(q["forces"], p1["forces"], atol=1e-10)
-    np.testing.assert_allclose(q["born_effective_charges"], p1["born_effective_charges"], atol=1e-10)
+    np.testing.assert_allclose(
+        q["born_effective_charges"], p1["born_effective_charges"], atol=1e-10
+    )
 
 
 def test_neighbor_list_brute_force():
@@ -309,7 +379,9 @@ def test_neighbor_list_brute_force():
     for trial in range(4):
         cell = 3.5 * np.eye(3) + rng.normal(0, 0.6, (3, 3))
         pos = rng.uniform(-0.5, 1.5, (6, 3)) @ cell
-        pbc = np.array([True, True, True]) if trial < 3 else np.array([True, False, True])
+        pbc = (
+            np.array([True, True, True]) if trial < 3 else np.array([True, False, True])
+        )
         i, j, S = _neighbor_pairs(pos, cell, pbc, CUTOFF)
         got = set(zip(i.tolist(), j.tolist(), map(tuple, S.tolist())))
         assert len(got) == len(i)  # no duplicates
@@ -320,7 +392,9 @@ def test_neighbor_list_brute_force():
         for a in range(6):
             for b in range(6):
                 d = np.linalg.norm(pos[b] - pos[a] + shifts @ cell, axis=1)
-                for s in shifts[(d < CUTOFF) & ((a != b) | np.any(shifts != 0, axis=1))]:
+                for s in shifts[
+                    (d < CUTOFF) & ((a != b) | np.any(shifts != 0, axis=1))
+                ]:
                     want.add((a, b, tuple(s.tolist())))
         assert got == want
         assert any(max(abs(np.array(s))) >= 2 for _, _, s in want)

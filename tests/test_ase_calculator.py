@@ -16,16 +16,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from nequip.data import AtomicDataDict, from_ase
-from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+from nequip.data.transforms import (
+    ChemicalSpeciesToAtomTypeMapper,
+    NeighborListTransform,
+)
 
-from nequip_pol import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from nequip_pol import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+)
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.reference.analytic_material import generate_dataset, ideal_structure, write_dataset
+from nequip_pol.reference.analytic_material import (
+    generate_dataset,
+    ideal_structure,
+    write_dataset,
+)
 
 TYPES = ["Ba", "Ti", "O"]
 R_MAX = 4.0
@@ -38,7 +49,9 @@ def _run(cmd, cwd, what):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed ({' '.join(map(str, cmd))}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise RuntimeError(
+            f"{what} failed ({' '.join(map(str, cmd))}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -56,15 +69,35 @@ def checkpoint(workdir):
     data = workdir / "tiny.xyz"
     write_dataset(generate_dataset(12, seed=1, supercell=(2, 1, 1)), data)
     overrides = [
-        f"data_file={data}", "num_train=8", "num_val=2", "num_test=2", "max_epochs=1", "batch_size=4",
-        "model_dtype=float64", f"cutoff_radius={R_MAX}", "run=[train]", f"hydra.run.dir={workdir / 'train'}",
-        "training_module.model.num_scalar_features=16", "training_module.model.num_tensor_features=4",
+        f"data_file={data}",
+        "num_train=8",
+        "num_val=2",
+        "num_test=2",
+        "max_epochs=1",
+        "batch_size=4",
+        "model_dtype=float64",
+        f"cutoff_radius={R_MAX}",
+        "run=[train]",
+        f"hydra.run.dir={workdir / 'train'}",
+        "training_module.model.num_scalar_features=16",
+        "training_module.model.num_tensor_features=4",
         "training_module.model.allegro_mlp_hidden_layers_width=16",
         "training_module.model.readout_mlp_hidden_layers_width=16",
         "training_module.model.field_mlp_hidden_layers_width=16",
         "trainer.enable_progress_bar=false",
     ]
-    _run([BIN / "nequip-train", "-cp", str(CONFIG_DIR), "-cn", "analytic_allegro_pol", *overrides], workdir, "nequip-train")
+    _run(
+        [
+            BIN / "nequip-train",
+            "-cp",
+            str(CONFIG_DIR),
+            "-cn",
+            "analytic_allegro_pol",
+            *overrides,
+        ],
+        workdir,
+        "nequip-train",
+    )
     path = workdir / "train" / "last.ckpt"
     assert path.is_file()
     return path
@@ -73,8 +106,21 @@ def checkpoint(workdir):
 @pytest.fixture(scope="module")
 def compiled(checkpoint, workdir):
     out = workdir / "model.nequip.pt2"
-    _run([BIN / "nequip-compile", str(checkpoint), str(out), "--mode", "aotinductor", "--device", "cpu",
-          "--target", "nequip_pol_ase"], workdir, "nequip-compile")
+    _run(
+        [
+            BIN / "nequip-compile",
+            str(checkpoint),
+            str(out),
+            "--mode",
+            "aotinductor",
+            "--device",
+            "cpu",
+            "--target",
+            "nequip_pol_ase",
+        ],
+        workdir,
+        "nequip-compile",
+    )
     return out
 
 
@@ -90,8 +136,11 @@ def eager_model(checkpoint):
 def structure(seed=0):
     atoms = ideal_structure((2, 1, 1))
     atoms.rattle(0.06, seed=seed)
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.01 * np.array([[1, 0.5, 0], [0.5, -1, 0], [0, 0, 0.5]])),
-                   scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array
+        @ (np.eye(3) + 0.01 * np.array([[1, 0.5, 0], [0.5, -1, 0], [0, 0, 0.5]])),
+        scale_atoms=True,
+    )
     return atoms
 
 
@@ -131,17 +180,23 @@ def assert_matches(got, ref, rel=1e-8):
     for key, value in ref.items():
         value = np.asarray(value)
         scale = max(np.abs(value).max(), 1e-12)
-        np.testing.assert_allclose(got[key], value, rtol=0, atol=rel * scale, err_msg=key)
+        np.testing.assert_allclose(
+            got[key], value, rtol=0, atol=rel * scale, err_msg=key
+        )
 
 
 @pytest.fixture(scope="module")
 def ckpt_calc(checkpoint):
-    return NequIPPolCalculator.from_saved_model(checkpoint, chemical_species_to_atom_type_map=True)
+    return NequIPPolCalculator.from_saved_model(
+        checkpoint, chemical_species_to_atom_type_map=True
+    )
 
 
 # ---------------------------------------------------------------------- equality with the model
 def test_checkpoint_calculator_matches_eager_model(checkpoint, eager_model):
-    calc = NequIPPolCalculator.from_saved_model(checkpoint, chemical_species_to_atom_type_map=True, field=FIELD)
+    calc = NequIPPolCalculator.from_saved_model(
+        checkpoint, chemical_species_to_atom_type_map=True, field=FIELD
+    )
     for seed in (0, 1):
         atoms = structure(seed)
         got = calc_results(calc, atoms)
@@ -152,15 +207,23 @@ def test_checkpoint_calculator_matches_eager_model(checkpoint, eager_model):
 
 
 def test_compiled_calculator_matches_eager_model(compiled, eager_model):
-    calc = NequIPPolCalculator.from_compiled_model(compiled, chemical_species_to_atom_type_map=True, field=FIELD)
+    calc = NequIPPolCalculator.from_compiled_model(
+        compiled, chemical_species_to_atom_type_map=True, field=FIELD
+    )
     assert ELECTRIC_FIELD_KEY in calc.input_keys and BORN_CHARGE_KEY in calc.output_keys
     for seed, field in [(2, FIELD), (3, np.zeros(3)), (4, -2 * FIELD)]:
         calc.set_field(field)
         atoms = structure(seed)
-        assert_matches(calc_results(calc, atoms), reference(eager_model, atoms, field), rel=1e-8)
+        assert_matches(
+            calc_results(calc, atoms), reference(eager_model, atoms, field), rel=1e-8
+        )
     # linear mode on the compiled model = linear mode on the checkpoint model
-    ckpt = NequIPPolCalculator.from_saved_model(Path(compiled).parent / "train" / "last.ckpt",
-                                                chemical_species_to_atom_type_map=True, field=FIELD, mode="linear")
+    ckpt = NequIPPolCalculator.from_saved_model(
+        Path(compiled).parent / "train" / "last.ckpt",
+        chemical_species_to_atom_type_map=True,
+        field=FIELD,
+        mode="linear",
+    )
     calc.set_field(FIELD)
     calc.set_mode("linear")
     atoms = structure(5)
@@ -169,8 +232,14 @@ def test_compiled_calculator_matches_eager_model(compiled, eager_model):
 
 def test_packaged_model_matches_checkpoint(checkpoint, workdir, ckpt_calc):
     package = workdir / "model.nequip.zip"
-    _run([BIN / "nequip-package", "build", str(checkpoint), str(package)], workdir, "nequip-package")
-    calc = NequIPPolCalculator.from_saved_model(package, chemical_species_to_atom_type_map=True, field=FIELD)
+    _run(
+        [BIN / "nequip-package", "build", str(checkpoint), str(package)],
+        workdir,
+        "nequip-package",
+    )
+    calc = NequIPPolCalculator.from_saved_model(
+        package, chemical_species_to_atom_type_map=True, field=FIELD
+    )
     ckpt_calc.set_field(FIELD)
     ckpt_calc.set_mode("full")
     atoms = structure(6)
@@ -185,7 +254,11 @@ def test_new_field_recomputes_and_only_then(ckpt_calc):
     calc.set_field(FIELD)
     atoms = structure(7)
     atoms.calc = calc
-    e1, f1, p1 = atoms.get_potential_energy(), atoms.get_forces().copy(), calc.get_polarization(atoms).copy()
+    e1, f1, p1 = (
+        atoms.get_potential_energy(),
+        atoms.get_forces().copy(),
+        calc.get_polarization(atoms).copy(),
+    )
     n = calc.num_evaluations
     calc.set_field(list(FIELD))  # same value, other type
     calc.time = 123.0  # static field: time does not matter
@@ -193,13 +266,23 @@ def test_new_field_recomputes_and_only_then(ckpt_calc):
     assert calc.results_time == 0.0  # where the cached results were computed
     calc.set_field(FIELD * 2)
     assert calc.results == {}  # dropped at once
-    e2, f2, p2 = atoms.get_potential_energy(), atoms.get_forces(), calc.get_polarization(atoms)
+    e2, f2, p2 = (
+        atoms.get_potential_energy(),
+        atoms.get_forces(),
+        calc.get_polarization(atoms),
+    )
     assert calc.num_evaluations == n + 1
-    assert abs(e2 - e1) > 1e-6 and np.abs(f2 - f1).max() > 1e-6 and np.abs(p2 - p1).max() > 1e-6
+    assert (
+        abs(e2 - e1) > 1e-6
+        and np.abs(f2 - f1).max() > 1e-6
+        and np.abs(p2 - p1).max() > 1e-6
+    )
     np.testing.assert_array_equal(calc.results_field, FIELD * 2)
     # a time-dependent field: recomputed when E(t) changes, not when only t does
     calc.set_field(lambda t: FIELD * 2 if t < 200.0 else FIELD)
-    assert calc.num_evaluations == n + 1 and atoms.get_potential_energy() == e2  # same value at t = 123
+    assert (
+        calc.num_evaluations == n + 1 and atoms.get_potential_energy() == e2
+    )  # same value at t = 123
     calc.time = 150.0
     atoms.get_forces()
     assert calc.num_evaluations == n + 1
@@ -219,16 +302,28 @@ def test_linear_mode_is_first_order(ckpt_calc):
         field = scale * direction
         full = calc.evaluate(atoms, field, mode="full")
         linear = calc.evaluate(atoms, field, mode="linear")
-        diffs.append({k: np.abs(np.asarray(full[k]) - np.asarray(linear[k])).max()
-                      for k in ("energy", "forces", "polarization")})
+        diffs.append(
+            {
+                k: np.abs(np.asarray(full[k]) - np.asarray(linear[k])).max()
+                for k in ("energy", "forces", "polarization")
+            }
+        )
     for key in ("energy", "forces", "polarization"):
         r1, r2 = diffs[0][key] / diffs[1][key], diffs[1][key] / diffs[2][key]
-        print(f"{key}: |full - linear| = {[d[key] for d in diffs]}, ratios {r1:.3f} {r2:.3f}")
+        print(
+            f"{key}: |full - linear| = {[d[key] for d in diffs]}, ratios {r1:.3f} {r2:.3f}"
+        )
         assert diffs[2][key] > 1e-9  # the model is nonlinear: the test is not trivial
-        assert 3.0 < r2 < 5.0 and abs(r2 - 4.0) <= abs(r1 - 4.0) + 0.05  # -> 4 = 2^2 as E -> 0
+        assert (
+            3.0 < r2 < 5.0 and abs(r2 - 4.0) <= abs(r1 - 4.0) + 0.05
+        )  # -> 4 = 2^2 as E -> 0
     zero_full = calc.evaluate(atoms, np.zeros(3), mode="full")
     zero_linear = calc.evaluate(atoms, np.zeros(3), mode="linear")
-    assert_matches(zero_linear, {k: zero_full[k] for k in ("energy", "forces", "polarization")}, rel=0)
+    assert_matches(
+        zero_linear,
+        {k: zero_full[k] for k in ("energy", "forces", "polarization")},
+        rel=0,
+    )
 
 
 def test_linear_mode_forces_are_born_charges_times_field(ckpt_calc):
@@ -236,9 +331,17 @@ def test_linear_mode_forces_are_born_charges_times_field(ckpt_calc):
     zero = ckpt_calc.evaluate(atoms, np.zeros(3), mode="full")
     linear = ckpt_calc.evaluate(atoms, FIELD, mode="linear")
     z = zero["born_effective_charges"]
-    np.testing.assert_allclose(linear["forces"] - zero["forces"], np.einsum("iab,a->ib", z, FIELD), atol=1e-12)
-    assert linear["energy"] == pytest.approx(zero["energy"] - FIELD @ zero["polarization"], abs=1e-12)
-    np.testing.assert_allclose(linear["polarization"], zero["polarization"] + zero["polarizability"] @ FIELD, atol=1e-12)
+    np.testing.assert_allclose(
+        linear["forces"] - zero["forces"], np.einsum("iab,a->ib", z, FIELD), atol=1e-12
+    )
+    assert linear["energy"] == pytest.approx(
+        zero["energy"] - FIELD @ zero["polarization"], abs=1e-12
+    )
+    np.testing.assert_allclose(
+        linear["polarization"],
+        zero["polarization"] + zero["polarizability"] @ FIELD,
+        atol=1e-12,
+    )
 
 
 # ---------------------------------------------------------------------- errors
@@ -277,12 +380,16 @@ def test_unknown_species(ckpt_calc):
     atoms[0].symbol = "Sr"
     atoms[1].symbol = "H"
     atoms.calc = ckpt_calc
-    with pytest.raises(ValueError, match=r"unknown species \['H', 'Sr'\].*\['Ba', 'Ti', 'O'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown species \['H', 'Sr'\].*\['Ba', 'Ti', 'O'\]"
+    ):
         atoms.get_potential_energy()
 
 
 def test_missing_model_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="compiled model file not found.*nothere.nequip.pt2"):
+    with pytest.raises(
+        FileNotFoundError, match="compiled model file not found.*nothere.nequip.pt2"
+    ):
         NequIPPolCalculator.from_compiled_model(tmp_path / "nothere.nequip.pt2")
     with pytest.raises(FileNotFoundError, match="model file not found.*nothere.ckpt"):
         NequIPPolCalculator.from_saved_model(tmp_path / "nothere.ckpt")
@@ -295,17 +402,24 @@ def test_bad_mode_and_units(ckpt_calc):
     with pytest.raises(ValueError, match="`mode` must be one of"):
         ckpt_calc.set_mode("quadratic")
     with pytest.raises(ValueError, match="energy_units_to_eV"):
-        NequIPPolCalculator(ckpt_calc.model, transforms=ckpt_calc.transforms, energy_units_to_eV=1000.0)
+        NequIPPolCalculator(
+            ckpt_calc.model, transforms=ckpt_calc.transforms, energy_units_to_eV=1000.0
+        )
 
 
 def test_model_without_response_outputs(checkpoint):
     calc = NequIPPolCalculator.from_saved_model(
-        checkpoint, chemical_species_to_atom_type_map=True, modifiers=["energy_forces_only"], field=FIELD
+        checkpoint,
+        chemical_species_to_atom_type_map=True,
+        modifiers=["energy_forces_only"],
+        field=FIELD,
     )
     atoms = structure(0)
     atoms.calc = calc
     assert np.isfinite(atoms.get_forces()).all()  # energy and forces still work
-    with pytest.raises(PropertyNotImplementedError, match="born_effective_charges.*energy_forces_only"):
+    with pytest.raises(
+        PropertyNotImplementedError, match="born_effective_charges.*energy_forces_only"
+    ):
         calc.get_born_effective_charges(atoms)
     with pytest.raises(PropertyNotImplementedError, match="polarization"):
         calc.get_polarization(atoms)
@@ -323,27 +437,54 @@ def _stock_ase_keys():
 def test_stock_ase_target_keys(ckpt_calc):
     """What a model compiled with nequip's stock ``ase`` target offers: no field, no response."""
     inputs, outputs = _stock_ase_keys()
-    stock_like = NequIPPolCalculator(ckpt_calc.model, transforms=ckpt_calc.transforms,
-                                     input_keys=inputs, output_keys=outputs)
+    stock_like = NequIPPolCalculator(
+        ckpt_calc.model,
+        transforms=ckpt_calc.transforms,
+        input_keys=inputs,
+        output_keys=outputs,
+    )
     atoms = structure(0)
     atoms.calc = stock_like
     atoms.get_forces()  # zero field works
-    with pytest.raises(PropertyNotImplementedError, match=r"born_effective_charges.*stock `ase` compile target"):
+    with pytest.raises(
+        PropertyNotImplementedError,
+        match=r"born_effective_charges.*stock `ase` compile target",
+    ):
         stock_like.get_born_effective_charges(atoms)
     stock_like.set_field(FIELD)
     with pytest.raises(ValueError, match="takes no `electric_field` input"):
         atoms.get_forces()
     with pytest.raises(ValueError, match="stock `ase` compile target"):
-        NequIPPolCalculator(ckpt_calc.model, transforms=ckpt_calc.transforms, input_keys=inputs,
-                            output_keys=outputs, mode="linear")
+        NequIPPolCalculator(
+            ckpt_calc.model,
+            transforms=ckpt_calc.transforms,
+            input_keys=inputs,
+            output_keys=outputs,
+            mode="linear",
+        )
 
 
 @pytest.mark.slow
 def test_stock_ase_target_compiled(checkpoint, workdir):
     out = workdir / "stock.nequip.pt2"
-    _run([BIN / "nequip-compile", str(checkpoint), str(out), "--mode", "aotinductor", "--device", "cpu",
-          "--target", "ase"], workdir, "nequip-compile")
-    calc = NequIPPolCalculator.from_compiled_model(out, chemical_species_to_atom_type_map=True)
+    _run(
+        [
+            BIN / "nequip-compile",
+            str(checkpoint),
+            str(out),
+            "--mode",
+            "aotinductor",
+            "--device",
+            "cpu",
+            "--target",
+            "ase",
+        ],
+        workdir,
+        "nequip-compile",
+    )
+    calc = NequIPPolCalculator.from_compiled_model(
+        out, chemical_species_to_atom_type_map=True
+    )
     atoms = structure(0)
     atoms.calc = calc
     atoms.get_forces()

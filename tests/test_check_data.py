@@ -9,7 +9,9 @@ from nequip_pol.io.check_data import check_dataset
 
 @pytest.fixture(scope="module")
 def real_reports(shared_data):
-    return {s: check_dataset(shared_data / "dft" / f"{s}.xyz") for s in ("BaTiO3", "SiO2")}
+    return {
+        s: check_dataset(shared_data / "dft" / f"{s}.xyz") for s in ("BaTiO3", "SiO2")
+    }
 
 
 def test_real_files(real_reports):
@@ -17,8 +19,17 @@ def test_real_files(real_reports):
     for rep in (bto, sio2):
         assert rep.ok, rep.errors
         assert not rep.missing
-        for k in ("total_energy", "forces", "stress", "polarization", "born_effective_charges", "polarizability"):
-            assert rep.keys[k] == rep.n_frames  # born_charge accepted as born_effective_charges
+        for k in (
+            "total_energy",
+            "forces",
+            "stress",
+            "polarization",
+            "born_effective_charges",
+            "polarizability",
+        ):
+            assert (
+                rep.keys[k] == rep.n_frames
+            )  # born_charge accepted as born_effective_charges
         assert rep.asr_max < 1e-6  # the stored Born charges obey the acoustic sum rule
         assert rep.p_offset_frac.shape == (3,)
         text = str(rep)
@@ -45,8 +56,12 @@ def _frames(n=3, nan=False, asr_break=0.0, p_frac=None, seed=0):
         a.arrays["born_charge"] = z.reshape(2, 9)
         a.info["total_energy"] = -10.0 + k
         a.info["stress"] = np.zeros(9)
-        frac = np.asarray(p_frac if p_frac is not None else [0.1, 0.0, -0.1]) + rng.normal(scale=0.01, size=3)
-        a.info["polarization"] = cell.T @ (frac + rng.integers(-3, 4, size=3))  # random branch per frame
+        frac = np.asarray(
+            p_frac if p_frac is not None else [0.1, 0.0, -0.1]
+        ) + rng.normal(scale=0.01, size=3)
+        a.info["polarization"] = cell.T @ (
+            frac + rng.integers(-3, 4, size=3)
+        )  # random branch per frame
         alpha = np.diag([1.0, 2.0, 3.0])
         alpha[0, 1] = 0.01
         a.info["polarizability"] = alpha.reshape(9)
@@ -88,7 +103,9 @@ def test_synthetic_half_quantum_offset(tmp_path):
     path = _write(tmp_path / "half.xyz", _frames(n=6, p_frac=[0.5, 0.0, 0.0]))
     rep = check_dataset(path)
     assert rep.p_consistent
-    assert abs(abs(rep.p_offset_frac[0]) - 0.5) < 0.02  # straddles +-1/2 but is one cluster
+    assert (
+        abs(abs(rep.p_offset_frac[0]) - 0.5) < 0.02
+    )  # straddles +-1/2 but is one cluster
     assert rep.p_spread_frac.max() < 0.05
     assert "half a quantum along a1" in str(rep)
 
@@ -119,4 +136,9 @@ def test_key_mapping(tmp_path):
     assert "born_effective_charges" not in check_dataset(path).keys
     rep = check_dataset(path, key_mapping={"my_bec": "born_effective_charges"})
     assert rep.keys["born_effective_charges"] == 3 and rep.asr_max < 1e-12
-    assert cli_main(["check-data", str(path), "--key-map", "my_bec=born_effective_charges"]) == 0
+    assert (
+        cli_main(
+            ["check-data", str(path), "--key-map", "my_bec=born_effective_charges"]
+        )
+        == 0
+    )

@@ -23,7 +23,9 @@ def test_help_imports_neither_torch_nor_nequip():
         "heavy = sorted(m for m in ('torch', 'nequip', 'ase', 'numpy') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
 
@@ -42,7 +44,9 @@ def test_package_import_registers_keys_outside_the_command_line():
         "from nequip.data._key_registry import get_field_type\n"
         "print(get_field_type('electric_field'), get_field_type('polarizability'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["graph", "graph"]
 
@@ -114,7 +118,9 @@ def test_demo_refuses_a_non_empty_folder(tmp_path, capsys):
         (["--epochs", "1.5"], "argument --epochs: expected a whole number"),
     ],
 )
-def test_demo_refuses_bad_numbers_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+def test_demo_refuses_bad_numbers_before_any_work(
+    argv, message, tmp_path, monkeypatch, capsys
+):
     """A bad number stops ``demo`` at argument checking: error line, exit status 2, no training,
     no output folder."""
     import nequip_pol.demo as demo
@@ -134,14 +140,25 @@ def test_demo_refuses_bad_numbers_before_any_work(argv, message, tmp_path, monke
 def test_demo_console_script_refuses_a_negative_time_limit(tmp_path):
     """As a user types it: ``nequip-pol demo newdir --max-minutes -1`` (exit 2, one error line, no folder)."""
     script = Path(sys.executable).parent / "nequip-pol"
-    proc = subprocess.run([str(script), "demo", "newdir", "--max-minutes", "-1", "--epochs", "1"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "demo", "newdir", "--max-minutes", "-1", "--epochs", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("nequip-pol demo: error: argument --max-minutes")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("nequip-pol demo: error: argument --max-minutes")
+    )
     assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"max_minutes": 0.0}, {"max_minutes": -1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"epochs": 0}, {"max_minutes": 0.0}, {"max_minutes": -1.0}]
+)
 def test_run_demo_checks_its_settings_before_writing(kwargs, tmp_path):
     from nequip_pol.demo import run_demo
 
@@ -155,7 +172,9 @@ def _fake_nequip_train(calls, write_checkpoint):
 
     def run(command, check, env, cwd):
         calls.append({"command": command, "env": env, "cwd": Path(cwd)})
-        (Path(cwd) / "lightning_logs").mkdir()  # Lightning writes into the working folder
+        (
+            Path(cwd) / "lightning_logs"
+        ).mkdir()  # Lightning writes into the working folder
         if write_checkpoint:
             (Path(cwd) / "last.ckpt").write_text("")
             (Path(cwd) / "progress.csv").write_text("epoch,wall_s\n1,1.0\n")
@@ -163,23 +182,31 @@ def _fake_nequip_train(calls, write_checkpoint):
     return run
 
 
-def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(tmp_path, monkeypatch, capsys):
+def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(
+    tmp_path, monkeypatch, capsys
+):
     """The safety limit ending the training before any checkpoint (``--max-minutes`` tiny) gives a
     ``RESULT: MISSED`` line and exit status 3, not a traceback; nequip-train runs inside OUT/train,
     so Lightning's lightning_logs/ stays in the output folder."""
     import nequip_pol.demo as demo
 
     calls = []
-    monkeypatch.setattr(demo.subprocess, "run", _fake_nequip_train(calls, write_checkpoint=False))
+    monkeypatch.setattr(
+        demo.subprocess, "run", _fake_nequip_train(calls, write_checkpoint=False)
+    )
     monkeypatch.setattr(demo, "idle_cores", lambda sample_seconds=1.0: 2.0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "newdir"
-    result = demo.run_demo(out, num_train=2, num_val=1, num_test=1, epochs=1, max_minutes=0.001)
+    result = demo.run_demo(
+        out, num_train=2, num_val=1, num_test=1, epochs=1, max_minutes=0.001
+    )
     assert not result["passed"] and result["epochs"] == 0
     printed = capsys.readouterr().out
     verdict = [line for line in printed.splitlines() if line.startswith("RESULT:")]
-    assert len(verdict) == 1 and verdict[0].startswith("RESULT: MISSED: no model to evaluate"), printed
+    assert len(verdict) == 1 and verdict[0].startswith(
+        "RESULT: MISSED: no model to evaluate"
+    ), printed
     assert "raise --max-minutes" in verdict[0]
     (call,) = calls
     assert call["cwd"] == out / "train"
@@ -189,9 +216,18 @@ def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["newdir"]
 
     # through the command line: exit status 3
-    monkeypatch.setattr(demo.subprocess, "run", _fake_nequip_train([], write_checkpoint=False))
-    monkeypatch.setattr(demo, "generate_dataset", lambda n, seed=0: demo_frames(2))  # the frames are not used
-    assert cli_main(["demo", str(tmp_path / "other"), "--epochs", "1", "--max-minutes", "0.001"]) == 3
+    monkeypatch.setattr(
+        demo.subprocess, "run", _fake_nequip_train([], write_checkpoint=False)
+    )
+    monkeypatch.setattr(
+        demo, "generate_dataset", lambda n, seed=0: demo_frames(2)
+    )  # the frames are not used
+    assert (
+        cli_main(
+            ["demo", str(tmp_path / "other"), "--epochs", "1", "--max-minutes", "0.001"]
+        )
+        == 3
+    )
 
 
 def demo_frames(n):

@@ -10,7 +10,6 @@ import pytest
 import torch
 from hydra.utils import get_method
 
-from nequip.data import AtomicDataDict
 from nequip.nn.compile import DictInputOutputWrapper
 from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
 from nequip.utils.aot import aot_export_model
@@ -27,14 +26,26 @@ def test_aotinductor_matches_eager(config, tmp_path):
     model = get_method(config.pop("_target_"))(**config).eval()
     target = COMPILE_TARGET_DICT[ASE_TARGET]
     batch_map = target["batch_map_settings"](
-        {"graph": torch.export.Dim("num_frames", min=1), "node": torch.export.Dim("num_nodes", min=2),
-         "edge": torch.export.Dim("num_edges", min=2)}
+        {
+            "graph": torch.export.Dim("num_frames", min=1),
+            "node": torch.export.Dim("num_nodes", min=2),
+            "edge": torch.export.Dim("num_edges", min=2),
+        }
     )
     trace_data = target["data_settings"](to_data(perovskite_like(seed=0)))
     path = str(tmp_path / "model.nequip.pt2")
-    aot_export_model(model=model, device="cpu", input_fields=target["input"], output_fields=target["output"],
-                     data=trace_data, batch_map=batch_map, output_path=path)
-    compiled = DictInputOutputWrapper(torch._inductor.aoti_load_package(path), target["input"], target["output"])
+    aot_export_model(
+        model=model,
+        device="cpu",
+        input_fields=target["input"],
+        output_fields=target["output"],
+        data=trace_data,
+        batch_map=batch_map,
+        output_path=path,
+    )
+    compiled = DictInputOutputWrapper(
+        torch._inductor.aoti_load_package(path), target["input"], target["output"]
+    )
 
     for seed, field in [(5, [0.1, -0.2, 0.05]), (6, [0.0, 0.0, 0.0])]:
         data = target["data_settings"](to_data(perovskite_like(seed=seed), field))

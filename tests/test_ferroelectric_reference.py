@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from nequip_pol.analysis.protocol import axis_vector
-from nequip_pol.reference import AnalyticPolarMaterial, ReferenceMaterialCalculator, ideal_structure
+from nequip_pol.reference import (
+    AnalyticPolarMaterial,
+    ReferenceMaterialCalculator,
+    ideal_structure,
+)
 from nequip_pol.reference.ferroelectric import (
     AnalyticFerroelectric,
     _energy_gradient,
@@ -33,8 +37,12 @@ def test_cubic_unstable_and_polar_ground_states(material):
     cubic = ideal_structure((1, 1, 1))
     _, grad, hess = _energy_gradient(material, cubic, np.zeros(3), hessian=True)
     assert np.abs(grad).max() < 1e-10  # stationary by symmetry
-    assert _projected_eigenvalues(hess)[0] < -0.1  # ... but unstable (the paraelectric material is not)
-    _, _, hess_para = _energy_gradient(AnalyticPolarMaterial(), cubic, np.zeros(3), hessian=True)
+    assert (
+        _projected_eigenvalues(hess)[0] < -0.1
+    )  # ... but unstable (the paraelectric material is not)
+    _, _, hess_para = _energy_gradient(
+        AnalyticPolarMaterial(), cubic, np.zeros(3), hessian=True
+    )
     assert _projected_eigenvalues(hess_para)[0] > 0
 
     plus, ps = spontaneous_state(material, "z")
@@ -47,9 +55,13 @@ def test_cubic_unstable_and_polar_ground_states(material):
     assert abs(e_plus - e_minus) < 1e-9  # +P and -P degenerate
     assert e_cubic - e_plus > 0.01  # double-well depth, eV per cell
     u = material.off_centering(plus)
-    assert u[0, 2] > 0.1 and np.abs(u[0, :2]).max() < 1e-6  # Ti off-centred along +z only
+    assert (
+        u[0, 2] > 0.1 and np.abs(u[0, :2]).max() < 1e-6
+    )  # Ti off-centred along +z only
     p = material.properties(plus, np.zeros(3), response=False)["polarization"]
-    assert ps > 0.2 and np.allclose(p, [0, 0, ps], atol=1e-8)  # P(cubic) = 0: P(+) = Ps exactly
+    assert ps > 0.2 and np.allclose(
+        p, [0, 0, ps], atol=1e-8
+    )  # P(cubic) = 0: P(+) = Ps exactly
     # the [111] state is not the ground state (the anisotropy picks <100>)
     diag = relax(material, _displaced(axis_vector([1, 1, 1]), 0.07), gtol=1e-6)
     assert _energy_gradient(material, diag, np.zeros(3))[0] > e_plus + 1e-3
@@ -67,7 +79,9 @@ def test_sum_rule_invariance_and_calculator(material):
     atoms.positions += rng.normal(0, 0.06, atoms.positions.shape)
     field = np.array([0.02, -0.05, 0.08])
     props = material.properties(atoms, field)
-    assert np.abs(props["born_effective_charges"].sum(0)).max() < 1e-10  # exact acoustic sum rule
+    assert (
+        np.abs(props["born_effective_charges"].sum(0)).max() < 1e-10
+    )  # exact acoustic sum rule
     assert np.abs(props["forces"].sum(0)).max() < 1e-10  # translation invariance
     # rotation: E(QR, QE) = E(R, E), P(QR, QE) = Q P(R, E)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
@@ -99,7 +113,9 @@ def test_intrinsic_coercive_field_definition(material, coercive):
     ec = coercive["coercive_field"]
     assert 0.05 < ec < 0.12  # documented value 0.0779 V/A
     assert coercive["bracket_high"] - coercive["bracket_low"] <= 1e-4 * ec
-    assert coercive["polarization_at_coercive_field"] > 0.03  # P crosses zero at the fold
+    assert (
+        coercive["polarization_at_coercive_field"] > 0.03
+    )  # P crosses zero at the fold
     # independent check of the definition: the polar minimum exists just below Ec and not above
     plus, _ = spontaneous_state(material, "z")
     below = relax(material, plus, [0, 0, -0.99 * ec])
@@ -109,7 +125,9 @@ def test_intrinsic_coercive_field_definition(material, coercive):
     above = relax(material, below, [0, 0, -1.01 * ec])
     assert material.off_centering(above)[0, 2] < -0.03  # switched to the -P state
     # a saddle-node: the soft eigenvalue vanishes like sqrt(Ec - E)
-    h0 = _projected_eigenvalues(_energy_gradient(material, plus, np.zeros(3), hessian=True)[2])[0]
+    h0 = _projected_eigenvalues(
+        _energy_gradient(material, plus, np.zeros(3), hessian=True)[2]
+    )[0]
     assert coercive["lowest_eigenvalue"] < 0.3 * lowest_below < 0.3 * h0
 
 
@@ -120,7 +138,9 @@ def test_generic_intrinsic_coercive_field_brackets_the_exact_one(material, coerc
     start = ideal_structure((1, 1, 1))
     start.positions[start.numbers == 22] += [0.0, 0.0, 0.1]  # Ti off-centred along +z
     calc = ReferenceMaterialCalculator(material)
-    res = intrinsic_coercive_field(start, calc, "z", reference=ideal_structure((1, 1, 1)))
+    res = intrinsic_coercive_field(
+        start, calc, "z", reference=ideal_structure((1, 1, 1))
+    )
     exact = coercive["coercive_field"]
     assert res["bracket_high"] - res["bracket_low"] <= 1e-3
     # FIRE to 1e-3 eV/A leaves the bracket slightly above the exact fold: 0.0781-0.0789 vs 0.0779 V/A
@@ -128,7 +148,9 @@ def test_generic_intrinsic_coercive_field_brackets_the_exact_one(material, coerc
     assert res["spontaneous_dipole"] > 0
     assert np.allclose(calc.field_at(), 0.0)
     with pytest.raises(ValueError, match="opposite axis"):
-        intrinsic_coercive_field(start, calc, "-z", reference=ideal_structure((1, 1, 1)))
+        intrinsic_coercive_field(
+            start, calc, "-z", reference=ideal_structure((1, 1, 1))
+        )
     with pytest.raises(ValueError, match="centrosymmetric reference"):
         intrinsic_coercive_field(start, calc, "z")
 

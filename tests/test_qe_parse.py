@@ -62,11 +62,19 @@ def _diffs(frame, ref):
         "positions": np.abs(frame.positions - ref.positions).max(),
         "cell": np.abs(frame.cell[:] - ref.cell[:]).max(),
         "forces": np.abs(frame.arrays["forces"] - ref.get_forces()).max(),
-        "stress": np.abs(frame.info["stress"].reshape(3, 3) - ref.get_stress(voigt=False)).max(),
+        "stress": np.abs(
+            frame.info["stress"].reshape(3, 3) - ref.get_stress(voigt=False)
+        ).max(),
         "polarization": np.abs(p - pref).max(),
-        "polarization_mod_quantum": np.abs(reduce_dipole_difference(p - pref, frame.cell[:])).max(),
-        "born_effective_charges": np.abs(frame.arrays["born_effective_charges"] - ref.arrays["born_charge"]).max(),
-        "polarizability": np.abs(frame.info["polarizability"] - np.ravel(ref.info["polarizability"])).max(),
+        "polarization_mod_quantum": np.abs(
+            reduce_dipole_difference(p - pref, frame.cell[:])
+        ).max(),
+        "born_effective_charges": np.abs(
+            frame.arrays["born_effective_charges"] - ref.arrays["born_charge"]
+        ).max(),
+        "polarizability": np.abs(
+            frame.info["polarizability"] - np.ravel(ref.info["polarizability"])
+        ).max(),
     }
 
 
@@ -92,7 +100,9 @@ def test_real_runs_xml_files_any_order_and_two_systems(shared_data, reference):
     for s in SYSTEMS:
         for d in _run_dirs(shared_data, s):
             xmls += sorted(d.glob("*.xml"))
-    xmls = xmls[::-1]  # order must not matter; the field comes from the XML, not the name
+    xmls = xmls[
+        ::-1
+    ]  # order must not matter; the field comes from the XML, not the name
     frames = parse_qe_runs(xmls)
     assert len(frames) == 2
     by_n = {len(f): f for f in frames}
@@ -110,10 +120,17 @@ def test_real_field_frames(shared_data):
     alpha = f0.info["polarizability"].reshape(3, 3)
     for f in frames[1:]:
         e = f.info["electric_field"]
-        assert np.count_nonzero(e) == 1 and np.isclose(np.abs(e).max(), 1e-4 * RY_FIELD_V_PER_A)
+        assert np.count_nonzero(e) == 1 and np.isclose(
+            np.abs(e).max(), 1e-4 * RY_FIELD_V_PER_A
+        )
         # P(E) = P0 + alpha E (consistent branch), E(F) = E0 - F.(P0 + P)/2 (QE's branch jumps removed)
-        np.testing.assert_allclose(f.info["polarization"], f0.info["polarization"] + alpha @ e, atol=1e-12)
-        target = f0.info["total_energy"] - e @ (f0.info["polarization"] + f.info["polarization"]) / 2
+        np.testing.assert_allclose(
+            f.info["polarization"], f0.info["polarization"] + alpha @ e, atol=1e-12
+        )
+        target = (
+            f0.info["total_energy"]
+            - e @ (f0.info["polarization"] + f.info["polarization"]) / 2
+        )
         assert abs(f.info["total_energy"] - target) < 1e-3
 
 
@@ -161,11 +178,16 @@ def make_qe_xml(
         return "   ".join(f"{y:.16E}" for y in np.ravel(x))
 
     atoms = "\n".join(
-        f'        <atom name="{s}" index="{i + 1}">{v(r / BOHR_ANGSTROM)}</atom>' for i, (s, r) in enumerate(zip(symbols, pos))
+        f'        <atom name="{s}" index="{i + 1}">{v(r / BOHR_ANGSTROM)}</atom>'
+        for i, (s, r) in enumerate(zip(symbols, pos))
     )
-    cellxml = "\n".join(f"        <a{k + 1}>{v(cell[k] / BOHR_ANGSTROM)}</a{k + 1}>" for k in range(3))
+    cellxml = "\n".join(
+        f"        <a{k + 1}>{v(cell[k] / BOHR_ANGSTROM)}</a{k + 1}>" for k in range(3)
+    )
     stress_xml = (
-        f'    <stress rank="2" dims="3 3">{v(np.diag([1e-6, 2e-6, 3e-6]))}</stress>\n' if stress else ""
+        f'    <stress rank="2" dims="3 3">{v(np.diag([1e-6, 2e-6, 3e-6]))}</stress>\n'
+        if stress
+        else ""
     )
     berry_xml = (
         f"""    <electric_field>
@@ -188,7 +210,7 @@ def make_qe_xml(
   </input>
   <output>
     <convergence_info><scf_conv>
-      <convergence_achieved>{'true' if converged else 'false'}</convergence_achieved>
+      <convergence_achieved>{"true" if converged else "false"}</convergence_achieved>
     </scf_conv></convergence_info>
     <atomic_structure nat="{len(symbols)}">
       <atomic_positions>
@@ -235,13 +257,17 @@ def test_synthetic_forward_differences_conventions(tmp_path):
     (f,) = parse_qe_runs(runs)
     z = f.arrays["born_effective_charges"].reshape(2, 3, 3)
     np.testing.assert_allclose(z, Z_TRUE, atol=1e-8)  # Z_i,ab = dF_ib / dE_a, row-major
-    np.testing.assert_allclose(f.info["polarizability"].reshape(3, 3), ALPHA_TRUE, atol=1e-8)  # dP_a/dE_b
+    np.testing.assert_allclose(
+        f.info["polarizability"].reshape(3, 3), ALPHA_TRUE, atol=1e-8
+    )  # dP_a/dE_b
     np.testing.assert_allclose(f.info["polarization"], P0, atol=1e-10)
     assert abs(f.info["total_energy"] - E0) < 1e-9
     np.testing.assert_allclose(f.arrays["forces"], F0, atol=1e-12)
     # ASE sign: minus QE's stress
     np.testing.assert_allclose(
-        f.info["stress"].reshape(3, 3), -np.diag([1e-6, 2e-6, 3e-6]) * HARTREE_EV / BOHR_ANGSTROM**3, rtol=1e-12
+        f.info["stress"].reshape(3, 3),
+        -np.diag([1e-6, 2e-6, 3e-6]) * HARTREE_EV / BOHR_ANGSTROM**3,
+        rtol=1e-12,
     )
     np.testing.assert_allclose(f.positions, POS, atol=1e-12)
 
@@ -249,17 +275,25 @@ def test_synthetic_forward_differences_conventions(tmp_path):
 def test_synthetic_central_differences(tmp_path):
     runs = make_config(tmp_path, signs=(1, -1))
     (f,) = parse_qe_runs(runs)
-    np.testing.assert_allclose(f.arrays["born_effective_charges"].reshape(2, 3, 3), Z_TRUE, atol=1e-8)
-    np.testing.assert_allclose(f.info["polarizability"].reshape(3, 3), ALPHA_TRUE, atol=1e-8)
+    np.testing.assert_allclose(
+        f.arrays["born_effective_charges"].reshape(2, 3, 3), Z_TRUE, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        f.info["polarizability"].reshape(3, 3), ALPHA_TRUE, atol=1e-8
+    )
 
 
 def test_synthetic_raw_branch_and_folding(tmp_path):
     runs = make_config(tmp_path)
     make_qe_xml(runs[0] / "pw.xml", jump=(2, 0, -1))
     (f,) = parse_qe_runs(runs)
-    np.testing.assert_allclose(f.info["polarization"], P0, atol=1e-10)  # folded to the branch near 0
+    np.testing.assert_allclose(
+        f.info["polarization"], P0, atol=1e-10
+    )  # folded to the branch near 0
     (g,) = parse_qe_runs(runs, fold=False)
-    np.testing.assert_allclose(g.info["polarization"], P0 + CELL.T @ [2, 0, -1], atol=1e-10)
+    np.testing.assert_allclose(
+        g.info["polarization"], P0 + CELL.T @ [2, 0, -1], atol=1e-10
+    )
 
 
 # ----------------------------------------------------------------------------------------- errors
@@ -267,7 +301,9 @@ def test_synthetic_raw_branch_and_folding(tmp_path):
 
 def test_error_missing_direction(tmp_path):
     runs = make_config(tmp_path, skip=(1,))
-    with pytest.raises(QEParseError, match=r"missing field direction.*field along y") as exc:
+    with pytest.raises(
+        QEParseError, match=r"missing field direction.*field along y"
+    ) as exc:
         parse_qe_runs(runs)
     assert "pw.xml" in str(exc.value)
 
@@ -280,7 +316,11 @@ def test_error_missing_zero_field(tmp_path):
 
 @pytest.mark.parametrize(
     "kw, reason",
-    [({"shift": (0.05, 0.0, 0.0)}, "positions"), ({"cell_scale": 1.01}, "cell"), ({"symbols": ("K", "Cl")}, "species")],
+    [
+        ({"shift": (0.05, 0.0, 0.0)}, "positions"),
+        ({"cell_scale": 1.01}, "cell"),
+        ({"symbols": ("K", "Cl")}, "species"),
+    ],
 )
 def test_error_runs_do_not_group(tmp_path, kw, reason):
     runs = make_config(tmp_path)
@@ -351,8 +391,12 @@ def test_write_frames_no_overwrite(tmp_path):
     write_frames([f, f], out, force=True)
     back = ase.io.read(out, index=":")
     assert len(back) == 2
-    np.testing.assert_allclose(_get(back[0], "born_effective_charges"), f.arrays["born_effective_charges"])
-    np.testing.assert_allclose(np.ravel(_get(back[0], "polarizability")), f.info["polarizability"])
+    np.testing.assert_allclose(
+        _get(back[0], "born_effective_charges"), f.arrays["born_effective_charges"]
+    )
+    np.testing.assert_allclose(
+        np.ravel(_get(back[0], "polarizability")), f.info["polarizability"]
+    )
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -365,7 +409,12 @@ def test_cli_in_process(tmp_path, capsys):
     assert cli_main(["parse-qe", *runs, "-o", str(out)]) != 0
     assert "--force" in capsys.readouterr().err
     assert out.read_text() == before
-    assert cli_main(["parse-qe", *runs, "-o", str(out), "--force", "--include-field-frames"]) == 0
+    assert (
+        cli_main(
+            ["parse-qe", *runs, "-o", str(out), "--force", "--include-field-frames"]
+        )
+        == 0
+    )
     assert out.read_text() != before
     # invalid input: error naming the file, nothing written
     bad_out = tmp_path / "bad.xyz"
@@ -378,7 +427,11 @@ def test_cli_in_process(tmp_path, capsys):
 
 def _get(atoms, key):
     """A per-atom/per-frame value after an extxyz round trip (ASE moves known keys to the calculator)."""
-    for d in (atoms.arrays, atoms.info, atoms.calc.results if atoms.calc is not None else {}):
+    for d in (
+        atoms.arrays,
+        atoms.info,
+        atoms.calc.results if atoms.calc is not None else {},
+    ):
         if key in d:
             return d[key]
     raise KeyError(key)
@@ -401,15 +454,22 @@ def test_cli_subprocess_real_runs(shared_data, reference, tmp_path):
     dirs = [str(d) for d in _run_dirs(shared_data, "BaTiO3")]
     proc = subprocess.run(
         [_console_script(), "parse-qe", *dirs, "-o", str(out)],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
     )
     assert proc.returncode == 0, proc.stderr
     (f,) = ase.io.read(out, index=":")
     ref = reference["BaTiO3"]
-    np.testing.assert_allclose(_get(f, "born_effective_charges"), ref.arrays["born_charge"], atol=1e-7)
+    np.testing.assert_allclose(
+        _get(f, "born_effective_charges"), ref.arrays["born_charge"], atol=1e-7
+    )
     np.testing.assert_allclose(f.get_forces(), ref.get_forces(), atol=1e-7)
     np.testing.assert_allclose(f.get_stress(), ref.get_stress(), atol=1e-10)
-    np.testing.assert_allclose(f.info["total_energy"], ref.info["total_energy"], atol=1e-6)
+    np.testing.assert_allclose(
+        f.info["total_energy"], ref.info["total_energy"], atol=1e-6
+    )
 
 
 def test_parent_folder_of_runs(tmp_path, capsys):
@@ -417,7 +477,10 @@ def test_parent_folder_of_runs(tmp_path, capsys):
     runs = make_config(tmp_path / "qe_runs")
     (from_parent,) = parse_qe_runs([tmp_path / "qe_runs"])
     (from_runs,) = parse_qe_runs(runs)
-    np.testing.assert_array_equal(from_parent.arrays["born_effective_charges"], from_runs.arrays["born_effective_charges"])
+    np.testing.assert_array_equal(
+        from_parent.arrays["born_effective_charges"],
+        from_runs.arrays["born_effective_charges"],
+    )
     (tmp_path / "nothing" / "below").mkdir(parents=True)
     with pytest.raises(QEParseError, match=r"nothing/\*/"):
         parse_qe_runs([tmp_path / "nothing"])
@@ -430,7 +493,11 @@ def test_output_is_a_folder(tmp_path, capsys):
     for extra in ([], ["--force"]):
         assert cli_main(["parse-qe", *runs, "-o", str(folder), *extra]) == 2
         err = capsys.readouterr().err
-        assert "is a folder" in err and "Traceback" not in err and "output file exists" not in err
+        assert (
+            "is a folder" in err
+            and "Traceback" not in err
+            and "output file exists" not in err
+        )
     (f,) = parse_qe_runs(runs)
     with pytest.raises(NequipPolIOError, match="is a folder"):
         write_frames([f], folder, force=True)

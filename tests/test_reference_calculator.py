@@ -5,7 +5,11 @@ import pytest
 from ase.md.verlet import VelocityVerlet
 from ase import units
 
-from nequip_pol.reference import AnalyticPolarMaterial, ReferenceMaterialCalculator, ideal_structure
+from nequip_pol.reference import (
+    AnalyticPolarMaterial,
+    ReferenceMaterialCalculator,
+    ideal_structure,
+)
 
 
 @pytest.fixture
@@ -22,10 +26,18 @@ def test_properties_match_material(atoms):
     atoms.calc = calc
     assert atoms.get_potential_energy() == pytest.approx(ref["total_energy"], abs=1e-12)
     np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-12)
-    np.testing.assert_allclose(calc.get_polarization(atoms), ref["polarization"], atol=1e-12)
+    np.testing.assert_allclose(
+        calc.get_polarization(atoms), ref["polarization"], atol=1e-12
+    )
     assert calc.num_evaluations == 1  # E, F, P from one evaluation without Z*
-    np.testing.assert_allclose(calc.get_born_effective_charges(atoms), ref["born_effective_charges"], atol=1e-12)
-    np.testing.assert_allclose(calc.get_polarizability(atoms), ref["polarizability"], atol=1e-12)
+    np.testing.assert_allclose(
+        calc.get_born_effective_charges(atoms),
+        ref["born_effective_charges"],
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        calc.get_polarizability(atoms), ref["polarizability"], atol=1e-12
+    )
     stress = atoms.get_stress(voigt=False)
     np.testing.assert_allclose(stress, ref["stress"], atol=1e-12)
 
@@ -39,7 +51,10 @@ def test_forces_are_minus_gradient_at_field(atoms):
         plus, minus = atoms.copy(), atoms.copy()
         plus.positions[i, k] += h
         minus.positions[i, k] -= h
-        fd = -(calc.evaluate(plus, calc.field_at())["energy"] - calc.evaluate(minus, calc.field_at())["energy"]) / (2 * h)
+        fd = -(
+            calc.evaluate(plus, calc.field_at())["energy"]
+            - calc.evaluate(minus, calc.field_at())["energy"]
+        ) / (2 * h)
         assert f[i, k] == pytest.approx(fd, abs=1e-6)
 
 
@@ -70,14 +85,20 @@ def test_polarization_logger_records_exact_calculator(atoms, tmp_path):
     atoms.calc = calc
     dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
     calc.attach_dynamics(dyn)
-    with PolarizationLogger(atoms, tmp_path / "pol.csv", dyn=dyn, reference="initial") as log:
+    with PolarizationLogger(
+        atoms, tmp_path / "pol.csv", dyn=dyn, reference="initial"
+    ) as log:
         dyn.attach(log, interval=1)
         dyn.run(3)
     data = read_polarization_log(tmp_path / "pol.csv")
     np.testing.assert_allclose(data["time_fs"], [0.0, 1.0, 2.0, 3.0])
     np.testing.assert_allclose(data["Ez"], 0.01 * data["time_fs"])
-    exact = AnalyticPolarMaterial().properties(atoms, [0.0, 0.0, 0.03], response=False)["polarization"]
-    np.testing.assert_allclose([data["Px"][-1], data["Py"][-1], data["Pz"][-1]], exact, atol=1e-9)
+    exact = AnalyticPolarMaterial().properties(atoms, [0.0, 0.0, 0.03], response=False)[
+        "polarization"
+    ]
+    np.testing.assert_allclose(
+        [data["Px"][-1], data["Py"][-1], data["Pz"][-1]], exact, atol=1e-9
+    )
     with pytest.raises(TypeError, match="field-aware"):
         from ase.calculators.emt import EMT
 

@@ -11,9 +11,17 @@ from ase.build import molecule
 from hydra.utils import get_method
 
 from nequip.data import AtomicDataDict, from_ase
-from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+from nequip.data.transforms import (
+    ChemicalSpeciesToAtomTypeMapper,
+    NeighborListTransform,
+)
 
-from nequip_pol import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from nequip_pol import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+)
 from model_configs import ALLEGRO_POL, NEQUIP_POL
 
 R_MAX = 4.0
@@ -82,7 +90,9 @@ def test_polarization_is_minus_field_derivative(model, atoms):
         plus[b] += h
         minus[b] -= h
         fd[b] = -(energy(model, atoms, plus) - energy(model, atoms, minus)) / (2 * h)
-    np.testing.assert_allclose(out[POLARIZATION_KEY].numpy()[0], fd, atol=1e-7, rtol=1e-6)
+    np.testing.assert_allclose(
+        out[POLARIZATION_KEY].numpy()[0], fd, atol=1e-7, rtol=1e-6
+    )
 
 
 def test_polarizability_is_field_derivative_of_polarization(model, atoms):
@@ -94,7 +104,10 @@ def test_polarizability_is_field_derivative_of_polarization(model, atoms):
         plus, minus = np.array(FIELD), np.array(FIELD)
         plus[b] += h
         minus[b] -= h
-        dp = evaluate(model, atoms, plus)[POLARIZATION_KEY] - evaluate(model, atoms, minus)[POLARIZATION_KEY]
+        dp = (
+            evaluate(model, atoms, plus)[POLARIZATION_KEY]
+            - evaluate(model, atoms, minus)[POLARIZATION_KEY]
+        )
         fd[:, b] = dp.numpy()[0] / (2 * h)
     np.testing.assert_allclose(alpha, fd, atol=1e-7, rtol=1e-6)
     np.testing.assert_allclose(alpha, alpha.T, atol=1e-12)
@@ -111,15 +124,25 @@ def test_born_charges_finite_differences_and_maxwell_relation(model, atoms):
             plus, minus = atoms.copy(), atoms.copy()
             plus.positions[i, b] += h
             minus.positions[i, b] -= h
-            dp = evaluate(model, plus)[POLARIZATION_KEY] - evaluate(model, minus)[POLARIZATION_KEY]
-            np.testing.assert_allclose(born[i, :, b], dp.numpy()[0] / (2 * h), atol=1e-7, rtol=1e-6)
+            dp = (
+                evaluate(model, plus)[POLARIZATION_KEY]
+                - evaluate(model, minus)[POLARIZATION_KEY]
+            )
+            np.testing.assert_allclose(
+                born[i, :, b], dp.numpy()[0] / (2 * h), atol=1e-7, rtol=1e-6
+            )
     # Maxwell relation: Z*_i,ab = dF_ib / dE_a
     for a in range(3):
         plus, minus = np.array(FIELD), np.array(FIELD)
         plus[a] += h
         minus[a] -= h
-        df = evaluate(model, atoms, plus)[AtomicDataDict.FORCE_KEY] - evaluate(model, atoms, minus)[AtomicDataDict.FORCE_KEY]
-        np.testing.assert_allclose(born[:, a, :], df.numpy() / (2 * h), atol=1e-7, rtol=1e-6)
+        df = (
+            evaluate(model, atoms, plus)[AtomicDataDict.FORCE_KEY]
+            - evaluate(model, atoms, minus)[AtomicDataDict.FORCE_KEY]
+        )
+        np.testing.assert_allclose(
+            born[:, a, :], df.numpy() / (2 * h), atol=1e-7, rtol=1e-6
+        )
     assert np.abs(born).max() > 1e-3
 
 
@@ -139,7 +162,9 @@ def test_forces_and_stress_finite_differences(model):
         plus.positions[i, b] += h
         minus.positions[i, b] -= h
         fd = -(energy(model, plus, FIELD) - energy(model, minus, FIELD)) / (2 * h)
-        np.testing.assert_allclose(out[AtomicDataDict.FORCE_KEY][i, b].item(), fd, atol=1e-7)
+        np.testing.assert_allclose(
+            out[AtomicDataDict.FORCE_KEY][i, b].item(), fd, atol=1e-7
+        )
     # stress = (1/V) dE/d(strain), the field held fixed
     stress = out[AtomicDataDict.STRESS_KEY].numpy()[0]
     volume = atoms.get_volume()
@@ -177,36 +202,69 @@ def test_rotation_equivariance(model, atoms):
     out_rot = evaluate(model, rotated, rot @ np.array(FIELD))
     R = torch.as_tensor(rot)
     tol = dict(atol=1e-9, rtol=1e-8)
-    torch.testing.assert_close(out_rot[AtomicDataDict.TOTAL_ENERGY_KEY], out[AtomicDataDict.TOTAL_ENERGY_KEY], **tol)
-    torch.testing.assert_close(out_rot[AtomicDataDict.FORCE_KEY], out[AtomicDataDict.FORCE_KEY] @ R.T, **tol)
-    torch.testing.assert_close(out_rot[POLARIZATION_KEY], out[POLARIZATION_KEY] @ R.T, **tol)
-    torch.testing.assert_close(out_rot[BORN_CHARGE_KEY], R @ out[BORN_CHARGE_KEY] @ R.T, **tol)
-    torch.testing.assert_close(out_rot[POLARIZABILITY_KEY], R @ out[POLARIZABILITY_KEY] @ R.T, **tol)
+    torch.testing.assert_close(
+        out_rot[AtomicDataDict.TOTAL_ENERGY_KEY],
+        out[AtomicDataDict.TOTAL_ENERGY_KEY],
+        **tol,
+    )
+    torch.testing.assert_close(
+        out_rot[AtomicDataDict.FORCE_KEY], out[AtomicDataDict.FORCE_KEY] @ R.T, **tol
+    )
+    torch.testing.assert_close(
+        out_rot[POLARIZATION_KEY], out[POLARIZATION_KEY] @ R.T, **tol
+    )
+    torch.testing.assert_close(
+        out_rot[BORN_CHARGE_KEY], R @ out[BORN_CHARGE_KEY] @ R.T, **tol
+    )
+    torch.testing.assert_close(
+        out_rot[POLARIZABILITY_KEY], R @ out[POLARIZABILITY_KEY] @ R.T, **tol
+    )
     if atoms.pbc.any():
-        torch.testing.assert_close(out_rot[AtomicDataDict.STRESS_KEY], R @ out[AtomicDataDict.STRESS_KEY] @ R.T, **tol)
+        torch.testing.assert_close(
+            out_rot[AtomicDataDict.STRESS_KEY],
+            R @ out[AtomicDataDict.STRESS_KEY] @ R.T,
+            **tol,
+        )
 
 
 def test_translation_invariance(model, atoms):
     shifted = atoms.copy()
     shifted.positions += np.array([0.37, -1.2, 2.5])
     out, out_shifted = evaluate(model, atoms), evaluate(model, shifted)
-    for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY):
+    for key in (
+        AtomicDataDict.TOTAL_ENERGY_KEY,
+        AtomicDataDict.FORCE_KEY,
+        POLARIZATION_KEY,
+        BORN_CHARGE_KEY,
+        POLARIZABILITY_KEY,
+    ):
         torch.testing.assert_close(out_shifted[key], out[key], atol=1e-10, rtol=1e-9)
 
 
 def test_batch_with_different_fields_equals_frames_one_by_one(model):
     frames = [perovskite_like(seed=s) for s in range(3)]
     fields = [[0.0, 0.0, 0.0], [0.1, 0.0, -0.05], [-0.02, 0.15, 0.03]]
-    batch = AtomicDataDict.batched_from_list([to_data(a, f) for a, f in zip(frames, fields)])
+    batch = AtomicDataDict.batched_from_list(
+        [to_data(a, f) for a, f in zip(frames, fields)]
+    )
     out = {k: v.detach() for k, v in model(batch).items()}
     offset = 0
     for k, (atoms, field) in enumerate(zip(frames, fields)):
         single = evaluate(model, atoms, field)
         n = len(atoms)
-        for key in (AtomicDataDict.TOTAL_ENERGY_KEY, POLARIZATION_KEY, POLARIZABILITY_KEY, AtomicDataDict.STRESS_KEY):
-            torch.testing.assert_close(out[key][k : k + 1], single[key], atol=1e-10, rtol=1e-9)
+        for key in (
+            AtomicDataDict.TOTAL_ENERGY_KEY,
+            POLARIZATION_KEY,
+            POLARIZABILITY_KEY,
+            AtomicDataDict.STRESS_KEY,
+        ):
+            torch.testing.assert_close(
+                out[key][k : k + 1], single[key], atol=1e-10, rtol=1e-9
+            )
         for key in (AtomicDataDict.FORCE_KEY, BORN_CHARGE_KEY):
-            torch.testing.assert_close(out[key][offset : offset + n], single[key], atol=1e-10, rtol=1e-9)
+            torch.testing.assert_close(
+                out[key][offset : offset + n], single[key], atol=1e-10, rtol=1e-9
+            )
         offset += n
 
 
@@ -214,13 +272,21 @@ def test_missing_field_means_zero_field(model):
     atoms = perovskite_like()
     without = evaluate(model, atoms, None)
     zero = evaluate(model, atoms, [0.0, 0.0, 0.0])
-    for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY):
+    for key in (
+        AtomicDataDict.TOTAL_ENERGY_KEY,
+        AtomicDataDict.FORCE_KEY,
+        POLARIZATION_KEY,
+        BORN_CHARGE_KEY,
+    ):
         torch.testing.assert_close(without[key], zero[key])
 
 
 def test_field_response_is_nonlinear(model):
     atoms = perovskite_like()
-    p = [evaluate(model, atoms, [0.0, 0.0, s])[POLARIZATION_KEY][0, 2].item() for s in (-0.3, 0.0, 0.3)]
+    p = [
+        evaluate(model, atoms, [0.0, 0.0, s])[POLARIZATION_KEY][0, 2].item()
+        for s in (-0.3, 0.0, 0.3)
+    ]
     # a linear-response model would have p[0] + p[2] - 2 p[1] == 0 (second-order response of P)
     assert abs(p[0] + p[2] - 2 * p[1]) > 1e-6
 
@@ -231,20 +297,37 @@ def test_code_paths_agree(family):
     config = ALLEGRO_POL if family == "allegro" else NEQUIP_POL
     atoms = perovskite_like(seed=4)
     reference = evaluate(build(config, born_charge_method="vmap"), atoms)
-    for overrides in ({"born_charge_method": "loop"}, {"polarization_source": "autograd"}):
+    for overrides in (
+        {"born_charge_method": "loop"},
+        {"polarization_source": "autograd"},
+    ):
         other = evaluate(build(config, **overrides), atoms)
-        for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY, AtomicDataDict.STRESS_KEY,
-                    POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY):
-            torch.testing.assert_close(other[key], reference[key], atol=1e-11, rtol=1e-10)
+        for key in (
+            AtomicDataDict.TOTAL_ENERGY_KEY,
+            AtomicDataDict.FORCE_KEY,
+            AtomicDataDict.STRESS_KEY,
+            POLARIZATION_KEY,
+            BORN_CHARGE_KEY,
+            POLARIZABILITY_KEY,
+        ):
+            torch.testing.assert_close(
+                other[key], reference[key], atol=1e-11, rtol=1e-10
+            )
 
 
 def test_response_outputs_setting():
     atoms = perovskite_like()
     model = build(ALLEGRO_POL, response_outputs=[])
     out = evaluate(model, atoms)
-    assert BORN_CHARGE_KEY not in out and POLARIZATION_KEY not in out and POLARIZABILITY_KEY not in out
+    assert (
+        BORN_CHARGE_KEY not in out
+        and POLARIZATION_KEY not in out
+        and POLARIZABILITY_KEY not in out
+    )
     full = evaluate(build(ALLEGRO_POL), atoms)
-    torch.testing.assert_close(out[AtomicDataDict.FORCE_KEY], full[AtomicDataDict.FORCE_KEY])
+    torch.testing.assert_close(
+        out[AtomicDataDict.FORCE_KEY], full[AtomicDataDict.FORCE_KEY]
+    )
     with pytest.raises(ValueError, match="unknown `response_outputs`"):
         build(ALLEGRO_POL, response_outputs=["dipole"])
 
@@ -254,14 +337,25 @@ def test_polarization_offset_follows_the_cell():
     plain = evaluate(build(ALLEGRO_POL), atoms)
     offset_model = build(ALLEGRO_POL, polarization_offset_fractional=[0.5, 0.0, 0.5])
     # deployed models without a cell input (LAMMPS) read the offset from the metadata
-    assert [float(x) for x in offset_model.metadata["polarization_offset_fractional"].split()] == [0.5, 0.0, 0.5]
+    assert [
+        float(x)
+        for x in offset_model.metadata["polarization_offset_fractional"].split()
+    ] == [0.5, 0.0, 0.5]
     assert "polarization_offset_fractional" not in build(ALLEGRO_POL).metadata
     shifted = evaluate(offset_model, atoms)
     expected = 0.5 * (atoms.cell.array[0] + atoms.cell.array[2])
-    np.testing.assert_allclose((shifted[POLARIZATION_KEY] - plain[POLARIZATION_KEY]).numpy()[0], expected, atol=1e-10)
     np.testing.assert_allclose(
-        (shifted[AtomicDataDict.TOTAL_ENERGY_KEY] - plain[AtomicDataDict.TOTAL_ENERGY_KEY]).item(),
-        -expected @ np.array(FIELD), atol=1e-10,
+        (shifted[POLARIZATION_KEY] - plain[POLARIZATION_KEY]).numpy()[0],
+        expected,
+        atol=1e-10,
+    )
+    np.testing.assert_allclose(
+        (
+            shifted[AtomicDataDict.TOTAL_ENERGY_KEY]
+            - plain[AtomicDataDict.TOTAL_ENERGY_KEY]
+        ).item(),
+        -expected @ np.array(FIELD),
+        atol=1e-10,
     )
     torch.testing.assert_close(shifted[BORN_CHARGE_KEY], plain[BORN_CHARGE_KEY])
 
@@ -289,5 +383,11 @@ def test_without_stress_the_rest_is_unchanged():
     full = evaluate(build(NEQUIP_POL), atoms)
     no_stress = evaluate(build(NEQUIP_POL, compute_stress=False), atoms)
     assert AtomicDataDict.STRESS_KEY not in no_stress
-    for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY):
+    for key in (
+        AtomicDataDict.TOTAL_ENERGY_KEY,
+        AtomicDataDict.FORCE_KEY,
+        POLARIZATION_KEY,
+        BORN_CHARGE_KEY,
+        POLARIZABILITY_KEY,
+    ):
         torch.testing.assert_close(no_stress[key], full[key], atol=1e-12, rtol=1e-11)

@@ -29,12 +29,20 @@ def _adam(lr=0.01):
 def test_warmup_cosine_matches_closed_form():
     opt = _adam()
     total, warmup, final = 12, 3, 0.01
-    lrs = _lrs(WarmupStableDecayLR(opt, total_epochs=total, warmup_epochs=warmup, final_lr_factor=final), opt, total + 2)
+    lrs = _lrs(
+        WarmupStableDecayLR(
+            opt, total_epochs=total, warmup_epochs=warmup, final_lr_factor=final
+        ),
+        opt,
+        total + 2,
+    )
     for epoch in range(warmup):
         assert lrs[epoch] == pytest.approx(0.01 * (epoch + 1) / (warmup + 1))
     for epoch in range(warmup, total):
         progress = (epoch - warmup) / (total - 1 - warmup)
-        expected = 0.01 * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+        expected = 0.01 * (
+            final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+        )
         assert lrs[epoch] == pytest.approx(expected)
     assert lrs[total - 1] == pytest.approx(0.01 * final)
     assert lrs[total:] == pytest.approx([0.01 * final] * 2)  # held after the plan
@@ -42,13 +50,27 @@ def test_warmup_cosine_matches_closed_form():
 
 def test_stable_phase_and_linear_decay():
     opt = _adam()
-    lrs = _lrs(WarmupStableDecayLR(opt, total_epochs=10, warmup_epochs=0, decay_epochs=5, shape="linear",
-                                   final_lr_factor=0.0), opt, 10)
-    assert lrs[:6] == pytest.approx([0.01] * 6)  # plateau, then the first decay epoch at full lr
+    lrs = _lrs(
+        WarmupStableDecayLR(
+            opt,
+            total_epochs=10,
+            warmup_epochs=0,
+            decay_epochs=5,
+            shape="linear",
+            final_lr_factor=0.0,
+        ),
+        opt,
+        10,
+    )
+    assert lrs[:6] == pytest.approx(
+        [0.01] * 6
+    )  # plateau, then the first decay epoch at full lr
     assert lrs[5:] == pytest.approx([0.01, 0.0075, 0.005, 0.0025, 0.0])
     # decay_epochs=0: a constant learning rate
     opt = _adam()
-    assert _lrs(WarmupStableDecayLR(opt, total_epochs=5, decay_epochs=0), opt, 5) == pytest.approx([0.01] * 5)
+    assert _lrs(
+        WarmupStableDecayLR(opt, total_epochs=5, decay_epochs=0), opt, 5
+    ) == pytest.approx([0.01] * 5)
 
 
 def test_resume_follows_the_new_settings():
@@ -62,14 +84,25 @@ def test_resume_follows_the_new_settings():
     opt2 = _adam()
     longer = WarmupStableDecayLR(opt2, total_epochs=20, warmup_epochs=1, decay_epochs=4)
     longer.load_state_dict(state)
-    assert opt2.param_groups[0]["lr"] == pytest.approx(0.01)  # epoch 6 of 20: still on the plateau
-    reference = WarmupStableDecayLR(_adam(), total_epochs=20, warmup_epochs=1, decay_epochs=4)
-    assert _lrs(longer, opt2, 14) == pytest.approx([0.01 * reference.factor(e) for e in range(6, 20)])
+    assert opt2.param_groups[0]["lr"] == pytest.approx(
+        0.01
+    )  # epoch 6 of 20: still on the plateau
+    reference = WarmupStableDecayLR(
+        _adam(), total_epochs=20, warmup_epochs=1, decay_epochs=4
+    )
+    assert _lrs(longer, opt2, 14) == pytest.approx(
+        [0.01 * reference.factor(e) for e in range(6, 20)]
+    )
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(total_epochs=0), dict(total_epochs=5, warmup_epochs=3, decay_epochs=3),
-               dict(total_epochs=5, final_lr_factor=2.0), dict(total_epochs=5, shape="step")]
+    "kwargs",
+    [
+        dict(total_epochs=0),
+        dict(total_epochs=5, warmup_epochs=3, decay_epochs=3),
+        dict(total_epochs=5, final_lr_factor=2.0),
+        dict(total_epochs=5, shape="step"),
+    ],
 )
 def test_bad_settings_are_named(kwargs):
     with pytest.raises(ValueError, match="total_epochs|warmup|final_lr_factor|shape"):
@@ -85,15 +118,23 @@ def test_recipe_study_variants_compose():
     from nequip.utils.resolvers import _register_default_resolvers
 
     _register_default_resolvers()
-    spec = importlib.util.spec_from_file_location("recipe_study", ROOT / "benchmarks" / "recipe_study.py")
+    spec = importlib.util.spec_from_file_location(
+        "recipe_study", ROOT / "benchmarks" / "recipe_study.py"
+    )
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     assert {"constant", "cosine"} <= set(study.VARIANTS)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         for name, (overrides, _) in study.VARIANTS.items():
-            cfg = compose("dft", overrides=["dataset=SiO2", *overrides, "lr_total_epochs=30"])
-            schedule = OmegaConf.to_container(cfg.training_module.lr_scheduler.scheduler, resolve=True)
-            sched = WarmupStableDecayLR(_adam(), **{k: v for k, v in schedule.items() if k != "_target_"})
+            cfg = compose(
+                "dft", overrides=["dataset=SiO2", *overrides, "lr_total_epochs=30"]
+            )
+            schedule = OmegaConf.to_container(
+                cfg.training_module.lr_scheduler.scheduler, resolve=True
+            )
+            sched = WarmupStableDecayLR(
+                _adam(), **{k: v for k, v in schedule.items() if k != "_target_"}
+            )
             assert sched.total_epochs == 30, name
             if name == "constant":
                 assert [sched.factor(e) for e in range(30)] == [1.0] * 30

@@ -28,13 +28,23 @@ def _structure(name):
 
     if name == "sio2":  # alpha-quartz (P3_221), 9 atoms
         atoms = crystal(
-            ["Si", "O"], basis=[(0.4697, 0.0, 0.0), (0.4135, 0.2669, 0.1191)], spacegroup=154,
+            ["Si", "O"],
+            basis=[(0.4697, 0.0, 0.0), (0.4135, 0.2669, 0.1191)],
+            spacegroup=154,
             cellpar=[4.916, 4.916, 5.405, 90, 90, 120],
         )
     elif name == "batio3":  # tetragonal perovskite, 2x1x1 (10 atoms)
         cell = np.diag([3.99, 3.99, 4.04])
-        frac = [(0, 0, 0), (0.5, 0.5, 0.52), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5)]
-        atoms = Atoms("BaTiO3", scaled_positions=frac, cell=cell, pbc=True).repeat((2, 1, 1))
+        frac = [
+            (0, 0, 0),
+            (0.5, 0.5, 0.52),
+            (0.5, 0.5, 0.0),
+            (0.5, 0.0, 0.5),
+            (0.0, 0.5, 0.5),
+        ]
+        atoms = Atoms("BaTiO3", scaled_positions=frac, cell=cell, pbc=True).repeat(
+            (2, 1, 1)
+        )
     else:
         raise KeyError(name)
     rng = np.random.default_rng(0)
@@ -44,7 +54,9 @@ def _structure(name):
 
 def _calculator(name):
     if name not in shipped.available():
-        pytest.skip(f"the shipped model {name!r} is not in this checkout ({shipped.SHIPPED_MODELS[name][0]})")
+        pytest.skip(
+            f"the shipped model {name!r} is not in this checkout ({shipped.SHIPPED_MODELS[name][0]})"
+        )
     return shipped.load(name)
 
 
@@ -75,7 +87,10 @@ def test_shipped_model_contract(name):
         plus[i, b] += h
         minus[i, b] -= h
         fd = -(energy(plus) - energy(minus)) / (2 * h)
-        assert fd == pytest.approx(forces[i, b], abs=0.02 + 0.02 * abs(forces[i, b])), (i, b)
+        assert fd == pytest.approx(forces[i, b], abs=0.02 + 0.02 * abs(forces[i, b])), (
+            i,
+            b,
+        )
     # P = -dE/dE (field steps of 0.01 V/A)
     hf = 1e-2
     for a in range(3):
@@ -88,13 +103,20 @@ def test_shipped_model_contract(name):
         plus, minus = atoms.copy(), atoms.copy()
         plus.positions[i, b] += 1e-3
         minus.positions[i, b] -= 1e-3
-        fd = (calc.evaluate(plus, field=field)["polarization"] - calc.evaluate(minus, field=field)["polarization"]) / 2e-3
-        assert np.allclose(fd, born[i, :, b], atol=0.01 + 0.01 * np.abs(born[i]).max()), (i, b)
+        fd = (
+            calc.evaluate(plus, field=field)["polarization"]
+            - calc.evaluate(minus, field=field)["polarization"]
+        ) / 2e-3
+        assert np.allclose(
+            fd, born[i, :, b], atol=0.01 + 0.01 * np.abs(born[i]).max()
+        ), (i, b)
     for b in range(3):
         step = np.zeros(3)
         step[b] = hf
-        fd = (calc.evaluate(atoms, field=field + step)["polarization"]
-              - calc.evaluate(atoms, field=field - step)["polarization"]) / (2 * hf)
+        fd = (
+            calc.evaluate(atoms, field=field + step)["polarization"]
+            - calc.evaluate(atoms, field=field - step)["polarization"]
+        ) / (2 * hf)
         assert np.allclose(fd, alpha[:, b], atol=0.01 * np.abs(alpha).max()), b
 
 
@@ -107,33 +129,70 @@ def _nearest_branch(reference, predicted, cell):
 @pytest.mark.parametrize("name", sorted(shipped.SHIPPED_MODELS))
 def test_shipped_model_card_errors(name):
     calc = _calculator(name)
-    card = json.loads(shipped.model_path(name).with_suffix("").with_suffix(".json").read_text())
+    card = json.loads(
+        shipped.model_path(name).with_suffix("").with_suffix(".json").read_text()
+    )
     data_file = shared_data_dir() / card["data"]["file"]
     if not data_file.exists():
         pytest.skip(f"shared DFT data not found at {data_file} (set {DATA_ENV_VAR})")
     import ase.io
 
     frames = ase.io.read(data_file, ":")
-    assert len(frames) == card["data"]["frames"], "the shared data file changed since the model was tested"
+    assert len(frames) == card["data"]["frames"], (
+        "the shared data file changed since the model was tested"
+    )
     sq = {k: [] for k in ("E", "F", "stress", "P", "Z*", "alpha")}
     for index in card["split"]["test_indices"]:
         frame = frames[index]
         ref = frame.calc.results
         res = calc.evaluate(frame, field=np.zeros(3))
         n = len(frame)
-        sq["E"].append(((res["energy"] - frame.info.get("total_energy", ref.get("energy"))) / n) ** 2)
-        sq["F"].append((res["forces"] - frame.arrays.get("forces", ref.get("forces"))).ravel() ** 2)
+        sq["E"].append(
+            ((res["energy"] - frame.info.get("total_energy", ref.get("energy"))) / n)
+            ** 2
+        )
+        sq["F"].append(
+            (res["forces"] - frame.arrays.get("forces", ref.get("forces"))).ravel() ** 2
+        )
         from ase.stress import voigt_6_to_full_3x3_stress
 
-        ref_stress = np.asarray(frame.info["stress"] if "stress" in frame.info else ref["stress"])
-        ref_stress = voigt_6_to_full_3x3_stress(ref_stress) if ref_stress.size == 6 else ref_stress.reshape(3, 3)
-        pred_stress = voigt_6_to_full_3x3_stress(res["stress"]) if np.size(res["stress"]) == 6 else res["stress"]
+        ref_stress = np.asarray(
+            frame.info["stress"] if "stress" in frame.info else ref["stress"]
+        )
+        ref_stress = (
+            voigt_6_to_full_3x3_stress(ref_stress)
+            if ref_stress.size == 6
+            else ref_stress.reshape(3, 3)
+        )
+        pred_stress = (
+            voigt_6_to_full_3x3_stress(res["stress"])
+            if np.size(res["stress"]) == 6
+            else res["stress"]
+        )
         sq["stress"].append((pred_stress - ref_stress).ravel() ** 2)
-        ref_pol = np.asarray(frame.info["polarization"] if "polarization" in frame.info else ref["polarization"])
+        ref_pol = np.asarray(
+            frame.info["polarization"]
+            if "polarization" in frame.info
+            else ref["polarization"]
+        )
         pol = res["polarization"]
         sq["P"].append((pol - _nearest_branch(ref_pol, pol, frame.cell.array)) ** 2)
-        sq["Z*"].append((res["born_effective_charges"] - frame.arrays["born_charge"].reshape(n, 3, 3)).ravel() ** 2)
-        sq["alpha"].append((res["polarizability"] - np.reshape(frame.info["polarizability"], (3, 3))).ravel() ** 2)
-    rmse = {k: float(np.sqrt(np.mean(np.concatenate([np.atleast_1d(x) for x in v])))) for k, v in sq.items()}
+        sq["Z*"].append(
+            (
+                res["born_effective_charges"]
+                - frame.arrays["born_charge"].reshape(n, 3, 3)
+            ).ravel()
+            ** 2
+        )
+        sq["alpha"].append(
+            (
+                res["polarizability"] - np.reshape(frame.info["polarizability"], (3, 3))
+            ).ravel()
+            ** 2
+        )
+    rmse = {
+        k: float(np.sqrt(np.mean(np.concatenate([np.atleast_1d(x) for x in v]))))
+        for k, v in sq.items()
+    }
     for key, value in card["test_rmse"].items():
         assert rmse[key] == pytest.approx(value, rel=0.01), (key, rmse[key], value)

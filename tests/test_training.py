@@ -10,11 +10,22 @@ import torch
 
 from nequip.data import AtomicDataDict
 
-from nequip_pol import POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY, ELECTRIC_FIELD_KEY
-from nequip_pol.data import fold_to_nearest_branch, NearestBranchPolarization, ElectricResponseKeysTransform
+from nequip_pol import (
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+    ELECTRIC_FIELD_KEY,
+)
+from nequip_pol.data import (
+    fold_to_nearest_branch,
+    NearestBranchPolarization,
+    ElectricResponseKeysTransform,
+)
 from nequip_pol.train import ElectricResponseLoss, ElectricResponseMetrics
 
-SKEWED = torch.tensor([[[5.0, 0.0, 0.0], [2.0, 4.0, 0.0], [1.0, -1.5, 6.0]]], dtype=torch.float64)
+SKEWED = torch.tensor(
+    [[[5.0, 0.0, 0.0], [2.0, 4.0, 0.0], [1.0, -1.5, 6.0]]], dtype=torch.float64
+)
 
 
 def frame_pair(p_pred, p_ref, cell=SKEWED, pbc=True):
@@ -46,12 +57,16 @@ def test_nearest_branch_in_a_skewed_cell():
         fractional = np.linalg.solve(SKEWED[0].numpy().T, (folded - p_pred).numpy()[0])
         assert np.all(np.abs(fractional) <= 0.5 + 1e-12)
         k = np.linalg.solve(SKEWED[0].numpy().T, (folded - p_ref).numpy()[0])
-        np.testing.assert_allclose(k, np.round(k), atol=1e-10)  # moved by whole lattice vectors only
+        np.testing.assert_allclose(
+            k, np.round(k), atol=1e-10
+        )  # moved by whole lattice vectors only
 
 
 def test_non_periodic_frames_are_not_folded():
     p_pred = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
-    p_ref = torch.tensor([[5.0, 0.0, 0.0]], dtype=torch.float64)  # one lattice vector away
+    p_ref = torch.tensor(
+        [[5.0, 0.0, 0.0]], dtype=torch.float64
+    )  # one lattice vector away
     pred, ref = frame_pair(p_pred, p_ref, pbc=False)
     _, b = NearestBranchPolarization()(pred, ref)
     torch.testing.assert_close(b, p_ref)
@@ -67,14 +82,24 @@ def test_metric_values_are_branch_invariant():
 
 def test_missing_labels_are_nan_and_skipped():
     transform = ElectricResponseKeysTransform()
-    data = {AtomicDataDict.POSITIONS_KEY: torch.zeros((2, 3), dtype=torch.float64),
-            POLARIZATION_KEY: torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)}
+    data = {
+        AtomicDataDict.POSITIONS_KEY: torch.zeros((2, 3), dtype=torch.float64),
+        POLARIZATION_KEY: torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+    }
     data = transform(data)
-    assert data[ELECTRIC_FIELD_KEY].shape == (1, 3) and not data[ELECTRIC_FIELD_KEY].any()
-    assert data[BORN_CHARGE_KEY].shape == (2, 3, 3) and torch.isnan(data[BORN_CHARGE_KEY]).all()
+    assert (
+        data[ELECTRIC_FIELD_KEY].shape == (1, 3) and not data[ELECTRIC_FIELD_KEY].any()
+    )
+    assert (
+        data[BORN_CHARGE_KEY].shape == (2, 3, 3)
+        and torch.isnan(data[BORN_CHARGE_KEY]).all()
+    )
     assert data[POLARIZABILITY_KEY].shape == (1, 3, 3)
     assert data[POLARIZATION_KEY].shape == (1, 3)
-    bad = {AtomicDataDict.POSITIONS_KEY: torch.zeros((2, 3)), ELECTRIC_FIELD_KEY: torch.zeros(2)}
+    bad = {
+        AtomicDataDict.POSITIONS_KEY: torch.zeros((2, 3)),
+        ELECTRIC_FIELD_KEY: torch.zeros(2),
+    }
     with pytest.raises(ValueError, match=ELECTRIC_FIELD_KEY):
         transform(bad)
 
@@ -94,7 +119,9 @@ def test_loss_with_missing_born_charges_trains_without_nan():
     for seed in range(3):
         data = to_data(perovskite_like(seed=seed), [0.05 * seed, 0.0, 0.0])
         n = data[AtomicDataDict.POSITIONS_KEY].shape[0]
-        data[AtomicDataDict.TOTAL_ENERGY_KEY] = torch.tensor([[1.0]], dtype=torch.float64)
+        data[AtomicDataDict.TOTAL_ENERGY_KEY] = torch.tensor(
+            [[1.0]], dtype=torch.float64
+        )
         data[AtomicDataDict.FORCE_KEY] = torch.randn((n, 3), dtype=torch.float64)
         data[AtomicDataDict.STRESS_KEY] = torch.zeros((1, 3, 3), dtype=torch.float64)
         data[POLARIZATION_KEY] = torch.randn((1, 3), dtype=torch.float64)
@@ -128,10 +155,23 @@ def test_two_epoch_nequip_train_through_the_command_line(tiny_dataset, tmp_path)
     config_dir = Path(nequip_pol.reference.__file__).parent
     run_dir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "nequip.scripts.train", "-cp", str(config_dir), "-cn", demo.CONFIG_NAME,
-        f"data_file={tiny_dataset}", "num_train=8", "num_val=2", "num_test=2", "max_epochs=2",
-        "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger", f"++trainer.logger.save_dir={tmp_path}",
-        "++trainer.logger.name=log", "++trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
+        sys.executable,
+        "-m",
+        "nequip.scripts.train",
+        "-cp",
+        str(config_dir),
+        "-cn",
+        demo.CONFIG_NAME,
+        f"data_file={tiny_dataset}",
+        "num_train=8",
+        "num_val=2",
+        "num_test=2",
+        "max_epochs=2",
+        "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
+        f"++trainer.logger.save_dir={tmp_path}",
+        "++trainer.logger.name=log",
+        "++trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -141,8 +181,18 @@ def test_two_epoch_nequip_train_through_the_command_line(tiny_dataset, tmp_path)
     import csv
 
     rows = list(csv.DictReader(open(metrics_files[0])))
-    logged = {k: float(v) for row in rows for k, v in row.items() if v not in ("", None) and "rmse" in k}
-    for key in ("forces_rmse", "polarization_rmse", "born_effective_charges_rmse", "polarizability_rmse"):
+    logged = {
+        k: float(v)
+        for row in rows
+        for k, v in row.items()
+        if v not in ("", None) and "rmse" in k
+    }
+    for key in (
+        "forces_rmse",
+        "polarization_rmse",
+        "born_effective_charges_rmse",
+        "polarizability_rmse",
+    ):
         matching = [v for k, v in logged.items() if k.endswith(key)]
         assert matching and all(np.isfinite(matching)), key
 
@@ -172,17 +222,29 @@ def test_epoch_progress_printer_line_and_csv(tmp_path, capsys):
 
     printer = EpochProgressPrinter(csv_path=str(tmp_path / "progress.csv"))
     trainer = SimpleNamespace(
-        global_rank=0, max_epochs=4, current_epoch=0, sanity_checking=False,
+        global_rank=0,
+        max_epochs=4,
+        current_epoch=0,
+        sanity_checking=False,
         optimizers=[SimpleNamespace(param_groups=[{"lr": 0.005}])],
-        callback_metrics={"val0_epoch/forces_rmse": torch.tensor(0.0412), "val0_epoch/polarization_rmse": torch.tensor(0.03)},
+        callback_metrics={
+            "val0_epoch/forces_rmse": torch.tensor(0.0412),
+            "val0_epoch/polarization_rmse": torch.tensor(0.03),
+        },
     )
     printer.on_train_start(trainer, None)
     for epoch in range(2):
         trainer.current_epoch = epoch
         printer.on_train_epoch_end(trainer, None)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[progress]")]
+    lines = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("[progress]")
+    ]
     assert len(lines) == 2 and lines[1].startswith("[progress] epoch 2/4")
-    assert "F 41.2 meV/A" in lines[1] and "P 0.03 e*A" in lines[1] and "left" in lines[1]
+    assert (
+        "F 41.2 meV/A" in lines[1] and "P 0.03 e*A" in lines[1] and "left" in lines[1]
+    )
     rows = (tmp_path / "progress.csv").read_text().strip().splitlines()
     assert rows[0].startswith("epoch,wall_s,cpu_s,lr") and len(rows) == 3
     assert rows[2].split(",")[0] == "2" and "41.2" in rows[2]

@@ -62,9 +62,13 @@ def eps_inf_from_polarizability(alpha, volume: float) -> np.ndarray:
     if alpha.ndim == 3:
         alpha = alpha.mean(axis=0)
     if alpha.shape != (3, 3) or not np.all(np.isfinite(alpha)):
-        raise ValueError(f"polarizability must be a finite (3, 3) array in e*A^2/V, got shape {alpha.shape}")
+        raise ValueError(
+            f"polarizability must be a finite (3, 3) array in e*A^2/V, got shape {alpha.shape}"
+        )
     if not (np.isfinite(volume) and volume > 0):
-        raise ValueError(f"the cell volume must be a positive number of A^3, got {volume}")
+        raise ValueError(
+            f"the cell volume must be a positive number of A^3, got {volume}"
+        )
     return np.eye(3) + alpha / (EPS_VAC * float(volume))
 
 
@@ -152,7 +156,9 @@ def relax_positions(
             opt = BFGS(work, logfile=None)
             opt.run(fmax=coarse_fmax, steps=2000)
             if progress is not None:
-                progress(f"BFGS pre-relaxation: {opt.nsteps} steps, max |F| = {np.abs(work.get_forces()).max():.2e} eV/A")
+                progress(
+                    f"BFGS pre-relaxation: {opt.nsteps} steps, max |F| = {np.abs(work.get_forces()).max():.2e} eV/A"
+                )
         n = len(work)
         if hessian is None:
             hessian = finite_difference_hessian(work, calc, delta=1e-3)
@@ -164,7 +170,9 @@ def relax_positions(
         for _ in range(max_newton):
             if history[-1] < fmax:
                 break
-            f = f - t @ (t.T @ f)  # net force: drift of the calculator, not a relaxation direction
+            f = f - t @ (
+                t.T @ f
+            )  # net force: drift of the calculator, not a relaxation direction
             work.positions = work.positions + np.linalg.solve(h_reg, f).reshape(n, 3)
             f = work.get_forces().reshape(-1)
             history.append(float(np.abs(f - t @ (t.T @ f)).max()))
@@ -198,7 +206,9 @@ def eps0_harmonic(phonons, eps_inf: Optional[np.ndarray] = None) -> DielectricRe
     Raises ``ValueError`` when Born charges are missing or an optical mode is unstable.
     """
     if phonons.born_charges is None:
-        raise ValueError("the harmonic route needs Born charges: the model/calculator gave none")
+        raise ValueError(
+            "the harmonic route needs Born charges: the model/calculator gave none"
+        )
     phonons.check_stable()
     if eps_inf is None:
         if phonons.polarizability is None:
@@ -206,9 +216,16 @@ def eps0_harmonic(phonons, eps_inf: Optional[np.ndarray] = None) -> DielectricRe
         eps_inf = eps_inf_from_polarizability(phonons.polarizability, phonons.volume)
     optical = ~phonons.acoustic
     s = phonons.oscillator_strengths[optical]
-    ionic = (s / phonons.eigenvalues[optical][:, None, None]).sum(axis=0) / (EPS_VAC * phonons.volume)
-    return DielectricResult("harmonic", eps_inf + ionic, np.asarray(eps_inf), None,
-                            {"ionic": ionic, "modes": phonons.mode_table()})
+    ionic = (s / phonons.eigenvalues[optical][:, None, None]).sum(axis=0) / (
+        EPS_VAC * phonons.volume
+    )
+    return DielectricResult(
+        "harmonic",
+        eps_inf + ionic,
+        np.asarray(eps_inf),
+        None,
+        {"ionic": ionic, "modes": phonons.mode_table()},
+    )
 
 
 def eps0_field_response(
@@ -250,10 +267,14 @@ def eps0_field_response(
         ref.calc = calc
         fmax, fmax_reason = relaxation_fmax(ref, calc, fmax)
         if progress is not None:
-            progress(f"field response: relaxation tolerance max |F| < {fmax:.2g} eV/A ({fmax_reason})")
+            progress(
+                f"field response: relaxation tolerance max |F| < {fmax:.2g} eV/A ({fmax_reason})"
+            )
         alpha0 = np.asarray(calc.get_property("polarizability", ref), dtype=float)
         if hessian is None:
-            hessian = finite_difference_hessian(ref, calc, delta=1e-3, progress=progress)
+            hessian = finite_difference_hessian(
+                ref, calc, delta=1e-3, progress=progress
+            )
         steps = (1.0, 2.0) if richardson else (1.0,)
         dpde = {s: np.zeros((3, 3)) for s in steps}
         max_disp = 0.0
@@ -263,12 +284,19 @@ def eps0_field_response(
                 for sign in (1.0, -1.0):
                     e = np.zeros(3)
                     e[a] = sign * s * field_step
-                    relaxed = relax_positions(atoms, calc, field=e, fmax=fmax, hessian=hessian)
+                    relaxed = relax_positions(
+                        atoms, calc, field=e, fmax=fmax, hessian=hessian
+                    )
                     relaxed.calc = calc
                     _set_field(calc, e)
-                    p[sign] = np.asarray(calc.get_property("polarization", relaxed), dtype=float)
+                    p[sign] = np.asarray(
+                        calc.get_property("polarization", relaxed), dtype=float
+                    )
                     if s == 1.0 and sign > 0:
-                        max_disp = max(max_disp, float(np.abs(relaxed.positions - atoms.positions).max()))
+                        max_disp = max(
+                            max_disp,
+                            float(np.abs(relaxed.positions - atoms.positions).max()),
+                        )
                 dpde[s][:, a] = (p[1.0] - p[-1.0]) / (2.0 * s * field_step)
             if progress is not None:
                 progress(f"field response: E along {'xyz'[a]} done")
@@ -278,15 +306,33 @@ def eps0_field_response(
     total = (4.0 * dpde[1.0] - dpde[2.0]) / 3.0 if richardson else dpde[1.0]
     eps_inf = eps_inf_from_polarizability(alpha0, volume)
     eps0 = np.eye(3) + total / (EPS_VAC * volume)
-    return DielectricResult("field", eps0, eps_inf, None, {
-        "dP_dE": total, "alpha": alpha0, "ionic": eps0 - eps_inf,
-        "max_displacement": max_disp, "field_step": field_step, "fmax": fmax,
-        "richardson_change": float(np.abs(total - dpde[1.0]).max() / max(np.abs(total).max(), 1e-300)),
-    })
+    return DielectricResult(
+        "field",
+        eps0,
+        eps_inf,
+        None,
+        {
+            "dP_dE": total,
+            "alpha": alpha0,
+            "ionic": eps0 - eps_inf,
+            "max_displacement": max_disp,
+            "field_step": field_step,
+            "fmax": fmax,
+            "richardson_change": float(
+                np.abs(total - dpde[1.0]).max() / max(np.abs(total).max(), 1e-300)
+            ),
+        },
+    )
 
 
-def eps0_fluctuations(series, temperature: float, eps_inf, volume: Optional[float] = None,
-                      n_blocks: int = 10, start_fs: float = 0.0) -> DielectricResult:
+def eps0_fluctuations(
+    series,
+    temperature: float,
+    eps_inf,
+    volume: Optional[float] = None,
+    n_blocks: int = 10,
+    start_fs: float = 0.0,
+) -> DielectricResult:
     """eps_0 = eps_inf + <dP dP^T> / (EPS_VAC V k_B T) from a zero-field NVT series.
 
     Args:
@@ -310,7 +356,9 @@ def eps0_fluctuations(series, temperature: float, eps_inf, volume: Optional[floa
         raise ValueError(f"temperature must be positive (K), got {temperature}")
     n = len(series)
     if n < 10 * n_blocks:
-        raise ValueError(f"{n} frames are too few for {n_blocks} blocks (need >= {10 * n_blocks}); run longer")
+        raise ValueError(
+            f"{n} frames are too few for {n_blocks} blocks (need >= {10 * n_blocks}); run longer"
+        )
     dp = series.polarization - series.polarization.mean(axis=0)
     cov = dp.T @ dp / n
     blocks = np.array_split(np.arange(n), n_blocks)
@@ -318,9 +366,19 @@ def eps0_fluctuations(series, temperature: float, eps_inf, volume: Optional[floa
     cov_error = block_cov.std(axis=0, ddof=1) / np.sqrt(n_blocks)
     factor = 1.0 / (EPS_VAC * volume * kB * temperature)
     eps_inf = np.asarray(eps_inf, dtype=float)
-    return DielectricResult("fluctuations", eps_inf + factor * cov, eps_inf, factor * cov_error,
-                            {"covariance": cov, "n_frames": n, "n_blocks": n_blocks, "volume": volume,
-                             "temperature": temperature})
+    return DielectricResult(
+        "fluctuations",
+        eps_inf + factor * cov,
+        eps_inf,
+        factor * cov_error,
+        {
+            "covariance": cov,
+            "n_frames": n,
+            "n_blocks": n_blocks,
+            "volume": volume,
+            "temperature": temperature,
+        },
+    )
 
 
 def sample_polarization_nvt(
@@ -359,24 +417,43 @@ def sample_polarization_nvt(
     try:
         work = atoms.copy()
         work.calc = calc
-        work.set_constraint(FixCom())  # P is translation invariant; the centre of mass is kept still
+        work.set_constraint(
+            FixCom()
+        )  # P is translation invariant; the centre of mass is kept still
         rng = np.random.default_rng(seed)
         thermalize(work, temperature, rng=rng)
-        dyn = Langevin(work, timestep=timestep_fs * units.fs, temperature_K=temperature,
-                       friction=friction_per_fs / units.fs, rng=rng, fixcm=False)
+        dyn = Langevin(
+            work,
+            timestep=timestep_fs * units.fs,
+            temperature_K=temperature,
+            friction=friction_per_fs / units.fs,
+            rng=rng,
+            fixcm=False,
+        )
         # the calculator's clock follows the MD (t = 0 at the first recorded frame): the recorder
         # reads the time of each frame from it
         calc.attach_dynamics(dyn, t0=-equilibration_steps * timestep_fs)
         if equilibration_steps:
             dyn.run(equilibration_steps)
         # the project's one P(t) recorder, in memory only
-        recorder = PolarizationLogger(work, None, dyn=dyn, polarizability=polarizability, energies=False, keep=True)
+        recorder = PolarizationLogger(
+            work,
+            None,
+            dyn=dyn,
+            polarizability=polarizability,
+            energies=False,
+            keep=True,
+        )
 
         def report():
             if progress is not None and recorder.num_rows % progress_every == 0:
-                progress(f"NVT MD: {recorder.num_rows}/{steps + 1} frames, T = {work.get_temperature():.1f} K")
+                progress(
+                    f"NVT MD: {recorder.num_rows}/{steps + 1} frames, T = {work.get_temperature():.1f} K"
+                )
 
-        dyn.attach(recorder, interval=1)  # ASE calls observers before the first step too: steps + 1 frames
+        dyn.attach(
+            recorder, interval=1
+        )  # ASE calls observers before the first step too: steps + 1 frames
         dyn.attach(report, interval=1)
         dyn.run(steps)
     finally:
@@ -384,4 +461,6 @@ def sample_polarization_nvt(
             calc.set_field(previous)
         if previous_time is not None:
             calc.time = previous_time
-    return recorder.to_series(source=f"NVT Langevin MD, {temperature} K, dt {timestep_fs} fs")
+    return recorder.to_series(
+        source=f"NVT Langevin MD, {temperature} K, dt {timestep_fs} fs"
+    )

@@ -54,7 +54,6 @@ __all__ = [
 THZ_PER_SQRT_EV_A2_AMU = 15.633302300230191
 
 
-
 def _masses(atoms) -> np.ndarray:
     return np.asarray(atoms.get_masses(), dtype=float)
 
@@ -88,7 +87,11 @@ class GammaPhonons:
     @property
     def frequencies_thz(self) -> np.ndarray:
         """(3N,) frequencies nu_m in THz; negative numbers are imaginary frequencies."""
-        return np.sign(self.eigenvalues) * np.sqrt(np.abs(self.eigenvalues)) * THZ_PER_SQRT_EV_A2_AMU
+        return (
+            np.sign(self.eigenvalues)
+            * np.sqrt(np.abs(self.eigenvalues))
+            * THZ_PER_SQRT_EV_A2_AMU
+        )
 
     @property
     def frequencies_cm1(self) -> np.ndarray:
@@ -99,9 +102,14 @@ class GammaPhonons:
     def mode_charges(self) -> np.ndarray:
         """(3N, 3) mode effective charges Z_m,a = sum_ib Z*_i,ab e_m,ib / sqrt(M_i), e/sqrt(amu)."""
         if self.born_charges is None:
-            raise ValueError("mode charges need the Born charges; the phonons were computed without them")
+            raise ValueError(
+                "mode charges need the Born charges; the phonons were computed without them"
+            )
         n = len(self.masses)
-        e = self.eigenvectors.T.reshape(3 * n, n, 3) / np.sqrt(self.masses)[None, :, None]
+        e = (
+            self.eigenvectors.T.reshape(3 * n, n, 3)
+            / np.sqrt(self.masses)[None, :, None]
+        )
         return np.einsum("iab,mib->ma", self.born_charges, e)
 
     @property
@@ -133,7 +141,9 @@ class GammaPhonons:
         optical = [m for m in range(len(nu)) if not self.acoustic[m]]
         groups: List[List[int]] = []
         for m in optical:
-            if groups and abs(nu[m] - nu[groups[-1][-1]]) <= degenerate_tol_thz * max(1.0, abs(nu[m])):
+            if groups and abs(nu[m] - nu[groups[-1][-1]]) <= degenerate_tol_thz * max(
+                1.0, abs(nu[m])
+            ):
                 groups[-1].append(m)
             else:
                 groups.append([m])
@@ -151,7 +161,9 @@ class GammaPhonons:
                 row["strength"] = s
                 row["intensity"] = float(np.trace(s))
                 lam = self.eigenvalues[g]
-                row["delta_eps"] = (strengths[g] / lam[:, None, None]).sum(axis=0) / (EPS_VAC * self.volume)
+                row["delta_eps"] = (strengths[g] / lam[:, None, None]).sum(axis=0) / (
+                    EPS_VAC * self.volume
+                )
             rows.append(row)
         return rows
 
@@ -225,8 +237,12 @@ def phonopy_gamma(
         scaled_positions=atoms.get_scaled_positions(wrap=False),
         masses=masses,
     )
-    phonon = Phonopy(unitcell, supercell_matrix=np.eye(3, dtype=int), primitive_matrix=None,
-                     factor=THZ_PER_SQRT_EV_A2_AMU)
+    phonon = Phonopy(
+        unitcell,
+        supercell_matrix=np.eye(3, dtype=int),
+        primitive_matrix=None,
+        factor=THZ_PER_SQRT_EV_A2_AMU,
+    )
     phonon.generate_displacements(distance=displacement, is_plusminus=True)
     supercells = phonon.supercells_with_displacements
     restore = _zero_field(calc)
@@ -238,7 +254,9 @@ def phonopy_gamma(
             work.set_cell(sc.cell, scale_atoms=False)
             work.set_scaled_positions(sc.scaled_positions)
             f = np.asarray(work.get_forces(), dtype=float)
-            forces.append(f - f.mean(axis=0))  # remove the net force (drift) as phonopy recommends
+            forces.append(
+                f - f.mean(axis=0)
+            )  # remove the net force (drift) as phonopy recommends
             if progress is not None and ((k + 1) % max(1, len(supercells) // 5) == 0):
                 progress(f"phonopy displacements: {k + 1}/{len(supercells)}")
         phonon.forces = np.array(forces)
@@ -248,9 +266,15 @@ def phonopy_gamma(
             work = atoms.copy()
             work.calc = calc
             try:
-                zstar = np.asarray(calc.get_property("born_effective_charges", work), dtype=float)
-                alpha = np.asarray(calc.get_property("polarizability", work), dtype=float)
-            except Exception as err:  # PropertyNotImplementedError, a model without the outputs, ...
+                zstar = np.asarray(
+                    calc.get_property("born_effective_charges", work), dtype=float
+                )
+                alpha = np.asarray(
+                    calc.get_property("polarizability", work), dtype=float
+                )
+            except (
+                Exception
+            ) as err:  # PropertyNotImplementedError, a model without the outputs, ...
                 raise ValueError(
                     f"the calculator gives no Born charges / polarizability ({type(err).__name__}: {err}); "
                     "the harmonic route needs a model with born_effective_charges and polarizability outputs"
@@ -300,7 +324,9 @@ class LOTOResult:
     to_vectors: np.ndarray
     lo_vectors: np.ndarray
 
-    def splitting_table(self, phonons: GammaPhonons, top: Optional[int] = None) -> List[Dict[str, object]]:
+    def splitting_table(
+        self, phonons: GammaPhonons, top: Optional[int] = None
+    ) -> List[Dict[str, object]]:
         """Rows (direction, TO mode, TO/LO frequency THz and cm^-1, splitting cm^-1, intensity), strongest first."""
         intensity = None
         if phonons.born_charges is not None:
@@ -309,21 +335,28 @@ class LOTOResult:
         for k, q in enumerate(self.directions):
             for m_to, m_lo in self.pairs[k]:
                 nu_to, nu_lo = self.to_thz[m_to], self.lo_thz[k, m_lo]
-                rows.append({
-                    "direction": q,
-                    "to_mode": m_to,
-                    "to_thz": float(nu_to),
-                    "lo_thz": float(nu_lo),
-                    "to_cm1": float(nu_to * THZ_TO_CM1),
-                    "lo_cm1": float(nu_lo * THZ_TO_CM1),
-                    "splitting_cm1": float((nu_lo - nu_to) * THZ_TO_CM1),
-                    "intensity": None if intensity is None else float(intensity[m_to]),
-                })
+                rows.append(
+                    {
+                        "direction": q,
+                        "to_mode": m_to,
+                        "to_thz": float(nu_to),
+                        "lo_thz": float(nu_lo),
+                        "to_cm1": float(nu_to * THZ_TO_CM1),
+                        "lo_cm1": float(nu_lo * THZ_TO_CM1),
+                        "splitting_cm1": float((nu_lo - nu_to) * THZ_TO_CM1),
+                        "intensity": None
+                        if intensity is None
+                        else float(intensity[m_to]),
+                    }
+                )
         rows.sort(key=lambda r: -(r["splitting_cm1"]))
         return rows if top is None else rows[:top]
 
 
-def lo_to_splitting(phonons: GammaPhonons, directions: Sequence[Sequence[float]] = ((1, 0, 0), (0, 1, 0), (0, 0, 1))) -> LOTOResult:
+def lo_to_splitting(
+    phonons: GammaPhonons,
+    directions: Sequence[Sequence[float]] = ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+) -> LOTOResult:
     """LO-TO splitting at Gamma from phonopy's non-analytic correction (model Z* and eps_inf).
 
     Args:
@@ -334,7 +367,9 @@ def lo_to_splitting(phonons: GammaPhonons, directions: Sequence[Sequence[float]]
 
     phonon = phonons.phonopy
     if phonon is None or phonons.born_charges is None or phonon.nac_params is None:
-        raise ValueError("LO-TO splitting needs phonopy phonons computed with Born charges (phonopy_gamma(..., born_charges=True))")
+        raise ValueError(
+            "LO-TO splitting needs phonopy phonons computed with Born charges (phonopy_gamma(..., born_charges=True))"
+        )
     directions = np.array(directions, dtype=float)
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     cell = np.asarray(phonon.primitive.cell)
@@ -345,8 +380,12 @@ def lo_to_splitting(phonons: GammaPhonons, directions: Sequence[Sequence[float]]
     pairs = []
     optical = np.nonzero(~phonons.acoustic)[0]
     for k, q in enumerate(directions):
-        q_frac = cell @ q  # q_cart = q_frac @ reciprocal rows (inv(cell).T), so q_frac = cell @ q_cart
-        phonon.run_qpoints([[0.0, 0.0, 0.0]], with_eigenvectors=True, nac_q_direction=q_frac)
+        q_frac = (
+            cell @ q
+        )  # q_cart = q_frac @ reciprocal rows (inv(cell).T), so q_frac = cell @ q_cart
+        phonon.run_qpoints(
+            [[0.0, 0.0, 0.0]], with_eigenvectors=True, nac_q_direction=q_frac
+        )
         d = phonon.get_qpoints_dict()
         lo[k] = d["frequencies"][0]
         lo_vectors[k] = d["eigenvectors"][0]
@@ -354,10 +393,20 @@ def lo_to_splitting(phonons: GammaPhonons, directions: Sequence[Sequence[float]]
         # the acoustic modes are unaffected by the non-analytic term)
         overlap = np.abs(phonons.eigenvectors.T @ lo_vectors[k]) ** 2  # [TO m, LO n]
         translation = _translation_basis(phonons.masses)
-        lo_acoustic = np.argsort(-np.sum(np.abs(translation.T @ lo_vectors[k]) ** 2, axis=0))[:3]
-        lo_optical = np.array([n for n in range(n3) if n not in set(lo_acoustic.tolist())])
+        lo_acoustic = np.argsort(
+            -np.sum(np.abs(translation.T @ lo_vectors[k]) ** 2, axis=0)
+        )[:3]
+        lo_optical = np.array(
+            [n for n in range(n3) if n not in set(lo_acoustic.tolist())]
+        )
         rows_, cols_ = linear_sum_assignment(-overlap[np.ix_(optical, lo_optical)])
         row = [(int(optical[r]), int(lo_optical[c])) for r, c in zip(rows_, cols_)]
         pairs.append(row)
-    return LOTOResult(directions=directions, to_thz=to, lo_thz=lo, pairs=pairs,
-                      to_vectors=phonons.eigenvectors, lo_vectors=lo_vectors)
+    return LOTOResult(
+        directions=directions,
+        to_thz=to,
+        lo_thz=lo,
+        pairs=pairs,
+        to_vectors=phonons.eigenvectors,
+        lo_vectors=lo_vectors,
+    )

@@ -96,7 +96,9 @@ def autocorrelation(x, normalization: str = "unbiased") -> np.ndarray:
     squeeze = x.ndim == 1
     x = x.reshape(len(x), -1)
     n = len(x)
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))  # >= 2n - 1: linear, not circular, correlation
+    nfft = 1 << int(
+        np.ceil(np.log2(2 * n))
+    )  # >= 2n - 1: linear, not circular, correlation
     spec = np.fft.rfft(x, nfft, axis=0)
     c = np.fft.irfft(spec * spec.conj(), nfft, axis=0)[:n]
     if normalization == "unbiased":
@@ -104,7 +106,9 @@ def autocorrelation(x, normalization: str = "unbiased") -> np.ndarray:
     elif normalization == "biased":
         c /= n
     else:
-        raise ValueError(f"normalization must be 'unbiased' or 'biased', got {normalization!r}")
+        raise ValueError(
+            f"normalization must be 'unbiased' or 'biased', got {normalization!r}"
+        )
     return c[:, 0] if squeeze else c
 
 
@@ -114,7 +118,9 @@ def lag_window(name: str, n_lags: int) -> np.ndarray:
     u = k / max(n_lags - 1, 1)
     if name == "hann":
         return np.cos(0.5 * np.pi * u) ** 2
-    if name == "blackman":  # the right half of a Blackman window of width 2 (n_lags - 1)
+    if (
+        name == "blackman"
+    ):  # the right half of a Blackman window of width 2 (n_lags - 1)
         return 0.42 + 0.5 * np.cos(np.pi * u) + 0.08 * np.cos(2 * np.pi * u)
     if name == "gaussian":
         return np.exp(-0.5 * (3.0 * u) ** 2)
@@ -147,8 +153,14 @@ def window_fwhm(name: str, max_lag: float) -> float:
     return _KAPPA[name] / max_lag
 
 
-def correlation_spectrum(c, dt_fs: float, max_lag_fs: Optional[float] = None, window: str = "hann",
-                         pad_factor: int = 4, sine: bool = False):
+def correlation_spectrum(
+    c,
+    dt_fs: float,
+    max_lag_fs: Optional[float] = None,
+    window: str = "hann",
+    pad_factor: int = 4,
+    sine: bool = False,
+):
     """Two-sided Fourier transform of an autocorrelation (see module docstring).
 
     Args:
@@ -198,18 +210,20 @@ def kramers_kronig_real(imag) -> np.ndarray:
     full[:m] = imag
     full[0] = 0.0
     full[m - 1] = 0.0
-    full[m:] = -imag[1:m - 1][::-1]
+    full[m:] = -imag[1 : m - 1][::-1]
     # chi(nu_j) = sum_k g_k exp(+2 pi i j k / nfft): g = fft(chi) / nfft
     g_odd = np.fft.fft(1j * full, axis=0) / nfft
     sign = np.zeros(nfft)
-    sign[1:nfft // 2] = 1.0
-    sign[nfft // 2 + 1:] = -1.0
+    sign[1 : nfft // 2] = 1.0
+    sign[nfft // 2 + 1 :] = -1.0
     g_even = sign[:, None] * g_odd
     real = (np.fft.ifft(g_even, axis=0) * nfft).real[:m]
     # The periodic transform forces the mean of chi' over the band to zero, but the true chi' has the
     # tail -A/nu^2 beyond the band edge nu_max (A = (2/pi) int nu chi'' dnu, the f-sum rule), whose
     # missing integral shifts the result by -A/nu_max^2; add it back (exact to O(nu_max^-4)).
-    nu = np.arange(m, dtype=float)  # grid units: only A / nu_max^2 matters, which is scale free
+    nu = np.arange(
+        m, dtype=float
+    )  # grid units: only A / nu_max^2 matters, which is scale free
     f_sum = (2.0 / np.pi) * np.trapezoid(nu[:, None] * imag, nu, axis=0)
     real = real + f_sum[None, :] / nu[-1] ** 2
     return real[:, 0] if squeeze else real
@@ -217,14 +231,23 @@ def kramers_kronig_real(imag) -> np.ndarray:
 
 def quantum_correction_factor(frequency_thz, temperature: float) -> np.ndarray:
     """Harmonic quantum correction Q = x / (1 - exp(-x)), x = h nu / (k_B T); Q(0) = 1."""
-    x = np.asarray(frequency_thz, dtype=float) * H_OVER_KB_K_PER_THZ / float(temperature)
+    x = (
+        np.asarray(frequency_thz, dtype=float)
+        * H_OVER_KB_K_PER_THZ
+        / float(temperature)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(np.abs(x) < 1e-8, 1.0 + 0.5 * x, x / -np.expm1(-x))
     return q
 
 
-def find_spectral_peaks(freq_thz, values, prominence: float = 0.05, max_peaks: int = 20,
-                        min_freq_thz: float = 0.0) -> List[Dict[str, float]]:
+def find_spectral_peaks(
+    freq_thz,
+    values,
+    prominence: float = 0.05,
+    max_peaks: int = 20,
+    min_freq_thz: float = 0.0,
+) -> List[Dict[str, float]]:
     """Peaks of a spectrum: position (THz, cm^-1; parabolic interpolation), height, FWHM (cm^-1).
 
     ``prominence`` is relative to the maximum of ``values`` above ``min_freq_thz``. Sorted by frequency.
@@ -249,8 +272,14 @@ def find_spectral_peaks(freq_thz, values, prominence: float = 0.05, max_peaks: i
             denom = a - 2 * b + c
             shift = 0.5 * (a - c) / denom if denom != 0 else 0.0
         nu = freq_thz[k] + shift * df
-        peaks.append({"frequency_thz": float(nu), "frequency_cm1": float(nu * THZ_TO_CM1),
-                      "height": float(values[k]), "fwhm_cm1": float(_half_max_width(values, k) * df * THZ_TO_CM1)})
+        peaks.append(
+            {
+                "frequency_thz": float(nu),
+                "frequency_cm1": float(nu * THZ_TO_CM1),
+                "height": float(values[k]),
+                "fwhm_cm1": float(_half_max_width(values, k) * df * THZ_TO_CM1),
+            }
+        )
     return peaks
 
 
@@ -273,7 +302,9 @@ def _max_lag_for(series, max_lag_fs, resolution_cm1, window) -> float:
     duration = series.duration_fs
     if resolution_cm1 is not None:
         if not resolution_cm1 > 0:
-            raise ValueError(f"resolution must be positive (cm^-1), got {resolution_cm1}")
+            raise ValueError(
+                f"resolution must be positive (cm^-1), got {resolution_cm1}"
+            )
         needed = window_fwhm(window, 1.0) / (resolution_cm1 / THZ_TO_CM1 / 1000.0)  # fs
         if needed > duration * (1 + 1e-9):
             raise ValueError(
@@ -287,9 +318,13 @@ def _max_lag_for(series, max_lag_fs, resolution_cm1, window) -> float:
     if max_lag_fs is None:
         max_lag_fs = duration
     if max_lag_fs > duration * (1 + 1e-9):
-        raise ValueError(f"max lag {max_lag_fs:g} fs exceeds the run length {duration:g} fs ({series.source})")
+        raise ValueError(
+            f"max lag {max_lag_fs:g} fs exceeds the run length {duration:g} fs ({series.source})"
+        )
     if max_lag_fs < 2 * series.dt_fs:
-        raise ValueError(f"max lag {max_lag_fs:g} fs is shorter than two samples of {series.dt_fs:g} fs")
+        raise ValueError(
+            f"max lag {max_lag_fs:g} fs is shorter than two samples of {series.dt_fs:g} fs"
+        )
     return float(max_lag_fs)
 
 
@@ -335,11 +370,19 @@ class IRSpectrum:
 
     def table(self, max_frequency_cm1: Optional[float] = None):
         """(columns, rows) for a CSV file, up to ``max_frequency_cm1``."""
-        sel = slice(None) if max_frequency_cm1 is None else self.frequency_cm1 <= max_frequency_cm1
+        sel = (
+            slice(None)
+            if max_frequency_cm1 is None
+            else self.frequency_cm1 <= max_frequency_cm1
+        )
         cols = ["frequency_cm1", "frequency_thz"]
         data = [self.frequency_cm1[sel], self.frequency_thz[sel]]
-        for name, arr in (("absorption_cm1", self.absorption_cm1), ("eps_imag", self.eps_imag),
-                          ("eps_real", self.eps_real), ("power", self.power)):
+        for name, arr in (
+            ("absorption_cm1", self.absorption_cm1),
+            ("eps_imag", self.eps_imag),
+            ("eps_real", self.eps_real),
+            ("power", self.power),
+        ):
             for k, comp in enumerate(("xx", "yy", "zz", "iso")):
                 cols.append(f"{name}_{comp}")
                 data.append(arr[sel, k])
@@ -350,11 +393,21 @@ def _four_columns(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, a.mean(axis=1, keepdims=True)], axis=1)
 
 
-def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_inf=None,
-                method: str = "dipole", max_lag_fs: Optional[float] = None, resolution_cm1: Optional[float] = None,
-                window: str = "hann", pad_factor: int = 4, quantum_correction: Optional[str] = None,
-                max_frequency_cm1: Optional[float] = None, peak_prominence: float = 0.05,
-                start_fs: float = 0.0) -> IRSpectrum:
+def ir_spectrum(
+    series,
+    temperature: float,
+    volume: Optional[float] = None,
+    eps_inf=None,
+    method: str = "dipole",
+    max_lag_fs: Optional[float] = None,
+    resolution_cm1: Optional[float] = None,
+    window: str = "hann",
+    pad_factor: int = 4,
+    quantum_correction: Optional[str] = None,
+    max_frequency_cm1: Optional[float] = None,
+    peak_prominence: float = 0.05,
+    start_fs: float = 0.0,
+) -> IRSpectrum:
     """IR absorption and eps(omega) of a zero-field MD run (classical fluctuation-dissipation).
 
     Args:
@@ -377,14 +430,19 @@ def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_
     if method not in ("dipole", "derivative"):
         raise ValueError(f"method must be 'dipole' or 'derivative', got {method!r}")
     if quantum_correction not in (None, "none", "harmonic"):
-        raise ValueError(f"quantum_correction must be None or 'harmonic', got {quantum_correction!r}")
+        raise ValueError(
+            f"quantum_correction must be None or 'harmonic', got {quantum_correction!r}"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be positive (K), got {temperature}")
     series.require_zero_field("the IR spectrum by fluctuation-dissipation")
     volume = series.volume_or_mean(volume)
     if eps_inf is None:
-        eps_inf = (eps_inf_from_polarizability(series.polarizability, volume)
-                   if series.polarizability is not None else np.eye(3))
+        eps_inf = (
+            eps_inf_from_polarizability(series.polarizability, volume)
+            if series.polarizability is not None
+            else np.eye(3)
+        )
     eps_inf = np.asarray(eps_inf, dtype=float)
     _check_max_frequency(series, max_frequency_cm1)
     max_lag = _max_lag_for(series, max_lag_fs, resolution_cm1, window)
@@ -396,17 +454,23 @@ def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_
 
     if method == "dipole":
         phi = autocorrelation(dm)
-        freq, phi_w, phi_sin = correlation_spectrum(phi, dt, max_lag, window, pad_factor, sine=True)
+        freq, phi_w, phi_sin = correlation_spectrum(
+            phi, dt, max_lag, window, pad_factor, sine=True
+        )
         omega = 2.0 * np.pi * freq / 1000.0  # rad/fs
         eps_imag = 0.5 * pref * omega[:, None] * phi_w
-        eps_real = np.diag(eps_inf)[None, :] + pref * (phi[0][None, :] - omega[:, None] * phi_sin)
+        eps_real = np.diag(eps_inf)[None, :] + pref * (
+            phi[0][None, :] - omega[:, None] * phi_sin
+        )
         power = omega[:, None] ** 2 * phi_w  # spectral density of dM/dt
     else:
         mdot = np.diff(series.polarization, axis=0) / dt
         psi = autocorrelation(mdot)
         freq, psi_w = correlation_spectrum(psi, dt, max_lag, window, pad_factor)
         omega = 2.0 * np.pi * freq / 1000.0
-        omega_fd = 2.0 * np.sin(0.5 * omega * dt) / dt  # forward-difference transfer function
+        omega_fd = (
+            2.0 * np.sin(0.5 * omega * dt) / dt
+        )  # forward-difference transfer function
         with np.errstate(divide="ignore", invalid="ignore"):
             phi_w = np.where(omega_fd[:, None] > 0, psi_w / omega_fd[:, None] ** 2, 0.0)
         eps_imag = 0.5 * pref * omega[:, None] * phi_w
@@ -416,17 +480,35 @@ def ir_spectrum(series, temperature: float, volume: Optional[float] = None, eps_
         power = power * quantum_correction_factor(freq, temperature)[:, None]
     freq_cm1 = freq * THZ_TO_CM1
     absorption = 2.0 * np.pi * freq_cm1[:, None] * eps_imag
-    eps_imag4, eps_real4, absorption4, power4 = map(_four_columns, (eps_imag, eps_real, absorption, power))
+    eps_imag4, eps_real4, absorption4, power4 = map(
+        _four_columns, (eps_imag, eps_real, absorption, power)
+    )
     peaks = find_spectral_peaks(freq, absorption4[:, 3], prominence=peak_prominence)
     if max_frequency_cm1 is not None:
         peaks = [p for p in peaks if p["frequency_cm1"] <= max_frequency_cm1]
     return IRSpectrum(
-        frequency_thz=freq, frequency_cm1=freq_cm1, eps_imag=eps_imag4, eps_real=eps_real4,
-        absorption_cm1=absorption4, power=power4, peaks=peaks, eps0_fluctuation=eps_static, eps_inf=eps_inf,
+        frequency_thz=freq,
+        frequency_cm1=freq_cm1,
+        eps_imag=eps_imag4,
+        eps_real=eps_real4,
+        absorption_cm1=absorption4,
+        power=power4,
+        peaks=peaks,
+        eps0_fluctuation=eps_static,
+        eps_inf=eps_inf,
         resolution_cm1=window_fwhm(window, max_lag) * 1000.0 * THZ_TO_CM1,
-        settings={"temperature": temperature, "volume": volume, "method": method, "max_lag_fs": max_lag,
-                  "window": window, "pad_factor": pad_factor, "quantum_correction": quantum_correction,
-                  "n_frames": len(series), "dt_fs": dt, "source": series.source},
+        settings={
+            "temperature": temperature,
+            "volume": volume,
+            "method": method,
+            "max_lag_fs": max_lag,
+            "window": window,
+            "pad_factor": pad_factor,
+            "quantum_correction": quantum_correction,
+            "n_frames": len(series),
+            "dt_fs": dt,
+            "source": series.source,
+        },
     )
 
 
@@ -455,22 +537,45 @@ class RamanSpectrum:
     settings: Dict[str, object] = dataclass_field(default_factory=dict)
 
     def table(self, max_frequency_cm1: Optional[float] = None):
-        sel = slice(None) if max_frequency_cm1 is None else self.frequency_cm1 <= max_frequency_cm1
-        cols = ["frequency_cm1", "frequency_thz", "iso", "aniso", "vv", "vh", "stokes_iso", "stokes_aniso"]
+        sel = (
+            slice(None)
+            if max_frequency_cm1 is None
+            else self.frequency_cm1 <= max_frequency_cm1
+        )
+        cols = [
+            "frequency_cm1",
+            "frequency_thz",
+            "iso",
+            "aniso",
+            "vv",
+            "vh",
+            "stokes_iso",
+            "stokes_aniso",
+        ]
         data = [getattr(self, c if c.startswith("frequency") else c)[sel] for c in cols]
         return cols, np.stack(data, axis=1)
 
 
-def raman_spectrum(series, temperature: float, max_lag_fs: Optional[float] = None,
-                   resolution_cm1: Optional[float] = None, window: str = "hann", pad_factor: int = 4,
-                   laser_nm: Optional[float] = None, max_frequency_cm1: Optional[float] = None,
-                   peak_prominence: float = 0.05, start_fs: float = 0.0) -> RamanSpectrum:
+def raman_spectrum(
+    series,
+    temperature: float,
+    max_lag_fs: Optional[float] = None,
+    resolution_cm1: Optional[float] = None,
+    window: str = "hann",
+    pad_factor: int = 4,
+    laser_nm: Optional[float] = None,
+    max_frequency_cm1: Optional[float] = None,
+    peak_prominence: float = 0.05,
+    start_fs: float = 0.0,
+) -> RamanSpectrum:
     """Isotropic and anisotropic Raman spectra from the polarizability time series (see module docstring)."""
     if start_fs > 0:
         series = series.window(start_fs=start_fs)
     if series.polarizability is None:
-        raise ValueError(f"the series has no polarizability columns ({series.source}); log alpha(t) "
-                         "(PolarizationLogger(..., polarizability=True), or c_pol[4..12] in LAMMPS)")
+        raise ValueError(
+            f"the series has no polarizability columns ({series.source}); log alpha(t) "
+            "(PolarizationLogger(..., polarizability=True), or c_pol[4..12] in LAMMPS)"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be positive (K), got {temperature}")
     _check_max_frequency(series, max_frequency_cm1)
@@ -482,22 +587,46 @@ def raman_spectrum(series, temperature: float, max_lag_fs: Optional[float] = Non
     db = (b - b.mean(axis=0)).reshape(len(b), 9)
     c_iso = autocorrelation(da)
     c_aniso = autocorrelation(db).sum(axis=1) * (2.0 / 15.0)
-    freq, spec = correlation_spectrum(np.stack([c_iso, c_aniso], axis=1), series.dt_fs, max_lag, window, pad_factor)
+    freq, spec = correlation_spectrum(
+        np.stack([c_iso, c_aniso], axis=1), series.dt_fs, max_lag, window, pad_factor
+    )
     iso, aniso = spec[:, 0], spec[:, 1]
     q = quantum_correction_factor(freq, temperature)
     if laser_nm is not None:
         nu_laser_thz = 299792.458 / laser_nm  # c / lambda, THz
         q = q * np.clip((nu_laser_thz - freq) / nu_laser_thz, 0.0, None) ** 4
     freq_cm1 = freq * THZ_TO_CM1
-    peaks_iso = find_spectral_peaks(freq, iso, prominence=peak_prominence, min_freq_thz=freq[1])
-    peaks_aniso = find_spectral_peaks(freq, aniso, prominence=peak_prominence, min_freq_thz=freq[1])
+    peaks_iso = find_spectral_peaks(
+        freq, iso, prominence=peak_prominence, min_freq_thz=freq[1]
+    )
+    peaks_aniso = find_spectral_peaks(
+        freq, aniso, prominence=peak_prominence, min_freq_thz=freq[1]
+    )
     if max_frequency_cm1 is not None:
         peaks_iso = [p for p in peaks_iso if p["frequency_cm1"] <= max_frequency_cm1]
-        peaks_aniso = [p for p in peaks_aniso if p["frequency_cm1"] <= max_frequency_cm1]
+        peaks_aniso = [
+            p for p in peaks_aniso if p["frequency_cm1"] <= max_frequency_cm1
+        ]
     return RamanSpectrum(
-        frequency_thz=freq, frequency_cm1=freq_cm1, iso=iso, aniso=aniso, vv=iso + aniso, vh=0.75 * aniso,
-        stokes_iso=q * iso, stokes_aniso=q * aniso, peaks_iso=peaks_iso, peaks_aniso=peaks_aniso,
+        frequency_thz=freq,
+        frequency_cm1=freq_cm1,
+        iso=iso,
+        aniso=aniso,
+        vv=iso + aniso,
+        vh=0.75 * aniso,
+        stokes_iso=q * iso,
+        stokes_aniso=q * aniso,
+        peaks_iso=peaks_iso,
+        peaks_aniso=peaks_aniso,
         resolution_cm1=window_fwhm(window, max_lag) * 1000.0 * THZ_TO_CM1,
-        settings={"temperature": temperature, "max_lag_fs": max_lag, "window": window, "pad_factor": pad_factor,
-                  "laser_nm": laser_nm, "n_frames": len(series), "dt_fs": series.dt_fs, "source": series.source},
+        settings={
+            "temperature": temperature,
+            "max_lag_fs": max_lag,
+            "window": window,
+            "pad_factor": pad_factor,
+            "laser_nm": laser_nm,
+            "n_frames": len(series),
+            "dt_fs": series.dt_fs,
+            "source": series.source,
+        },
     )

@@ -50,7 +50,13 @@ import numpy as np
 from ..io import polarization_log as layout
 from ..units import PS_TO_FS
 
-__all__ = ["PolarizationSeries", "read_series", "read_logger_csv", "read_lammps_ave_time", "FORMATS"]
+__all__ = [
+    "PolarizationSeries",
+    "read_series",
+    "read_logger_csv",
+    "read_lammps_ave_time",
+    "FORMATS",
+]
 
 #: formats understood by :func:`read_series`
 FORMATS = ("auto", "csv", "lammps")
@@ -97,9 +103,13 @@ class PolarizationSeries:
         n = self.time_fs.shape[0] if self.time_fs.ndim == 1 else -1
         where = f" ({self.source})"
         if self.time_fs.ndim != 1:
-            raise ValueError(f"time_fs must have shape (n,), got {self.time_fs.shape}{where}")
+            raise ValueError(
+                f"time_fs must have shape (n,), got {self.time_fs.shape}{where}"
+            )
         if n < 2:
-            raise ValueError(f"the series has {n} frame(s); at least 2 are needed{where}")
+            raise ValueError(
+                f"the series has {n} frame(s); at least 2 are needed{where}"
+            )
         expected = {"field": (n, 3), "polarization": (n, 3)}
         if self.polarizability is not None:
             expected["polarizability"] = (n, 3, 3)
@@ -108,7 +118,9 @@ class PolarizationSeries:
         for name, shape in expected.items():
             value = getattr(self, name)
             if value.shape != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {value.shape}{where}")
+                raise ValueError(
+                    f"{name} must have shape {shape}, got {value.shape}{where}"
+                )
         for name in ["time_fs", *expected]:
             value = getattr(self, name)
             bad = ~np.isfinite(value)
@@ -121,7 +133,9 @@ class PolarizationSeries:
         steps = np.diff(self.time_fs)
         dt = float(np.median(steps))
         if not dt > 0:
-            raise ValueError(f"the time axis does not increase (median step {dt} fs){where}")
+            raise ValueError(
+                f"the time axis does not increase (median step {dt} fs){where}"
+            )
         worst = int(np.argmax(np.abs(steps - dt)))
         if abs(steps[worst] - dt) > UNIFORM_RTOL * dt:
             raise ValueError(
@@ -153,17 +167,23 @@ class PolarizationSeries:
         """``ValueError`` unless every frame is at zero field (fluctuation formulas assume it)."""
         peak = float(np.abs(self.field).max())
         if peak > 0:
-            raise ValueError(f"{purpose} needs a zero-field run; the series has |E| up to {peak:.3g} V/A ({self.source})")
+            raise ValueError(
+                f"{purpose} needs a zero-field run; the series has |E| up to {peak:.3g} V/A ({self.source})"
+            )
 
     def volume_or_mean(self, volume: Optional[float] = None) -> float:
         """``volume`` if given, else the series' mean cell volume (A^3); ``ValueError`` if neither exists."""
         if volume is not None:
             return volume
         if self.volume is None:
-            raise ValueError(f"no cell volume in the series ({self.source}); pass the volume (A^3)")
+            raise ValueError(
+                f"no cell volume in the series ({self.source}); pass the volume (A^3)"
+            )
         return self.mean_volume
 
-    def window(self, start_fs: Optional[float] = None, stop_fs: Optional[float] = None) -> "PolarizationSeries":
+    def window(
+        self, start_fs: Optional[float] = None, stop_fs: Optional[float] = None
+    ) -> "PolarizationSeries":
         """The frames with ``start_fs <= t <= stop_fs`` (e.g. to drop an equilibration), as a new series."""
         keep = np.ones(len(self), dtype=bool)
         if start_fs is not None:
@@ -179,7 +199,9 @@ class PolarizationSeries:
             time_fs=self.time_fs[keep],
             field=self.field[keep],
             polarization=self.polarization[keep],
-            polarizability=None if self.polarizability is None else self.polarizability[keep],
+            polarizability=None
+            if self.polarizability is None
+            else self.polarizability[keep],
             volume=None if self.volume is None else self.volume[keep],
             source=self.source,
             metadata=dict(self.metadata),
@@ -190,7 +212,10 @@ class PolarizationSeries:
         path = Path(path)
         if path.exists() and not force:
             raise FileExistsError(f"{path} exists; not overwriting it (use force)")
-        columns = layout.columns(volume=self.volume is not None, polarizability=self.polarizability is not None)
+        columns = layout.columns(
+            volume=self.volume is not None,
+            polarizability=self.polarizability is not None,
+        )
         table = [self.time_fs, *self.field.T, *self.polarization.T]
         if self.volume is not None:
             table.append(self.volume)
@@ -204,7 +229,9 @@ class PolarizationSeries:
 
 
 # ---------------------------------------------------------------------- readers
-def read_series(path: Union[str, os.PathLike], format: str = "auto") -> PolarizationSeries:
+def read_series(
+    path: Union[str, os.PathLike], format: str = "auto"
+) -> PolarizationSeries:
     """Read P(t) (and alpha(t) if present) from a PolarizationLogger CSV or a LAMMPS ``fix ave/time`` file.
 
     Args:
@@ -239,8 +266,10 @@ def read_logger_csv(path: Union[str, os.PathLike]) -> PolarizationSeries:
     header, data = layout.read_table(path)
     missing = [c for c in layout.REQUIRED if c not in header]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
-                         "expected the CSV written by nequip_pol.integrations.md.PolarizationLogger")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
+            "expected the CSV written by nequip_pol.integrations.md.PolarizationLogger"
+        )
     index = {name: k for k, name in enumerate(header)}
     col = lambda name: data[:, index[name]]  # noqa: E731
     volume = None
@@ -254,8 +283,10 @@ def read_logger_csv(path: Union[str, os.PathLike]) -> PolarizationSeries:
     present = [c for c in _ALPHA_COLUMNS if c in index]
     if present:
         if len(present) != 9:
-            raise ValueError(f"{path}: incomplete polarizability columns: missing "
-                             f"{', '.join(c for c in _ALPHA_COLUMNS if c not in index)}")
+            raise ValueError(
+                f"{path}: incomplete polarizability columns: missing "
+                f"{', '.join(c for c in _ALPHA_COLUMNS if c not in index)}"
+            )
         alpha = np.stack([col(c) for c in _ALPHA_COLUMNS], axis=1).reshape(-1, 3, 3)
     return PolarizationSeries(
         time_fs=col(layout.TIME),
@@ -287,20 +318,30 @@ def read_lammps_ave_time(path: Union[str, os.PathLike]) -> PolarizationSeries:
                 words = text.lstrip("#").split()
                 if words and words[0] == "TimeStep":
                     if header is not None and table:
-                        raise ValueError(f"{path}, line {line_no}: a second header line (several runs in one file?); "
-                                         "analyse one run per file")
+                        raise ValueError(
+                            f"{path}, line {line_no}: a second header line (several runs in one file?); "
+                            "analyse one run per file"
+                        )
                     header = words
                 continue
             if header is None:
-                raise ValueError(f"{path}: no '# TimeStep ...' header line before the data; expected the file of "
-                                 "'fix ave/time ... file NAME' in scalar mode (see docs/analysis.md)")
+                raise ValueError(
+                    f"{path}: no '# TimeStep ...' header line before the data; expected the file of "
+                    "'fix ave/time ... file NAME' in scalar mode (see docs/analysis.md)"
+                )
             words = text.split()
             if len(words) != len(header):
-                raise ValueError(f"{path}, line {line_no}: {len(words)} values for {len(header)} columns "
-                                 f"({' '.join(header)}); vector-mode output of fix ave/time is not supported")
-            table.append([_to_float(w, path, line_no, header[k]) for k, w in enumerate(words)])
+                raise ValueError(
+                    f"{path}, line {line_no}: {len(words)} values for {len(header)} columns "
+                    f"({' '.join(header)}); vector-mode output of fix ave/time is not supported"
+                )
+            table.append(
+                [_to_float(w, path, line_no, header[k]) for k, w in enumerate(words)]
+            )
     if header is None:
-        raise ValueError(f"{path}: no '# TimeStep ...' header line; not a fix ave/time file")
+        raise ValueError(
+            f"{path}: no '# TimeStep ...' header line; not a fix ave/time file"
+        )
     index = {name: k for k, name in enumerate(header)}
     data = np.array(table, dtype=float).reshape(len(table), len(header))
 
@@ -309,22 +350,34 @@ def read_lammps_ave_time(path: Union[str, os.PathLike]) -> PolarizationSeries:
         m = _COMPUTE_COLUMN.match(name)
         if m:
             compute_columns.setdefault(m.group(1), {})[int(m.group(2))] = k
-    candidates = {cid: cols for cid, cols in compute_columns.items() if all(i in cols for i in (1, 2, 3))}
+    candidates = {
+        cid: cols
+        for cid, cols in compute_columns.items()
+        if all(i in cols for i in (1, 2, 3))
+    }
     missing = [c for c in ("v_time", "v_Ex", "v_Ey", "v_Ez") if c not in index]
     if not candidates:
         missing.append("c_ID[1] c_ID[2] c_ID[3] (the vector of compute pol/allegro)")
     if missing:
-        raise ValueError(f"{path}: missing column(s) {'; '.join(missing)} (header: {' '.join(header)}); "
-                         "write them with: fix ID all ave/time 1 1 N v_time v_Ex v_Ey v_Ez c_pol[*] v_vol file NAME")
+        raise ValueError(
+            f"{path}: missing column(s) {'; '.join(missing)} (header: {' '.join(header)}); "
+            "write them with: fix ID all ave/time 1 1 N v_time v_Ex v_Ey v_Ez c_pol[*] v_vol file NAME"
+        )
     if len(candidates) > 1:
-        raise ValueError(f"{path}: columns of several computes ({', '.join(sorted(candidates))}); "
-                         "write only the vector of compute pol/allegro")
-    (cid, cols), = candidates.items()
+        raise ValueError(
+            f"{path}: columns of several computes ({', '.join(sorted(candidates))}); "
+            "write only the vector of compute pol/allegro"
+        )
+    ((cid, cols),) = candidates.items()
     alpha = None
     if any(i in cols for i in range(4, 13)):
         if not all(i in cols for i in range(4, 13)):
-            raise ValueError(f"{path}: incomplete polarizability columns c_{cid}[4..12] of compute pol/allegro")
-        alpha = np.stack([data[:, cols[i]] for i in range(4, 13)], axis=1).reshape(-1, 3, 3)
+            raise ValueError(
+                f"{path}: incomplete polarizability columns c_{cid}[4..12] of compute pol/allegro"
+            )
+        alpha = np.stack([data[:, cols[i]] for i in range(4, 13)], axis=1).reshape(
+            -1, 3, 3
+        )
 
     time_fs = data[:, index["v_time"]] * PS_TO_FS
     if "TimeStep" in index and len(data) >= 2 and np.all(np.isfinite(time_fs)):
@@ -334,7 +387,9 @@ def read_lammps_ave_time(path: Union[str, os.PathLike]) -> PolarizationSeries:
             # exact integer step counter: fit t = t0 + dt * step, unless the printed times disagree
             slope, intercept = np.polyfit(steps - steps[0], time_fs, 1)
             fitted = intercept + slope * (steps - steps[0])
-            if np.max(np.abs(fitted - time_fs)) <= max(UNIFORM_RTOL * slope * dsteps[0], 1e-9):
+            if np.max(np.abs(fitted - time_fs)) <= max(
+                UNIFORM_RTOL * slope * dsteps[0], 1e-9
+            ):
                 time_fs = fitted
     volume = data[:, index["v_vol"]] if "v_vol" in index else None
     return PolarizationSeries(

@@ -3,4 +3,8 @@
 from .branch import fold_to_nearest_branch, NearestBranchPolarization
 from .transforms import ElectricResponseKeysTransform
 
-__all__ = ["fold_to_nearest_branch", "NearestBranchPolarization", "ElectricResponseKeysTransform"]
+__all__ = [
+    "fold_to_nearest_branch",
+    "NearestBranchPolarization",
+    "ElectricResponseKeysTransform",
+]

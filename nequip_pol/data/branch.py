@@ -15,7 +15,10 @@ from .._keys import POLARIZATION_KEY
 
 
 def fold_to_nearest_branch(
-    reference: torch.Tensor, target: torch.Tensor, cell: torch.Tensor, periodic: torch.Tensor
+    reference: torch.Tensor,
+    target: torch.Tensor,
+    cell: torch.Tensor,
+    periodic: torch.Tensor,
 ) -> torch.Tensor:
     """Shift ``reference`` by the lattice vector that brings it nearest to ``target``.
 
@@ -30,8 +33,14 @@ def fold_to_nearest_branch(
     cell = cell.view(-1, 3, 3).to(reference.dtype)
     difference = (target - reference).unsqueeze(-2)  # (n, 1, 3)
     # fractional coordinates of the difference: d = f @ cell
-    safe_cell = torch.where(periodic.view(-1, 1, 1), cell, torch.eye(3, dtype=cell.dtype, device=cell.device))
-    fractional = torch.linalg.solve(safe_cell.transpose(-1, -2), difference.transpose(-1, -2)).transpose(-1, -2)
+    safe_cell = torch.where(
+        periodic.view(-1, 1, 1),
+        cell,
+        torch.eye(3, dtype=cell.dtype, device=cell.device),
+    )
+    fractional = torch.linalg.solve(
+        safe_cell.transpose(-1, -2), difference.transpose(-1, -2)
+    ).transpose(-1, -2)
     quanta = torch.round(fractional)
     quanta = torch.where(torch.isfinite(quanta), quanta, torch.zeros_like(quanta))
     shift = torch.matmul(quanta, cell).view(-1, 3)
@@ -69,7 +78,12 @@ class NearestBranchPolarization(BaseModifier):
         if data2 is None:
             return self._scale(data1[self.field], data1)
         pred, target = data1[self.field], data2[self.field]
-        target = fold_to_nearest_branch(target, pred.detach(), data2[AtomicDataDict.CELL_KEY], _periodic_frames(data2))
+        target = fold_to_nearest_branch(
+            target,
+            pred.detach(),
+            data2[AtomicDataDict.CELL_KEY],
+            _periodic_frames(data2),
+        )
         return self._scale(pred, data1), self._scale(target, data2)
 
     def _scale(self, value, data):

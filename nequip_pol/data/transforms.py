@@ -4,7 +4,12 @@ import torch
 
 from nequip.data import AtomicDataDict
 
-from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from .._keys import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+)
 
 from typing import Sequence
 
@@ -22,7 +27,10 @@ class ElectricResponseKeysTransform(torch.nn.Module):
         labels: the response labels to complete (default: P, Z*, alpha)
     """
 
-    def __init__(self, labels: Sequence[str] = (POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)):
+    def __init__(
+        self,
+        labels: Sequence[str] = (POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY),
+    ):
         super().__init__()
         self.labels = list(labels)
 
@@ -50,5 +58,7 @@ class ElectricResponseKeysTransform(torch.nn.Module):
                 )
             data[key] = value.reshape(shape).to(pos.dtype)
         if not bool(torch.isfinite(data[ELECTRIC_FIELD_KEY]).all()):
-            raise ValueError(f"`{ELECTRIC_FIELD_KEY}` is NaN or infinite in a frame: {data[ELECTRIC_FIELD_KEY].tolist()}")
+            raise ValueError(
+                f"`{ELECTRIC_FIELD_KEY}` is NaN or infinite in a frame: {data[ELECTRIC_FIELD_KEY].tolist()}"
+            )
         return data

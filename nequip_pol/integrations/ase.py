@@ -64,14 +64,23 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.calculators.calculator import (
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
 from .field_state import FieldLike, FieldStateMixin, check_field_value
-from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from .._keys import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+)
 
 __all__ = ["NequIPPolCalculator", "FieldLike"]
 
@@ -157,7 +166,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             )
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
-        super().__init__(model=model, device=device, transforms=list(transforms or []), **kwargs)
+        super().__init__(
+            model=model, device=device, transforms=list(transforms or []), **kwargs
+        )
         self.mode = mode
         eager_inputs, eager_outputs = _eager_model_keys(model)
         input_keys = eager_inputs if input_keys is None else input_keys
@@ -167,7 +178,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         self._type_lookup, self._species_map = self._find_type_mapper()
         self.num_evaluations = 0
         if mode == "linear":
-            self._require_outputs([POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'")
+            self._require_outputs(
+                [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'"
+            )
         self._init_field_state(field, time)
 
     # ------------------------------------------------------------------ loading
@@ -191,12 +204,17 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         """
         from nequip.model.inference_models import load_compiled_model
         from nequip.nn import graph_model
-        from nequip.integrations.utils import handle_chemical_species_map, basic_transforms
+        from nequip.integrations.utils import (
+            handle_chemical_species_map,
+            basic_transforms,
+        )
         from nequip.data._nl import DEFAULT_NEIGHBORLIST_BACKEND
 
         path = Path(compile_path)
         if not path.is_file():
-            raise FileNotFoundError(f"compiled model file not found: {os.fspath(path)!r}")
+            raise FileNotFoundError(
+                f"compiled model file not found: {os.fspath(path)!r}"
+            )
         if not path.name.endswith(".nequip.pt2"):
             raise ValueError(
                 f"{os.fspath(path)!r} is not an AOTInductor model (`*.nequip.pt2`); compile one with "
@@ -210,10 +228,14 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             if "keys" not in str(err):
                 raise
             # artifacts written before nequip stored the keys: assume the nequip-pol ASE target
-            model, metadata = load_compiled_model(str(path), device, list(target["input"]), list(target["output"]))
+            model, metadata = load_compiled_model(
+                str(path), device, list(target["input"]), list(target["output"])
+            )
         input_keys, output_keys = list(model.input_keys), list(model.output_keys)
         required_inputs = [k for k in target["input"] if k != ELECTRIC_FIELD_KEY]
-        if set(input_keys) - set(target["input"]) or set(required_inputs) - set(input_keys):
+        if set(input_keys) - set(target["input"]) or set(required_inputs) - set(
+            input_keys
+        ):
             raise ValueError(
                 f"{os.fspath(path)!r} was compiled with inputs {input_keys}, which is not an ASE target; "
                 f"recompile with `--target {ASE_TARGET_NAME}` (inputs {list(target['input'])})"
@@ -225,7 +247,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                     f"recompile with `--target {ASE_TARGET_NAME}`"
                 )
         type_names = metadata[graph_model.TYPE_NAMES_KEY]
-        species_map = handle_chemical_species_map(chemical_species_to_atom_type_map, type_names)
+        species_map = handle_chemical_species_map(
+            chemical_species_to_atom_type_map, type_names
+        )
         if "transforms" in kwargs:
             raise KeyError("`transforms` not allowed here")
         transforms = basic_transforms(
@@ -237,7 +261,12 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             neighborlist_backend_kwargs=neighborlist_backend_kwargs,
         )
         calc = cls(
-            model=model, device=device, transforms=transforms, input_keys=input_keys, output_keys=output_keys, **kwargs
+            model=model,
+            device=device,
+            transforms=transforms,
+            input_keys=input_keys,
+            output_keys=output_keys,
+            **kwargs,
         )
         calc.model_path = os.fspath(path)
         calc._compiled_dtype = metadata.get(graph_model.MODEL_DTYPE_KEY)
@@ -261,15 +290,24 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         """
         path_str = os.fspath(model_path)
         if not path_str.startswith("nequip.net:") and not Path(path_str).is_file():
-            raise FileNotFoundError(f"model file not found: {path_str!r} (expected a .ckpt or .nequip.zip)")
+            raise FileNotFoundError(
+                f"model file not found: {path_str!r} (expected a .ckpt or .nequip.zip)"
+            )
         if path_str.endswith(".nequip.pt2") or path_str.endswith(".nequip.pth"):
-            raise ValueError(f"{path_str!r} is a compiled model: load it with `from_compiled_model`")
-        ctor_kwargs = {k: kwargs.pop(k) for k in ("field", "mode", "time") if k in kwargs}
+            raise ValueError(
+                f"{path_str!r} is a compiled model: load it with `from_compiled_model`"
+            )
+        ctor_kwargs = {
+            k: kwargs.pop(k) for k in ("field", "mode", "time") if k in kwargs
+        }
         mode = ctor_kwargs.pop("mode", "full")
         # build in full mode first: the output check of the linear mode needs the modifiers applied
         calc = super()._from_saved_model(
-            path_str, device=device, chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
-            **ctor_kwargs, **kwargs,
+            path_str,
+            device=device,
+            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+            **ctor_kwargs,
+            **kwargs,
         )
         if modifiers:
             from nequip.model.modify_utils import modify
@@ -283,7 +321,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         return calc
 
     @classmethod
-    def from_saved_model(cls, model_path, device="cpu", **kwargs) -> "NequIPPolCalculator":
+    def from_saved_model(
+        cls, model_path, device="cpu", **kwargs
+    ) -> "NequIPPolCalculator":
         """Public alias of :meth:`_from_saved_model` (checkpoint or package, eager)."""
         return cls._from_saved_model(model_path, device=device, **kwargs)
 
@@ -306,7 +346,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
         if mode == "linear":
-            self._require_outputs([POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'")
+            self._require_outputs(
+                [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'"
+            )
         if mode != self.mode:
             self.mode = mode
             self.reset()
@@ -317,20 +359,31 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         Calculator.calculate(self, atoms)
         field = self.field_at()
         missing = [
-            p for p in properties if p in _RESPONSE_PROPERTIES and not self._has_output(_RESPONSE_PROPERTIES[p])
+            p
+            for p in properties
+            if p in _RESPONSE_PROPERTIES
+            and not self._has_output(_RESPONSE_PROPERTIES[p])
         ]
         if missing:
-            raise PropertyNotImplementedError(self._missing_outputs_message(missing, f"the properties {missing}"))
+            raise PropertyNotImplementedError(
+                self._missing_outputs_message(missing, f"the properties {missing}")
+            )
         results = self.evaluate(self.atoms, field)
-        missing = [p for p in properties if p in _RESPONSE_PROPERTIES and p not in results]
+        missing = [
+            p for p in properties if p in _RESPONSE_PROPERTIES and p not in results
+        ]
         if missing:
-            raise PropertyNotImplementedError(self._missing_outputs_message(missing, f"the properties {missing}"))
+            raise PropertyNotImplementedError(
+                self._missing_outputs_message(missing, f"the properties {missing}")
+            )
         self.results = results
         self.results_field = field
         self.results_time = self._time
         self.num_evaluations += 1
 
-    def evaluate(self, atoms, field=None, mode: Optional[str] = None) -> Dict[str, np.ndarray]:
+    def evaluate(
+        self, atoms, field=None, mode: Optional[str] = None
+    ) -> Dict[str, np.ndarray]:
         """All properties of ``atoms`` at ``field`` ((3,), V/A; default zero), without touching the cache.
 
         Returns a dict keyed like the ASE results (stress in Voigt form).
@@ -345,7 +398,11 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         # linear: zero-field model + first-order field terms
         out = self._run_model(data, np.zeros(3))
         zero = self._results_from_output(out, len(atoms), per_atom=False)
-        p0, z0, alpha0 = zero["polarization"], zero["born_effective_charges"], zero["polarizability"]
+        p0, z0, alpha0 = (
+            zero["polarization"],
+            zero["born_effective_charges"],
+            zero["polarizability"],
+        )
         results = dict(zero)
         results["energy"] = zero["energy"] - float(field @ p0)
         results["free_energy"] = results["energy"]
@@ -386,17 +443,26 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         bad = (numbers >= len(self._type_lookup)) | (numbers < 0)
         bad[~bad] = self._type_lookup[numbers[~bad]] < 0
         if bad.any():
-            symbols = sorted({str(s) for s in np.asarray(atoms.get_chemical_symbols())[bad]})
+            symbols = sorted(
+                {str(s) for s in np.asarray(atoms.get_chemical_symbols())[bad]}
+            )
             raise ValueError(
                 f"unknown species {symbols}: not in this model's type names {self._species_map} "
                 "(or not in `chemical_species_to_atom_type_map`)"
             )
 
-    def _run_model(self, data: AtomicDataDict.Type, field: np.ndarray) -> AtomicDataDict.Type:
+    def _run_model(
+        self, data: AtomicDataDict.Type, field: np.ndarray
+    ) -> AtomicDataDict.Type:
         takes_field = self.input_keys is None or ELECTRIC_FIELD_KEY in self.input_keys
         if takes_field:
             pos = data[AtomicDataDict.POSITIONS_KEY]
-            data[ELECTRIC_FIELD_KEY] = torch.as_tensor(field, dtype=torch.float64).view(1, 3).contiguous().to(pos.device)
+            data[ELECTRIC_FIELD_KEY] = (
+                torch.as_tensor(field, dtype=torch.float64)
+                .view(1, 3)
+                .contiguous()
+                .to(pos.device)
+            )
         elif field.any():
             raise ValueError(
                 f"this model takes no `{ELECTRIC_FIELD_KEY}` input (inputs {self.input_keys}; compiled with "
@@ -404,11 +470,15 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                 f"recompile with `--target {ASE_TARGET_NAME}`"
             )
         out = self.call_model(data)
-        if self.output_keys is not None:  # only what the model declares (a compiled model returns no more)
+        if (
+            self.output_keys is not None
+        ):  # only what the model declares (a compiled model returns no more)
             out = {k: v for k, v in out.items() if k in self.output_keys}
         return out
 
-    def _results_from_output(self, out: AtomicDataDict.Type, num_atoms: int, per_atom: bool) -> Dict[str, np.ndarray]:
+    def _results_from_output(
+        self, out: AtomicDataDict.Type, num_atoms: int, per_atom: bool
+    ) -> Dict[str, np.ndarray]:
         def get(key):
             return out[key].detach().cpu().to(torch.float64).numpy()
 
@@ -417,14 +487,23 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         results["energy"] = energy
         results["free_energy"] = energy
         if per_atom and AtomicDataDict.PER_ATOM_ENERGY_KEY in out:
-            results["energies"] = get(AtomicDataDict.PER_ATOM_ENERGY_KEY).reshape(num_atoms)
+            results["energies"] = get(AtomicDataDict.PER_ATOM_ENERGY_KEY).reshape(
+                num_atoms
+            )
         results["forces"] = get(AtomicDataDict.FORCE_KEY).reshape(num_atoms, 3)
-        if AtomicDataDict.STRESS_KEY in out and out[AtomicDataDict.STRESS_KEY].numel() == 9:
-            results["stress"] = full_3x3_to_voigt_6_stress(get(AtomicDataDict.STRESS_KEY).reshape(3, 3))
+        if (
+            AtomicDataDict.STRESS_KEY in out
+            and out[AtomicDataDict.STRESS_KEY].numel() == 9
+        ):
+            results["stress"] = full_3x3_to_voigt_6_stress(
+                get(AtomicDataDict.STRESS_KEY).reshape(3, 3)
+            )
         if POLARIZATION_KEY in out:
             results["polarization"] = get(POLARIZATION_KEY).reshape(3)
         if BORN_CHARGE_KEY in out:
-            results["born_effective_charges"] = get(BORN_CHARGE_KEY).reshape(num_atoms, 3, 3)
+            results["born_effective_charges"] = get(BORN_CHARGE_KEY).reshape(
+                num_atoms, 3, 3
+            )
         if POLARIZABILITY_KEY in out:
             results["polarizability"] = get(POLARIZABILITY_KEY).reshape(3, 3)
         return results

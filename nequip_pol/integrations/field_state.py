@@ -32,13 +32,19 @@ def check_field_value(value, where: str = "") -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"electric field{where} must be 3 numbers in V/A, got {value!r}") from err
+        raise ValueError(
+            f"electric field{where} must be 3 numbers in V/A, got {value!r}"
+        ) from err
     if arr.shape == (1, 3):
         arr = arr.reshape(3)
     if arr.shape != (3,):
-        raise ValueError(f"electric field{where} must be a 3-vector in V/A (shape (3,)), got shape {arr.shape}")
+        raise ValueError(
+            f"electric field{where} must be a 3-vector in V/A (shape (3,)), got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"electric field{where} contains NaN or infinite values: {arr.tolist()}")
+        raise ValueError(
+            f"electric field{where} contains NaN or infinite values: {arr.tolist()}"
+        )
     return arr
 
 
@@ -76,7 +82,9 @@ class FieldStateMixin:
     @property
     def field(self) -> FieldLike:
         """The field as set: a (3,) array in V/A or the callable ``t_fs -> (3,)``."""
-        return self._field_fn if self._field_fn is not None else self._field_const.copy()
+        return (
+            self._field_fn if self._field_fn is not None else self._field_const.copy()
+        )
 
     def set_field(self, field: FieldLike) -> None:
         """Set the field: a 3-vector in V/A, a callable ``t_fs -> 3-vector``, or ``None`` (zero).
@@ -84,12 +92,16 @@ class FieldStateMixin:
         Cached results are dropped if, and only if, the field at the current time changed.
         """
         if callable(field):
-            value = check_field_value(field(self._time), f" returned by {field!r} at t = {self._time} fs")
+            value = check_field_value(
+                field(self._time), f" returned by {field!r} at t = {self._time} fs"
+            )
             self._field_fn, self._field_const = field, np.zeros(3)
         else:
             value = np.zeros(3) if field is None else check_field_value(field)
             self._field_fn, self._field_const = None, value
-        if self.results_field is not None and not np.array_equal(value, self.results_field):
+        if self.results_field is not None and not np.array_equal(
+            value, self.results_field
+        ):
             self.reset()
 
     def field_at(self, t: Optional[float] = None) -> np.ndarray:
@@ -97,7 +109,9 @@ class FieldStateMixin:
         t = self._time if t is None else float(t)
         if self._field_fn is None:
             return self._field_const.copy()
-        return check_field_value(self._field_fn(t), f" returned by the field function at t = {t} fs")
+        return check_field_value(
+            self._field_fn(t), f" returned by the field function at t = {t} fs"
+        )
 
     def attach_dynamics(self, dyn, t0: Optional[float] = None) -> None:
         """Keep ``calc.time`` in step with an ASE ``MolecularDynamics`` object ``dyn``.
@@ -119,7 +133,9 @@ class FieldStateMixin:
 
         def step(*args, **kwargs):
             if takes_forces and not args and kwargs.get("forces") is None:
-                kwargs["forces"] = dyn.atoms.get_forces(md=True)  # at (R_n, E(t_n)): cached
+                kwargs["forces"] = dyn.atoms.get_forces(
+                    md=True
+                )  # at (R_n, E(t_n)): cached
             calc.time = t0 + (dyn.nsteps + 1) * dt_fs
             return original_step(*args, **kwargs)
 
@@ -128,7 +144,9 @@ class FieldStateMixin:
 
     def check_state(self, atoms, tol=1e-15):
         changes = super().check_state(atoms, tol=tol)
-        if self.results_field is not None and not np.array_equal(self.field_at(), self.results_field):
+        if self.results_field is not None and not np.array_equal(
+            self.field_at(), self.results_field
+        ):
             changes.append("electric_field")
         return changes
 

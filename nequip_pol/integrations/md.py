@@ -105,16 +105,21 @@ class PolarizationLogger:
         self._reference_initial = False
         if isinstance(reference, str):
             if reference != "initial":
-                raise ValueError(f"`reference` must be None, 'initial', an Atoms or a 3-vector, got {reference!r}")
+                raise ValueError(
+                    f"`reference` must be None, 'initial', an Atoms or a 3-vector, got {reference!r}"
+                )
             self._reference_initial = True
         elif isinstance(reference, Atoms):
             self.reference_polarization = np.asarray(
-                atoms.calc.evaluate(reference, field=np.zeros(3))["polarization"], dtype=float
+                atoms.calc.evaluate(reference, field=np.zeros(3))["polarization"],
+                dtype=float,
             )
         elif reference is not None:
             ref = np.asarray(reference, dtype=float)
             if ref.shape != (3,) or not np.all(np.isfinite(ref)):
-                raise ValueError(f"reference polarization must be a finite 3-vector (e*A), got {reference!r}")
+                raise ValueError(
+                    f"reference polarization must be a finite 3-vector (e*A), got {reference!r}"
+                )
             self.reference_polarization = ref
         self._has_reference = reference is not None
 
@@ -124,42 +129,65 @@ class PolarizationLogger:
             self._file, self._owns_file = filename, False
         else:
             self._file, self._owns_file = open(filename, mode, newline=""), True
-        self.columns = layout.columns(relative=self._has_reference, volume=True, polarizability=polarizability,
-                                      energies=energies)
+        self.columns = layout.columns(
+            relative=self._has_reference,
+            volume=True,
+            polarizability=polarizability,
+            energies=energies,
+        )
         self._writer = None
         if self._file is not None:
             self._writer = csv.writer(self._file)
             if mode == "w" or self._file.tell() == 0:
                 self._writer.writerow(self.columns)
         self.keep = keep
-        self.frames: Dict[str, list] = {"time_fs": [], "field": [], "polarization": [], "volume": [],
-                                        "polarizability": []}
+        self.frames: Dict[str, list] = {
+            "time_fs": [],
+            "field": [],
+            "polarization": [],
+            "volume": [],
+            "polarizability": [],
+        }
         self._previous = None  # (field, P) of the last row, for the work integral
         self.field_work = 0.0
         self.num_rows = 0
 
     def __call__(self) -> None:
         calc = self.atoms.calc
-        polarization = np.asarray(calc.get_property("polarization", self.atoms), dtype=float)
+        polarization = np.asarray(
+            calc.get_property("polarization", self.atoms), dtype=float
+        )
         # the field the cached results were computed at (== E(calc.time))
-        field = calc.results_field if calc.results_field is not None else calc.field_at()
+        field = (
+            calc.results_field if calc.results_field is not None else calc.field_at()
+        )
         time_fs = calc.results_time if calc.results_time is not None else calc.time
         if self._reference_initial and self.reference_polarization is None:
             self.reference_polarization = polarization.copy()
         if self._previous is not None:
             prev_field, prev_p = self._previous
-            self.field_work -= 0.5 * float((polarization + prev_p) @ (field - prev_field))
+            self.field_work -= 0.5 * float(
+                (polarization + prev_p) @ (field - prev_field)
+            )
         self._previous = (field.copy(), polarization.copy())
 
         step = self.dyn.nsteps if self.dyn is not None else self.num_rows
         volume = self.atoms.get_volume() if self.atoms.pbc.all() else float("nan")
         alpha = None
         if self.polarizability:
-            alpha = np.asarray(calc.get_property("polarizability", self.atoms), dtype=float).reshape(3, 3).copy()
+            alpha = (
+                np.asarray(calc.get_property("polarizability", self.atoms), dtype=float)
+                .reshape(3, 3)
+                .copy()
+            )
         if self.keep:
-            for key, value in (("time_fs", float(time_fs)), ("field", np.array(field, dtype=float)),
-                               ("polarization", polarization.copy()), ("volume", volume),
-                               ("polarizability", alpha)):
+            for key, value in (
+                ("time_fs", float(time_fs)),
+                ("field", np.array(field, dtype=float)),
+                ("polarization", polarization.copy()),
+                ("volume", volume),
+                ("polarizability", alpha),
+            ):
                 self.frames[key].append(value)
         if self._writer is not None:
             row = [int(step), float(time_fs), *field, *polarization]
@@ -176,7 +204,9 @@ class PolarizationLogger:
             self._file.flush()
         self.num_rows += 1
 
-    def to_series(self, source: str = "MD (PolarizationLogger)", metadata: Optional[dict] = None):
+    def to_series(
+        self, source: str = "MD (PolarizationLogger)", metadata: Optional[dict] = None
+    ):
         """The frames kept so far (``keep=True``) as a :class:`~nequip_pol.analysis.timeseries.PolarizationSeries`.
 
         ``volume`` is ``None`` when the cell is not periodic; ``polarizability`` is ``None``
@@ -185,14 +215,18 @@ class PolarizationLogger:
         from ..analysis.timeseries import PolarizationSeries
 
         if not self.keep:
-            raise ValueError("this PolarizationLogger keeps no frames in memory; create it with keep=True")
+            raise ValueError(
+                "this PolarizationLogger keeps no frames in memory; create it with keep=True"
+            )
         frames = self.frames
         volume = np.array(frames["volume"], dtype=float)
         return PolarizationSeries(
             time_fs=np.array(frames["time_fs"]),
             field=np.array(frames["field"]).reshape(-1, 3),
             polarization=np.array(frames["polarization"]).reshape(-1, 3),
-            polarizability=np.array(frames["polarizability"]) if self.polarizability else None,
+            polarizability=np.array(frames["polarizability"])
+            if self.polarizability
+            else None,
             volume=None if np.all(np.isnan(volume)) else volume,
             source=source,
             metadata=dict(metadata or {}),
@@ -232,4 +266,3 @@ def thermalize(atoms: Atoms, temperature_K: float, rng=None) -> None:
     else:  # ASE < 3.29
         vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
     vd.Stationary(atoms)
-

@@ -21,7 +21,13 @@ import numpy as np
 
 from .qe import NequipPolIOError
 
-__all__ = ["DataReport", "DataCheckError", "check_dataset", "DEFAULT_KEY_ALIASES", "P_SPREAD_WARN"]
+__all__ = [
+    "DataReport",
+    "DataCheckError",
+    "check_dataset",
+    "DEFAULT_KEY_ALIASES",
+    "P_SPREAD_WARN",
+]
 
 #: file key -> canonical key, applied before any user mapping
 DEFAULT_KEY_ALIASES = {
@@ -39,7 +45,14 @@ _SHAPES = {
     "polarizability": [(9,), (3, 3)],
     "electric_field": [(3,)],
 }
-_EXPECTED = ["total_energy", "forces", "stress", "polarization", "born_effective_charges", "polarizability"]
+_EXPECTED = [
+    "total_energy",
+    "forces",
+    "stress",
+    "polarization",
+    "born_effective_charges",
+    "polarizability",
+]
 
 #: spread of folded P (fractional units) above which the frames are reported as inconsistent
 P_SPREAD_WARN = 0.25
@@ -55,8 +68,12 @@ class DataReport:
     n_frames: int = 0
     n_atoms: tuple = (0, 0)  # min, max
     species: dict = field(default_factory=dict)  # symbol -> total count over frames
-    keys: dict = field(default_factory=dict)  # canonical key -> number of frames having it
-    missing: dict = field(default_factory=dict)  # expected key -> number of frames lacking it
+    keys: dict = field(
+        default_factory=dict
+    )  # canonical key -> number of frames having it
+    missing: dict = field(
+        default_factory=dict
+    )  # expected key -> number of frames lacking it
     asr_max: float | None = None  # max_frames max_ab |sum_i Z_i,ab|, e
     asr_frame: int | None = None
     alpha_asym_max: float | None = None  # max_frames max |alpha - alpha^T|, e*A^2/V
@@ -64,7 +81,9 @@ class DataReport:
     p_offset_frac: np.ndarray | None = None  # common centre of folded fractional P
     p_spread_frac: np.ndarray | None = None  # max |f - centre| per lattice direction
     p_rms_frac: np.ndarray | None = None  # rms |f - centre| per lattice direction
-    p_concentration: np.ndarray | None = None  # mean resultant length of exp(2 pi i f): 1 tight, 0 uniform
+    p_concentration: np.ndarray | None = (
+        None  # mean resultant length of exp(2 pi i f): 1 tight, 0 uniform
+    )
     p_consistent: bool | None = None
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
@@ -78,20 +97,47 @@ class DataReport:
             return "n/a" if v is None else f"{v:.3e}"
 
         lines = [f"== {self.path}"]
-        if not self.n_frames:  # unreadable, missing or empty: the errors are the whole report
+        if (
+            not self.n_frames
+        ):  # unreadable, missing or empty: the errors are the whole report
             lines.extend(f"ERROR: {e}" for e in self.errors)
             lines.append("status: " + ("OK" if self.ok else "FAILED"))
             return "\n".join(lines)
-        lines.append(f"frames: {self.n_frames}   atoms/frame: {self.n_atoms[0]}" + (f"-{self.n_atoms[1]}" if self.n_atoms[1] != self.n_atoms[0] else ""))
-        lines.append("species: " + (", ".join(f"{s} ({n})" for s, n in sorted(self.species.items())) or "none"))
-        lines.append("keys: " + (", ".join(f"{k} ({n}/{self.n_frames})" for k, n in self.keys.items()) or "none"))
+        lines.append(
+            f"frames: {self.n_frames}   atoms/frame: {self.n_atoms[0]}"
+            + (f"-{self.n_atoms[1]}" if self.n_atoms[1] != self.n_atoms[0] else "")
+        )
+        lines.append(
+            "species: "
+            + (
+                ", ".join(f"{s} ({n})" for s, n in sorted(self.species.items()))
+                or "none"
+            )
+        )
+        lines.append(
+            "keys: "
+            + (
+                ", ".join(f"{k} ({n}/{self.n_frames})" for k, n in self.keys.items())
+                or "none"
+            )
+        )
         if self.missing:
-            lines.append("missing: " + ", ".join(f"{k} (in {n} frames)" for k, n in self.missing.items()))
-        asr = fmt(self.asr_max) + (f" e (frame {self.asr_frame})" if self.asr_max is not None else "")
+            lines.append(
+                "missing: "
+                + ", ".join(f"{k} (in {n} frames)" for k, n in self.missing.items())
+            )
+        asr = fmt(self.asr_max) + (
+            f" e (frame {self.asr_frame})" if self.asr_max is not None else ""
+        )
         lines.append(f"Born-charge acoustic sum rule, max |sum_i Z*_i|: {asr}")
-        asym = fmt(self.alpha_asym_max) + (f" e*A^2/V (frame {self.alpha_asym_frame})" if self.alpha_asym_max is not None else "")
+        asym = fmt(self.alpha_asym_max) + (
+            f" e*A^2/V (frame {self.alpha_asym_frame})"
+            if self.alpha_asym_max is not None
+            else ""
+        )
         lines.append(f"polarizability asymmetry, max |alpha - alpha^T|: {asym}")
         if self.p_offset_frac is not None:
+
             def vec(v, f="{:.4f}"):
                 return "[" + " ".join(f.format(x) for x in v) + "]"
 
@@ -101,14 +147,24 @@ class DataReport:
                 f"rms spread {vec(self.p_rms_frac)}, concentration {vec(self.p_concentration, '{:.3f}')}"
             )
             if self.p_consistent:
-                lines.append("  -> consistent: all frames on one branch within the spread above")
-                half = [k for k, x in enumerate(self.p_offset_frac) if abs(abs(x) - 0.5) < 0.05]
+                lines.append(
+                    "  -> consistent: all frames on one branch within the spread above"
+                )
+                half = [
+                    k
+                    for k, x in enumerate(self.p_offset_frac)
+                    if abs(abs(x) - 0.5) < 0.05
+                ]
                 if half:
-                    lines.append("  note: constant offset of half a quantum along "
-                                 + ", ".join("a%d" % (k + 1) for k in half))
+                    lines.append(
+                        "  note: constant offset of half a quantum along "
+                        + ", ".join("a%d" % (k + 1) for k in half)
+                    )
             else:
-                lines.append(f"  -> branch NOT verifiable: frames spread by >= {P_SPREAD_WARN} quanta "
-                             "(large P fluctuations or mixed branches)")
+                lines.append(
+                    f"  -> branch NOT verifiable: frames spread by >= {P_SPREAD_WARN} quanta "
+                    "(large P fluctuations or mixed branches)"
+                )
         else:
             lines.append("polarization: n/a")
         for w in self.warnings:
@@ -134,7 +190,9 @@ def _frame_values(atoms) -> dict:
 
 def _shape_ok(shape, allowed, n) -> bool:
     for a in allowed:
-        if len(a) == len(shape) and all((d == n if s == "N" else d == s) for s, d in zip(a, shape)):
+        if len(a) == len(shape) and all(
+            (d == n if s == "N" else d == s) for s, d in zip(a, shape)
+        ):
             return True
     return False
 
@@ -166,12 +224,21 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
     aliases = dict(DEFAULT_KEY_ALIASES)
     aliases.update(key_mapping or {})
     if not path.is_file():
-        rep.errors.append(f"{path}: " + ("is a folder, not an extended-XYZ file" if path.is_dir() else "no such file"))
+        rep.errors.append(
+            f"{path}: "
+            + (
+                "is a folder, not an extended-XYZ file"
+                if path.is_dir()
+                else "no such file"
+            )
+        )
         return rep
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as exc:  # noqa: BLE001 -- any reader failure is "unreadable"
-        rep.errors.append(f"{path}: unreadable extended-XYZ file: {type(exc).__name__}: {exc}")
+        rep.errors.append(
+            f"{path}: unreadable extended-XYZ file: {type(exc).__name__}: {exc}"
+        )
         return rep
     if not frames:
         rep.errors.append(f"{path}: no frames")
@@ -208,8 +275,12 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
                 rep.errors.append(f"frame {i}: {ck} is not numeric")
                 continue
             if not _shape_ok(arr.shape, _SHAPES[ck], n):
-                rep.errors.append(f"frame {i}: {ck} has shape {arr.shape}, expected one of "
-                                  + ", ".join(str(tuple(n if d == 'N' else d for d in s)) for s in _SHAPES[ck]))
+                rep.errors.append(
+                    f"frame {i}: {ck} has shape {arr.shape}, expected one of "
+                    + ", ".join(
+                        str(tuple(n if d == "N" else d for d in s)) for s in _SHAPES[ck]
+                    )
+                )
                 continue
             if not np.all(np.isfinite(arr)):
                 rep.errors.append(f"frame {i}: {ck} contains NaN or inf")
@@ -230,15 +301,27 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
                 f = np.linalg.solve(cell.T, p)
                 frac_p.append(f - np.floor(f + 0.5))
             else:
-                rep.warnings.append(f"frame {i}: no periodic cell, polarization branch not checked")
+                rep.warnings.append(
+                    f"frame {i}: no periodic cell, polarization branch not checked"
+                )
 
     # errors reported once per key, not once per frame, when they repeat
     rep.errors = _compress(rep.errors)
     rep.species = species
     rep.keys = {k: present[k] for k in list(_SHAPES) if k in present}
-    rep.missing = {k: rep.n_frames - present.get(k, 0) for k in _EXPECTED if present.get(k, 0) < rep.n_frames}
+    rep.missing = {
+        k: rep.n_frames - present.get(k, 0)
+        for k in _EXPECTED
+        if present.get(k, 0) < rep.n_frames
+    }
     if rep.missing:
-        rep.warnings.append("missing values: " + ", ".join(f"{k} absent in {m} of {rep.n_frames} frames" for k, m in rep.missing.items()))
+        rep.warnings.append(
+            "missing values: "
+            + ", ".join(
+                f"{k} absent in {m} of {rep.n_frames} frames"
+                for k, m in rep.missing.items()
+            )
+        )
     if asr:
         rep.asr_max, rep.asr_frame = max(asr)
     if asym:
@@ -252,7 +335,9 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
         rep.p_offset_frac = c
         rep.p_spread_frac = np.abs(d).max(axis=0)
         rep.p_rms_frac = np.sqrt((d**2).mean(axis=0))
-        rep.p_concentration = np.hypot(np.cos(ang).mean(axis=0), np.sin(ang).mean(axis=0))
+        rep.p_concentration = np.hypot(
+            np.cos(ang).mean(axis=0), np.sin(ang).mean(axis=0)
+        )
         rep.p_consistent = bool(np.all(rep.p_spread_frac < P_SPREAD_WARN))
         if not rep.p_consistent:
             rep.warnings.append(

@@ -108,7 +108,9 @@ def _floats(elem, what: str, path: Path) -> np.ndarray:
     try:
         return np.array(elem.text.split(), dtype=float)
     except ValueError as exc:
-        raise QEParseError(f"{path}: malformed QE XML, non-numeric <{what}>: {exc}") from None
+        raise QEParseError(
+            f"{path}: malformed QE XML, non-numeric <{what}>: {exc}"
+        ) from None
 
 
 def _symbol(label: str, path: Path) -> str:
@@ -122,13 +124,17 @@ def _symbol(label: str, path: Path) -> str:
     for c in cands:
         if c in chemical_symbols[1:]:
             return c
-    raise QEParseError(f"{path}: cannot map species label {label!r} to a chemical element")
+    raise QEParseError(
+        f"{path}: cannot map species label {label!r} to a chemical element"
+    )
 
 
 def _xml_in_folder(folder: Path) -> list[Path]:
     found = sorted(p for p in folder.glob("*.xml") if p.is_file())
     if not found:
-        found = sorted(p for p in folder.glob("*.save/data-file-schema.xml") if p.is_file())
+        found = sorted(
+            p for p in folder.glob("*.save/data-file-schema.xml") if p.is_file()
+        )
     return found
 
 
@@ -143,7 +149,11 @@ def find_qe_xml(path) -> list[Path]:
     if path.is_dir():
         found = _xml_in_folder(path)
         if not found:
-            found = [xml for sub in sorted(p for p in path.iterdir() if p.is_dir()) for xml in _xml_in_folder(sub)]
+            found = [
+                xml
+                for sub in sorted(p for p in path.iterdir() if p.is_dir())
+                for xml in _xml_in_folder(sub)
+            ]
         if not found:
             raise QEParseError(
                 f"{path}: no QE XML file (*.xml or *.save/data-file-schema.xml) in this folder or its "
@@ -163,31 +173,47 @@ def read_qe_xml(path) -> QERun:
     except OSError as exc:
         raise QEParseError(f"{path}: cannot read file: {exc}") from None
     if not root.tag.endswith("espresso"):
-        raise QEParseError(f"{path}: not a Quantum ESPRESSO XML file (root element <{root.tag}>)")
+        raise QEParseError(
+            f"{path}: not a Quantum ESPRESSO XML file (root element <{root.tag}>)"
+        )
     out = root.find("output")
     if out is None:
-        raise QEParseError(f"{path}: malformed QE XML, no <output> section (run did not finish?)")
+        raise QEParseError(
+            f"{path}: malformed QE XML, no <output> section (run did not finish?)"
+        )
 
     conv = out.find("convergence_info/scf_conv/convergence_achieved")
     if conv is None or conv.text is None:
         raise QEParseError(f"{path}: malformed QE XML, no <convergence_achieved> flag")
     if conv.text.strip().lower() not in ("true", "t", ".true."):
-        raise QEParseError(f"{path}: the SCF did not converge (convergence_achieved={conv.text.strip()})")
+        raise QEParseError(
+            f"{path}: the SCF did not converge (convergence_achieved={conv.text.strip()})"
+        )
     status = root.find("exit_status")
-    if status is not None and status.text is not None and status.text.strip() not in ("0", ""):
+    if (
+        status is not None
+        and status.text is not None
+        and status.text.strip() not in ("0", "")
+    ):
         raise QEParseError(f"{path}: pw.x ended with exit_status={status.text.strip()}")
 
     struct = out.find("atomic_structure")
     if struct is None:
-        raise QEParseError(f"{path}: malformed QE XML, missing <output/atomic_structure>")
+        raise QEParseError(
+            f"{path}: malformed QE XML, missing <output/atomic_structure>"
+        )
     atoms = struct.findall("atomic_positions/atom")
     if not atoms:
         raise QEParseError(f"{path}: malformed QE XML, no atoms in <atomic_positions>")
     symbols = [_symbol(a.get("name", ""), path) for a in atoms]
     pos = np.array([_floats(a, "atom", path) for a in atoms])
     if pos.shape != (len(atoms), 3):
-        raise QEParseError(f"{path}: malformed QE XML, atomic positions are not 3-vectors")
-    cell = np.array([_floats(struct.find(f"cell/a{i}"), f"cell/a{i}", path) for i in (1, 2, 3)])
+        raise QEParseError(
+            f"{path}: malformed QE XML, atomic positions are not 3-vectors"
+        )
+    cell = np.array(
+        [_floats(struct.find(f"cell/a{i}"), f"cell/a{i}", path) for i in (1, 2, 3)]
+    )
     if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-8:
         raise QEParseError(f"{path}: malformed QE XML, invalid cell")
     nat = len(atoms)
@@ -197,14 +223,20 @@ def read_qe_xml(path) -> QERun:
         raise QEParseError(f"{path}: malformed QE XML, <etot> is not a scalar")
     forces = _floats(out.find("forces"), "forces (run with tprnfor=.true.)", path)
     if forces.size != 3 * nat:
-        raise QEParseError(f"{path}: malformed QE XML, {forces.size} force components for {nat} atoms")
+        raise QEParseError(
+            f"{path}: malformed QE XML, {forces.size} force components for {nat} atoms"
+        )
     stress_el = out.find("stress")
     stress = None
     if stress_el is not None:
         s = _floats(stress_el, "stress", path)
         if s.size != 9:
-            raise QEParseError(f"{path}: malformed QE XML, stress has {s.size} components")
-        stress = -s.reshape(3, 3) * _STRESS  # QE: positive = compressive; ASE: the opposite
+            raise QEParseError(
+                f"{path}: malformed QE XML, stress has {s.size} components"
+            )
+        stress = (
+            -s.reshape(3, 3) * _STRESS
+        )  # QE: positive = compressive; ASE: the opposite
 
     info = out.find("electric_field/finiteElectricFieldInfo")
     if info is None:
@@ -230,9 +262,17 @@ def read_qe_xml(path) -> QERun:
     else:
         field_ry = _floats(fvec, "electric_field_vector", path)
         if field_ry.size != 3:
-            raise QEParseError(f"{path}: malformed QE XML, electric_field_vector is not a 3-vector")
+            raise QEParseError(
+                f"{path}: malformed QE XML, electric_field_vector is not a 3-vector"
+            )
 
-    for name, arr in (("positions", pos), ("cell", cell), ("energy", energy), ("forces", forces), ("dipole", dipole)):
+    for name, arr in (
+        ("positions", pos),
+        ("cell", cell),
+        ("energy", energy),
+        ("forces", forces),
+        ("dipole", dipole),
+    ):
         if not np.all(np.isfinite(arr)):
             raise QEParseError(f"{path}: non-finite values in {name}")
 
@@ -260,8 +300,11 @@ def fold_polarization(p: np.ndarray, cell: np.ndarray, center=None) -> np.ndarra
     from ..data.branch import fold_to_nearest_branch
 
     p = torch.as_tensor(np.asarray(p, dtype=float)).view(1, 3)
-    c = torch.zeros((1, 3), dtype=torch.float64) if center is None else torch.as_tensor(
-        np.asarray(center, dtype=float)).view(1, 3)
+    c = (
+        torch.zeros((1, 3), dtype=torch.float64)
+        if center is None
+        else torch.as_tensor(np.asarray(center, dtype=float)).view(1, 3)
+    )
     cell = torch.as_tensor(np.asarray(cell, dtype=float)).view(1, 3, 3)
     return fold_to_nearest_branch(p, c, cell, torch.tensor([True])).numpy()[0]
 
@@ -338,7 +381,9 @@ def _classify(group: list[QERun], field_tol: float):
             )
         slot[sign] = r
     if len(zero) > 1:
-        raise QEParseError(f"{zero[1].path}: duplicate zero-field run of the configuration of {zero[0].path}")
+        raise QEParseError(
+            f"{zero[1].path}: duplicate zero-field run of the configuration of {zero[0].path}"
+        )
     return (zero[0] if zero else None), by_axis
 
 
@@ -371,7 +416,9 @@ def _derivatives(zero: QERun, by_axis):
     return z, alpha, methods
 
 
-def _frame(run: QERun, polarization: np.ndarray, energy: float, z, alpha, with_field: bool):
+def _frame(
+    run: QERun, polarization: np.ndarray, energy: float, z, alpha, with_field: bool
+):
     from ase import Atoms
 
     atoms = Atoms(symbols=run.symbols, positions=run.positions, cell=run.cell, pbc=True)
@@ -387,7 +434,9 @@ def _frame(run: QERun, polarization: np.ndarray, energy: float, z, alpha, with_f
     return atoms
 
 
-def _field_frame_energy(zero: QERun, run: QERun, p0: np.ndarray, p: np.ndarray) -> float:
+def _field_frame_energy(
+    zero: QERun, run: QERun, p0: np.ndarray, p: np.ndarray
+) -> float:
     """Energy of a finite-field run on the branch of ``p`` (convention E(F) = E_KS - F . P).
 
     QE's ``etot`` under a field contains -F . P on a branch of its own choosing, so it is only
@@ -400,7 +449,9 @@ def _field_frame_energy(zero: QERun, run: QERun, p0: np.ndarray, p: np.ndarray) 
     quanta = quanta[np.abs(quanta) > 1e-12]
     if quanta.size:
         resid = e - target
-        grid = np.array(np.meshgrid(*([np.arange(-3, 4)] * quanta.size), indexing="ij")).reshape(quanta.size, -1)
+        grid = np.array(
+            np.meshgrid(*([np.arange(-3, 4)] * quanta.size), indexing="ij")
+        ).reshape(quanta.size, -1)
         shifts = quanta @ grid
         e -= float(shifts[np.argmin(np.abs(resid - shifts))])
     return e
@@ -456,13 +507,17 @@ def parse_qe_runs(
             continue
         others = [h for h in groups if h is not g]
         if others:
-            reasons = "; ".join(f"vs {h[0].path}: {_same_config(g[0], h[0], tol)}" for h in others)
+            reasons = "; ".join(
+                f"vs {h[0].path}: {_same_config(g[0], h[0], tol)}" for h in others
+            )
             raise QEParseError(
                 f"{_names(g)}: these runs do not group with the other runs into a complete "
                 f"configuration (missing: {', '.join(miss)}); their atoms or cell differ: {reasons}"
             )
         what = "missing zero-field run" if zero is None else "missing field direction"
-        raise QEParseError(f"{_names(g)}: {what} for this configuration: {', '.join(miss)} not found")
+        raise QEParseError(
+            f"{_names(g)}: {what} for this configuration: {', '.join(miss)} not found"
+        )
 
     frames = []
     for g, zero, by_axis in classified:
@@ -493,9 +548,13 @@ def write_frames(frames, out_path, force: bool = False) -> Path:
     if not frames:
         raise NequipPolIOError(f"{out_path}: no frames to write")
     if out_path.is_dir():
-        raise NequipPolIOError(f"{out_path}: is a folder; give the path of the extended-XYZ file to write")
+        raise NequipPolIOError(
+            f"{out_path}: is a folder; give the path of the extended-XYZ file to write"
+        )
     if out_path.exists() and not force:
-        raise OutputExistsError(f"{out_path}: output file exists; not overwriting it (use --force / force=True)")
+        raise OutputExistsError(
+            f"{out_path}: output file exists; not overwriting it (use --force / force=True)"
+        )
     parent = out_path.parent if str(out_path.parent) else Path(".")
     if not parent.is_dir():
         raise NequipPolIOError(f"{out_path}: output folder {parent} does not exist")

@@ -3,4 +3,10 @@
 from .pol_models import AllegroPolModel, NequIPPolModel
 from .field_aware import FieldAwareModel, FieldAwareParamGroups, make_field_aware
 
-__all__ = ["AllegroPolModel", "NequIPPolModel", "FieldAwareModel", "FieldAwareParamGroups", "make_field_aware"]
+__all__ = [
+    "AllegroPolModel",
+    "NequIPPolModel",
+    "FieldAwareModel",
+    "FieldAwareParamGroups",
+    "make_field_aware",
+]

@@ -49,7 +49,13 @@ FIELD_SETTINGS = dict(
     do_derivatives=True,
     compute_stress=True,
 )
-_HEAD_SETTINGS = ("response_outputs", "polarization_source", "born_charge_method", "do_derivatives", "compute_stress")
+_HEAD_SETTINGS = (
+    "response_outputs",
+    "polarization_source",
+    "born_charge_method",
+    "do_derivatives",
+    "compute_stress",
+)
 
 FIELD_ARGS_DOC = """
     Field and response arguments:
@@ -81,7 +87,9 @@ def pop_field_settings(kwargs: dict) -> dict:
 
 
 def _is_scalar(irreps) -> bool:
-    return irreps is not None and all(ir.l == 0 and ir.p == 1 for _, ir in Irreps(irreps))
+    return irreps is not None and all(
+        ir.l == 0 and ir.p == 1 for _, ir in Irreps(irreps)
+    )
 
 
 def invariant_feature_fields(irreps: Dict[str, Any]) -> Tuple[List[str], List[str]]:
@@ -127,7 +135,11 @@ def energy_network(head: torch.nn.Module):
             f"not a nequip energy model: expected a force/stress head (such as ForceStressOutput) around a "
             f"SequentialGraphNetwork that sums `{AtomicDataDict.PER_ATOM_ENERGY_KEY}` into "
             f"`{AtomicDataDict.TOTAL_ENERGY_KEY}` in a module named `{_INSERT_BEFORE}`; got {type(head).__name__}"
-            + (f" around {type(network).__name__} with modules {names}" if network is not None else "")
+            + (
+                f" around {type(network).__name__} with modules {names}"
+                if network is not None
+                else ""
+            )
         )
     return network
 
@@ -152,7 +164,9 @@ def make_field_aware(
     """
     network = energy_network(head)
     if AtomicDataDict.EDGE_CUTOFF_KEY not in network.irreps_out:
-        cutoff = AddRadialCutoffToData(cutoff=PolynomialCutoff(6), irreps_in=network.irreps_out)
+        cutoff = AddRadialCutoffToData(
+            cutoff=PolynomialCutoff(6), irreps_in=network.irreps_out
+        )
         network.insert("field_cutoff", cutoff, before=_INSERT_BEFORE)
     names = list(network._modules.keys())
     irreps_before = dict(network[names.index(_INSERT_BEFORE) - 1].irreps_out)
@@ -173,7 +187,9 @@ def make_field_aware(
         irreps_in=irreps_before,
     )
     network.insert(_FIELD_MODULE_NAME, field_energy, before=_INSERT_BEFORE)
-    return ElectricResponseOutput(func=network, **{k: settings[k] for k in _HEAD_SETTINGS})
+    return ElectricResponseOutput(
+        func=network, **{k: settings[k] for k in _HEAD_SETTINGS}
+    )
 
 
 # ------------------------------------------------------------------------------ fine-tuning builder
@@ -239,7 +255,12 @@ def _unwrap_graph_model(loaded: torch.nn.Module):
 @model_builder
 def _field_aware_graph_model(head, type_names, avg_num_neighbors, settings, r_max):
     # a model_builder so that nequip wraps, seeds and types the new modules as for any builder
-    return make_field_aware(head, type_names=type_names, avg_num_neighbors=avg_num_neighbors, settings=settings)
+    return make_field_aware(
+        head,
+        type_names=type_names,
+        avg_num_neighbors=avg_num_neighbors,
+        settings=settings,
+    )
 
 
 def FieldAwareModel(
@@ -293,7 +314,11 @@ def FieldAwareModel(
             f"field settings are {sorted(FIELD_SETTINGS)}"
         )
     settings = pop_field_settings(kwargs)
-    defaults = {"seed": seed, "model_dtype": model_dtype, "type_names": list(type_names) if type_names else None}
+    defaults = {
+        "seed": seed,
+        "model_dtype": model_dtype,
+        "type_names": list(type_names) if type_names else None,
+    }
     graph_model, head = _unwrap_graph_model(_load_energy_model(model, defaults))
 
     metadata = dict(graph_model._metadata)
@@ -303,22 +328,32 @@ def FieldAwareModel(
             f"`type_names` {list(type_names)} do not match the energy model's type names {loaded_types}: the data "
             "must use the type names (and order) the energy model was trained with"
         )
-    loaded_dtype = metadata.get("model_dtype", {torch.float32: "float32", torch.float64: "float64"}[graph_model.model_dtype])
+    loaded_dtype = metadata.get(
+        "model_dtype",
+        {torch.float32: "float32", torch.float64: "float64"}[graph_model.model_dtype],
+    )
     if model_dtype is not None and model_dtype != loaded_dtype:
         raise ValueError(
             f"`model_dtype` {model_dtype} differs from the energy model's {loaded_dtype}; fine-tuning keeps the "
             "energy model's dtype (leave `model_dtype` out)"
         )
     if "r_max" not in metadata:
-        raise ValueError("the energy model has no `r_max` in its metadata (was it built with a nequip model builder?)")
+        raise ValueError(
+            "the energy model has no `r_max` in its metadata (was it built with a nequip model builder?)"
+        )
 
     energy_network(head)  # clear errors before anything is changed
     if freeze_energy_model:
         for parameter in head.parameters():
             parameter.requires_grad_(False)
     builder_args = dict(
-        head=head, seed=seed, model_dtype=loaded_dtype, type_names=loaded_types, r_max=float(metadata["r_max"]),
-        avg_num_neighbors=avg_num_neighbors, settings=settings,
+        head=head,
+        seed=seed,
+        model_dtype=loaded_dtype,
+        type_names=loaded_types,
+        r_max=float(metadata["r_max"]),
+        avg_num_neighbors=avg_num_neighbors,
+        settings=settings,
     )
     if compile_mode is not None:
         builder_args["compile_mode"] = compile_mode
@@ -366,7 +401,9 @@ def FieldAwareParamGroups(
     """
     field_names = set(field_parameter_names(model))
     if not field_names:
-        raise ValueError("FieldAwareParamGroups: the model has no field part (FieldExpansionEnergy)")
+        raise ValueError(
+            "FieldAwareParamGroups: the model has no field part (FieldExpansionEnergy)"
+        )
     field_params, energy_params = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:

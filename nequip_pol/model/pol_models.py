@@ -12,7 +12,11 @@ from typing import Dict, Optional, Sequence, Union
 
 from nequip.model import model_builder, NequIPGNNModel
 
-from .field_aware import FIELD_ARGS_DOC, FIELD_SETTINGS, make_field_aware, pop_field_settings  # noqa: F401
+from .field_aware import (
+    FIELD_ARGS_DOC,
+    make_field_aware,
+    pop_field_settings,
+)  # noqa: F401
 
 
 @model_builder
@@ -29,8 +33,15 @@ def AllegroPolModel(
     from allegro.model import AllegroModel
 
     settings = pop_field_settings(kwargs)
-    stock = AllegroModel(type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs)
-    return make_field_aware(stock, type_names=type_names, avg_num_neighbors=avg_num_neighbors, settings=settings)
+    stock = AllegroModel(
+        type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs
+    )
+    return make_field_aware(
+        stock,
+        type_names=type_names,
+        avg_num_neighbors=avg_num_neighbors,
+        settings=settings,
+    )
 
 
 @model_builder
@@ -45,8 +56,15 @@ def NequIPPolModel(
     out from the final scalar node features of i and j and the edge's radial embedding.
     """
     settings = pop_field_settings(kwargs)
-    stock = NequIPGNNModel(type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs)
-    return make_field_aware(stock, type_names=type_names, avg_num_neighbors=avg_num_neighbors, settings=settings)
+    stock = NequIPGNNModel(
+        type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs
+    )
+    return make_field_aware(
+        stock,
+        type_names=type_names,
+        avg_num_neighbors=avg_num_neighbors,
+        settings=settings,
+    )
 
 
 AllegroPolModel.__doc__ += FIELD_ARGS_DOC

@@ -19,8 +19,14 @@ from pathlib import Path
 
 #: shipped model name -> (archive file, one-line description)
 SHIPPED_MODELS = {
-    "sio2": ("sio2.nequip.zip", "alpha-quartz (Si, O), Allegro-pol trained on the Allegro-pol SiO2 DFT data"),
-    "batio3": ("batio3.nequip.zip", "tetragonal BaTiO3 (Ba, Ti, O), Allegro-pol trained on the Allegro-pol BaTiO3 DFT data"),
+    "sio2": (
+        "sio2.nequip.zip",
+        "alpha-quartz (Si, O), Allegro-pol trained on the Allegro-pol SiO2 DFT data",
+    ),
+    "batio3": (
+        "batio3.nequip.zip",
+        "tetragonal BaTiO3 (Ba, Ti, O), Allegro-pol trained on the Allegro-pol BaTiO3 DFT data",
+    ),
 }
 
 _FOLDER = Path(__file__).resolve().parent
@@ -28,7 +34,9 @@ _FOLDER = Path(__file__).resolve().parent
 
 def available() -> list:
     """Names of the shipped models whose archive is present in this installation."""
-    return sorted(name for name, (file, _) in SHIPPED_MODELS.items() if (_FOLDER / file).is_file())
+    return sorted(
+        name for name, (file, _) in SHIPPED_MODELS.items() if (_FOLDER / file).is_file()
+    )
 
 
 def is_shipped_name(model: str) -> bool:
@@ -40,7 +48,9 @@ def model_path(name: str) -> Path:
     """The archive of the shipped model ``name``; ValueError naming the choices if there is none."""
     key = name.lower() if isinstance(name, str) else name
     if key not in SHIPPED_MODELS:
-        raise ValueError(f"no shipped model named {name!r}; shipped models: {', '.join(SHIPPED_MODELS)}")
+        raise ValueError(
+            f"no shipped model named {name!r}; shipped models: {', '.join(SHIPPED_MODELS)}"
+        )
     path = _FOLDER / SHIPPED_MODELS[key][0]
     if not path.is_file():
         raise FileNotFoundError(
@@ -70,7 +80,17 @@ def load(name: str, device: str = "cpu", **kwargs):
     from nequip_pol.integrations.ase import NequIPPolCalculator
 
     kwargs.setdefault("chemical_species_to_atom_type_map", True)
-    return NequIPPolCalculator.from_saved_model(str(model_path(name)), device=device, **kwargs)
+    return NequIPPolCalculator.from_saved_model(
+        str(model_path(name)), device=device, **kwargs
+    )
 
 
-__all__ = ["SHIPPED_MODELS", "available", "is_shipped_name", "model_path", "card_path", "resolve", "load"]
+__all__ = [
+    "SHIPPED_MODELS",
+    "available",
+    "is_shipped_name",
+    "model_path",
+    "card_path",
+    "resolve",
+    "load",
+]

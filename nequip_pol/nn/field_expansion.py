@@ -110,7 +110,9 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         if order not in _NUM_COEFFICIENTS:
             raise ValueError(f"field expansion `order` must be 1, 2 or 3, got {order}")
         if len(edge_feature_fields) + len(node_feature_fields) == 0:
-            raise ValueError("FieldExpansionEnergy needs at least one invariant feature field")
+            raise ValueError(
+                "FieldExpansionEnergy needs at least one invariant feature field"
+            )
         self.order = order
         self.edge_feature_fields: List[str] = list(edge_feature_fields)
         self.node_feature_fields: List[str] = list(node_feature_fields)
@@ -140,22 +142,39 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             bias=False,
             forward_weight_init=True,
         )
-        scales = [dipole_scale, polarizability_scale, polarizability_scale,
-                  hyperpolarizability_scale, hyperpolarizability_scale]
+        scales = [
+            dipole_scale,
+            polarizability_scale,
+            polarizability_scale,
+            hyperpolarizability_scale,
+            hyperpolarizability_scale,
+        ]
         self.log_scales = torch.nn.Parameter(
-            torch.log(torch.as_tensor(scales[: _NUM_COEFFICIENTS[order]], dtype=torch.get_default_dtype()))
+            torch.log(
+                torch.as_tensor(
+                    scales[: _NUM_COEFFICIENTS[order]], dtype=torch.get_default_dtype()
+                )
+            )
         )
         if avg_num_neighbors is None:
             edge_sum_norm = 1.0
         elif isinstance(avg_num_neighbors, dict):
-            edge_sum_norm = 1.0 / math.sqrt(sum(avg_num_neighbors.values()) / len(avg_num_neighbors))
+            edge_sum_norm = 1.0 / math.sqrt(
+                sum(avg_num_neighbors.values()) / len(avg_num_neighbors)
+            )
         else:
             edge_sum_norm = 1.0 / math.sqrt(float(avg_num_neighbors))
         self.edge_sum_norm = edge_sum_norm
 
-        self.has_offset = polarization_offset_fractional is not None or polarization_offset_trainable
-        offset = torch.zeros(3) if polarization_offset_fractional is None else torch.as_tensor(
-            polarization_offset_fractional, dtype=torch.get_default_dtype()
+        self.has_offset = (
+            polarization_offset_fractional is not None or polarization_offset_trainable
+        )
+        offset = (
+            torch.zeros(3)
+            if polarization_offset_fractional is None
+            else torch.as_tensor(
+                polarization_offset_fractional, dtype=torch.get_default_dtype()
+            )
         )
         if offset.shape != (3,):
             raise ValueError(
@@ -172,12 +191,16 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         if not self.has_offset:
             return {}
         values = self.polarization_offset_fractional.detach().tolist()
-        return {"polarization_offset_fractional": " ".join(repr(float(v)) for v in values)}
+        return {
+            "polarization_offset_fractional": " ".join(repr(float(v)) for v in values)
+        }
 
     def _scalar_dim(self, key: str) -> int:
         irreps = Irreps(self.irreps_in[key])
         if not all(ir.l == 0 and ir.p == 1 for _, ir in irreps):
-            raise ValueError(f"field expansion input `{key}` must be scalars (0e), got {irreps}")
+            raise ValueError(
+                f"field expansion input `{key}` must be scalars (0e), got {irreps}"
+            )
         return irreps.dim
 
     def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
@@ -225,7 +248,9 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         c1 = coefficients[:, 0:1]
         edge_energy = -c1 * s
         edge_dipole = c1 * rhat
-        edge_alpha = torch.zeros((edge_vec.size(0), 3, 3), dtype=dtype, device=edge_vec.device)
+        edge_alpha = torch.zeros(
+            (edge_vec.size(0), 3, 3), dtype=dtype, device=edge_vec.device
+        )
         if self.order >= 2:
             c2a = coefficients[:, 1:2]
             c2b = coefficients[:, 2:3]
@@ -247,7 +272,8 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
                 edge_alpha = (
                     edge_alpha
                     + (c3a * s).unsqueeze(-1) * rr
-                    + (c3b / 3.0).unsqueeze(-1) * (re + re.transpose(-1, -2) + s.unsqueeze(-1) * eye)
+                    + (c3b / 3.0).unsqueeze(-1)
+                    * (re + re.transpose(-1, -2) + s.unsqueeze(-1) * eye)
                 )
 
         # === reduce to atoms and frames ===
@@ -269,7 +295,9 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             offset_energy = -(offset * field).sum(-1, keepdim=True)  # (num_frames, 1)
             # charged to the atoms evenly so that per-atom energies still sum to the enthalpy
             if AtomicDataDict.BATCH_KEY in data:
-                atoms_per_frame = data[AtomicDataDict.NUM_NODES_KEY].to(dtype).view(-1, 1)
+                atoms_per_frame = (
+                    data[AtomicDataDict.NUM_NODES_KEY].to(dtype).view(-1, 1)
+                )
                 atom_field_energy = atom_field_energy + torch.index_select(
                     offset_energy / atoms_per_frame, 0, batch
                 )
@@ -277,7 +305,9 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
                 atom_field_energy = atom_field_energy + offset_energy / num_nodes
 
         energy_key = AtomicDataDict.PER_ATOM_ENERGY_KEY
-        data[energy_key] = data[energy_key] + atom_field_energy.to(data[energy_key].dtype)
+        data[energy_key] = data[energy_key] + atom_field_energy.to(
+            data[energy_key].dtype
+        )
         data[PER_ATOM_FIELD_ENERGY_KEY] = atom_field_energy
         data[ATOMIC_DIPOLE_KEY] = atom_dipole
         data[POLARIZATION_KEY] = polarization

@@ -40,7 +40,12 @@ from nequip.data import AtomicDataDict
 from nequip.nn import GraphModuleMixin
 from nequip.nn.model_modifier_utils import model_modifier, replace_submodules
 
-from .._keys import ELECTRIC_FIELD_KEY, POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
+from .._keys import (
+    ELECTRIC_FIELD_KEY,
+    POLARIZATION_KEY,
+    BORN_CHARGE_KEY,
+    POLARIZABILITY_KEY,
+)
 
 from typing import List, Optional, Sequence
 
@@ -74,7 +79,9 @@ def check_electric_field(data: AtomicDataDict.Type) -> None:
         )
     if not _is_tracing():
         if not bool(torch.isfinite(field).all()):
-            raise ValueError(f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}")
+            raise ValueError(
+                f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}"
+            )
 
 
 def _polarization_jacobian(
@@ -87,7 +94,9 @@ def _polarization_jacobian(
     rows: List[torch.Tensor] = []
     for a in range(3):
         grad = torch.autograd.grad(
-            [polarization[:, a].sum()], [wrt], retain_graph=keep_graph or a < 2 or create_graph,
+            [polarization[:, a].sum()],
+            [wrt],
+            retain_graph=keep_graph or a < 2 or create_graph,
             create_graph=create_graph,
         )[0]
         assert grad is not None
@@ -130,19 +139,30 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         born_charge_training: str = "full",
     ):
         super().__init__()
-        response_outputs = list(RESPONSE_OUTPUTS if response_outputs is None else response_outputs)
+        response_outputs = list(
+            RESPONSE_OUTPUTS if response_outputs is None else response_outputs
+        )
         unknown = [k for k in response_outputs if k not in RESPONSE_OUTPUTS]
         if unknown:
-            raise ValueError(f"unknown `response_outputs` {unknown}; choose from {list(RESPONSE_OUTPUTS)}")
+            raise ValueError(
+                f"unknown `response_outputs` {unknown}; choose from {list(RESPONSE_OUTPUTS)}"
+            )
         if polarization_source not in POLARIZATION_SOURCES:
-            raise ValueError(f"`polarization_source` must be one of {POLARIZATION_SOURCES}, got {polarization_source!r}")
+            raise ValueError(
+                f"`polarization_source` must be one of {POLARIZATION_SOURCES}, got {polarization_source!r}"
+            )
         if born_charge_method not in BORN_CHARGE_METHODS:
-            raise ValueError(f"`born_charge_method` must be one of {BORN_CHARGE_METHODS}, got {born_charge_method!r}")
+            raise ValueError(
+                f"`born_charge_method` must be one of {BORN_CHARGE_METHODS}, got {born_charge_method!r}"
+            )
         if born_charge_training not in BORN_CHARGE_TRAINING_MODES:
             raise ValueError(
                 f"`born_charge_training` must be one of {BORN_CHARGE_TRAINING_MODES}, got {born_charge_training!r}"
             )
-        if polarization_source == "field_expansion" and POLARIZATION_KEY not in func.irreps_out:
+        if (
+            polarization_source == "field_expansion"
+            and POLARIZATION_KEY not in func.irreps_out
+        ):
             raise ValueError(
                 "`polarization_source='field_expansion'` needs an energy model with a FieldExpansionEnergy module"
             )
@@ -152,7 +172,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         self.compute_polarizability = POLARIZABILITY_KEY in response_outputs
         # Z* and alpha are derivatives of P, so P comes with them
         self.compute_polarization = (
-            POLARIZATION_KEY in response_outputs or self.compute_born_charges or self.compute_polarizability
+            POLARIZATION_KEY in response_outputs
+            or self.compute_born_charges
+            or self.compute_polarizability
         )
         self.polarization_source = polarization_source
         self.autograd_polarization = polarization_source == "autograd"
@@ -198,10 +220,14 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         pos.requires_grad_(True)
         if self.compute_stress:
             if batched:
-                atom_strain = torch.index_select(symmetric_strain, 0, data[AtomicDataDict.BATCH_KEY])
+                atom_strain = torch.index_select(
+                    symmetric_strain, 0, data[AtomicDataDict.BATCH_KEY]
+                )
             else:
                 atom_strain = symmetric_strain.expand(pos.size(0), 3, 3)
-            data[AtomicDataDict.POSITIONS_KEY] = pos + torch.bmm(pos.unsqueeze(-2), atom_strain).squeeze(-2)
+            data[AtomicDataDict.POSITIONS_KEY] = pos + torch.bmm(
+                pos.unsqueeze(-2), atom_strain
+            ).squeeze(-2)
         if has_cell:
             orig_cell = data[AtomicDataDict.CELL_KEY]
             cell = orig_cell.view(-1, 3, 3).expand(num_frames, 3, 3)
@@ -229,23 +255,36 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         project = self.project_born_charges and self.training
         if self.autograd_polarization and self.compute_polarization:
             grads = torch.autograd.grad(
-                [energy.sum()], [pos, strain, field], create_graph=create_graph or need_p_graph, allow_unused=True
+                [energy.sum()],
+                [pos, strain, field],
+                create_graph=create_graph or need_p_graph,
+                allow_unused=True,
             )
             force_grad, virial_grad, field_grad = grads[0], grads[1], grads[2]
             assert field_grad is not None
             polarization = torch.neg(field_grad)
             if self.compute_born_charges:
-                born_charges = _polarization_jacobian(polarization, pos, create_graph, keep_graph=True)
+                born_charges = _polarization_jacobian(
+                    polarization, pos, create_graph, keep_graph=True
+                )
             if self.compute_polarizability:
-                polarizability = _polarization_jacobian(polarization, field, create_graph, keep_graph=True)
+                polarizability = _polarization_jacobian(
+                    polarization, field, create_graph, keep_graph=True
+                )
         elif self.compute_born_charges and project:
             # training step with the projected Born-charge loss: force backward + one backward of v.P
             polarization = data[POLARIZATION_KEY]
             grads = torch.autograd.grad(
-                [energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph, allow_unused=True
+                [energy.sum()],
+                [pos, strain],
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
             )
             force_grad, virial_grad = grads[0], grads[1]
-            projection = torch.randn((num_frames, 3), dtype=polarization.dtype, device=polarization.device)
+            projection = torch.randn(
+                (num_frames, 3), dtype=polarization.dtype, device=polarization.device
+            )
             projection = projection / projection.norm(dim=-1, keepdim=True)
             born_charges = torch.autograd.grad(
                 [(polarization * projection).sum()], [pos], create_graph=create_graph
@@ -257,11 +296,17 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             polarization = data[POLARIZATION_KEY]
             # batched backward can neither be traced for export nor run under anomaly mode
             # (which inspects every gradient with `.item()`): there the loop does the same work
-            if self.vmap_born_charges and not torch.is_anomaly_enabled() and not _is_tracing():
+            if (
+                self.vmap_born_charges
+                and not torch.is_anomaly_enabled()
+                and not _is_tracing()
+            ):
                 # one batched backward: cotangent 0 -> (dE/dR, dE/dstrain), cotangents 1..3 -> dP_a/dR
                 eye = torch.eye(4, dtype=energy.dtype, device=energy.device)
                 energy_cotangent = eye[:, 0].view(4, 1).expand(4, num_frames)
-                polarization_cotangent = eye[:, 1:].view(4, 1, 3).expand(4, num_frames, 3)
+                polarization_cotangent = (
+                    eye[:, 1:].view(4, 1, 3).expand(4, num_frames, 3)
+                )
                 grads = torch.autograd.grad(
                     [energy.view(num_frames), polarization],
                     [pos, strain],
@@ -277,30 +322,49 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                 born_charges = all_pos_grads[1:].permute(1, 0, 2)  # (num_atoms, a, b)
             else:
                 grads = torch.autograd.grad(
-                    [energy.sum()], [pos, strain], retain_graph=True, create_graph=create_graph, allow_unused=True
+                    [energy.sum()],
+                    [pos, strain],
+                    retain_graph=True,
+                    create_graph=create_graph,
+                    allow_unused=True,
                 )
                 force_grad, virial_grad = grads[0], grads[1]
-                born_charges = _polarization_jacobian(polarization, pos, create_graph, keep_graph=False)
+                born_charges = _polarization_jacobian(
+                    polarization, pos, create_graph, keep_graph=False
+                )
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
         else:
-            grads = torch.autograd.grad([energy.sum()], [pos, strain], create_graph=create_graph, allow_unused=True)
+            grads = torch.autograd.grad(
+                [energy.sum()],
+                [pos, strain],
+                create_graph=create_graph,
+                allow_unused=True,
+            )
             force_grad, virial_grad = grads[0], grads[1]
-            polarization = data[POLARIZATION_KEY] if self.compute_polarization else self._empty
+            polarization = (
+                data[POLARIZATION_KEY] if self.compute_polarization else self._empty
+            )
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
 
         assert force_grad is not None
         data[AtomicDataDict.FORCE_KEY] = torch.neg(force_grad)
         if virial_grad is None:  # compute_stress=False
-            virial_grad = torch.zeros((num_frames, 3, 3), dtype=pos.dtype, device=pos.device)
+            virial_grad = torch.zeros(
+                (num_frames, 3, 3), dtype=pos.dtype, device=pos.device
+            )
         virial_grad = virial_grad.view(num_frames, 3, 3)
         if has_cell:
             volume = torch.linalg.det(cell).abs().view(num_frames, 1, 1)
             # frames without a cell (zero volume) get NaN stress, as in nequip
             has_volume = volume > 0
             safe_volume = torch.where(has_volume, volume, torch.ones_like(volume))
-            stress = torch.where(has_volume, virial_grad / safe_volume, torch.full_like(virial_grad, float("nan")))
+            stress = torch.where(
+                has_volume,
+                virial_grad / safe_volume,
+                torch.full_like(virial_grad, float("nan")),
+            )
             data[AtomicDataDict.CELL_KEY] = orig_cell
         else:
             stress = self._empty
@@ -326,7 +390,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         return data
 
     def _with_outputs(
-        self, response_outputs: Sequence[str], born_charge_training: Optional[str] = None
+        self,
+        response_outputs: Sequence[str],
+        born_charge_training: Optional[str] = None,
     ) -> "ElectricResponseOutput":
         return type(self)(
             func=self.func,
@@ -335,7 +401,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
             born_charge_method=self.born_charge_method,
             do_derivatives=self.do_derivatives,
             compute_stress=self.compute_stress,
-            born_charge_training=self.born_charge_training if born_charge_training is None else born_charge_training,
+            born_charge_training=self.born_charge_training
+            if born_charge_training is None
+            else born_charge_training,
         )
 
     @model_modifier(persistent=False, private=False)
@@ -345,15 +413,23 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         v per frame, one backward pass instead of three) or ``"full"``. Evaluation always gives the
         full Z*. Not persistent: packaged, compiled and deployed models are unaffected."""
         if mode not in BORN_CHARGE_TRAINING_MODES:
-            raise ValueError(f"`mode` of born_charge_training_mode must be one of {BORN_CHARGE_TRAINING_MODES}, got {mode!r}")
-        return replace_submodules(model, cls, lambda old: old._with_outputs(old.response_outputs, mode))
+            raise ValueError(
+                f"`mode` of born_charge_training_mode must be one of {BORN_CHARGE_TRAINING_MODES}, got {mode!r}"
+            )
+        return replace_submodules(
+            model, cls, lambda old: old._with_outputs(old.response_outputs, mode)
+        )
 
     @model_modifier(persistent=True, private=False)
     @classmethod
     def disable_born_charges(cls, model):
         """Stop computing Born charges (cheaper MD when only forces, P and alpha are needed)."""
         return replace_submodules(
-            model, cls, lambda old: old._with_outputs([k for k in old.response_outputs if k != BORN_CHARGE_KEY])
+            model,
+            cls,
+            lambda old: old._with_outputs(
+                [k for k in old.response_outputs if k != BORN_CHARGE_KEY]
+            ),
         )
 
     @model_modifier(persistent=True, private=False)
@@ -366,4 +442,6 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
     @classmethod
     def enable_all_response(cls, model):
         """Compute P, Z* and alpha."""
-        return replace_submodules(model, cls, lambda old: old._with_outputs(list(RESPONSE_OUTPUTS)))
+        return replace_submodules(
+            model, cls, lambda old: old._with_outputs(list(RESPONSE_OUTPUTS))
+        )

@@ -72,7 +72,9 @@ _SYMBOL_TO_INDEX = {s: k for k, s in enumerate(TYPE_NAMES)}
 _DTYPE = torch.float64
 
 
-def _pair_table(values: Dict[tuple, float], antisymmetric: bool = False) -> torch.Tensor:
+def _pair_table(
+    values: Dict[tuple, float], antisymmetric: bool = False
+) -> torch.Tensor:
     """3x3 table over species indices from {("Ti", "O"): value, ...}; filled (anti)symmetrically."""
     t = torch.zeros(3, 3, dtype=_DTYPE)
     for (a, b), v in values.items():
@@ -82,7 +84,9 @@ def _pair_table(values: Dict[tuple, float], antisymmetric: bool = False) -> torc
     return t
 
 
-def _switch(r: torch.Tensor, r_on: float = CUTOFF_ON, r_off: float = CUTOFF) -> torch.Tensor:
+def _switch(
+    r: torch.Tensor, r_on: float = CUTOFF_ON, r_off: float = CUTOFF
+) -> torch.Tensor:
     """C2 smooth cutoff: 1 for r <= r_on, 0 for r >= r_off (quintic smoothstep)."""
     s = ((r - r_on) / (r_off - r_on)).clamp(0.0, 1.0)
     return 1.0 - s * s * s * (10.0 - 15.0 * s + 6.0 * s * s)
@@ -93,12 +97,16 @@ def _species_indices(species) -> torch.Tensor:
     for s in species:
         if isinstance(s, str):
             if s not in _SYMBOL_TO_INDEX:
-                raise ValueError(f"unsupported species {s!r}; the material knows {TYPE_NAMES}")
+                raise ValueError(
+                    f"unsupported species {s!r}; the material knows {TYPE_NAMES}"
+                )
             out.append(_SYMBOL_TO_INDEX[s])
         else:
             z = int(s)
             if z not in _Z_TO_INDEX:
-                raise ValueError(f"unsupported atomic number {z}; the material knows {TYPE_NAMES}")
+                raise ValueError(
+                    f"unsupported atomic number {z}; the material knows {TYPE_NAMES}"
+                )
             out.append(_Z_TO_INDEX[z])
     return torch.tensor(out, dtype=torch.long)
 
@@ -115,7 +123,9 @@ def _neighbor_pairs(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: 
         mask = (np.einsum("ijk,ijk->ij", d, d) < cutoff**2) & ~np.eye(n, dtype=bool)
         i, j = np.nonzero(mask)
         return i, j, np.zeros((len(i), 3), dtype=int)
-    if abs(np.linalg.det(cell)) < 1e-9 or n * n > 40_000:  # degenerate cell (mixed pbc) or large system
+    if (
+        abs(np.linalg.det(cell)) < 1e-9 or n * n > 40_000
+    ):  # degenerate cell (mixed pbc) or large system
         at = ase.Atoms(numbers=np.ones(n, dtype=int), positions=pos, cell=cell, pbc=pbc)
         return neighbor_list("ijS", at, cutoff)
     inv = np.linalg.inv(cell)
@@ -129,7 +139,11 @@ def _neighbor_pairs(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: 
         at = ase.Atoms(numbers=np.ones(n, dtype=int), positions=pos, cell=cell, pbc=pbc)
         return neighbor_list("ijS", at, cutoff)
     pos_w = pos - wrap @ cell
-    d = pos_w[None, :, None, :] - pos_w[:, None, None, :] + (shifts @ cell)[None, None, :, :]
+    d = (
+        pos_w[None, :, None, :]
+        - pos_w[:, None, None, :]
+        + (shifts @ cell)[None, None, :, :]
+    )
     mask = np.einsum("ijsk,ijsk->ijs", d, d) < cutoff**2
     zero = np.all(shifts == 0, axis=1)
     mask[np.arange(n), np.arange(n), :] &= ~zero[None, :]
@@ -179,16 +193,42 @@ class AnalyticPolarMaterial:
         dbt = np.sqrt(3.0) * LATTICE_CONSTANT / 2.0  # 3.46 A
         a = LATTICE_CONSTANT
         # --- Morse pair potential: D (eV), alpha (1/A), r0 (A)
-        self.morse_D = _pair_table({("Ti", "O"): 1.0, ("Ba", "O"): 0.25, ("O", "O"): 0.08,
-                                    ("Ba", "Ti"): 0.10, ("Ba", "Ba"): 0.05, ("Ti", "Ti"): 0.05})
-        self.morse_a = _pair_table({("Ti", "O"): 1.8, ("Ba", "O"): 1.6, ("O", "O"): 1.5,
-                                    ("Ba", "Ti"): 1.4, ("Ba", "Ba"): 1.2, ("Ti", "Ti"): 1.2})
-        self.morse_r0 = _pair_table({("Ti", "O"): a / 2, ("Ba", "O"): d, ("O", "O"): d,
-                                     ("Ba", "Ti"): dbt, ("Ba", "Ba"): a, ("Ti", "Ti"): a})
+        self.morse_D = _pair_table(
+            {
+                ("Ti", "O"): 1.0,
+                ("Ba", "O"): 0.25,
+                ("O", "O"): 0.08,
+                ("Ba", "Ti"): 0.10,
+                ("Ba", "Ba"): 0.05,
+                ("Ti", "Ti"): 0.05,
+            }
+        )
+        self.morse_a = _pair_table(
+            {
+                ("Ti", "O"): 1.8,
+                ("Ba", "O"): 1.6,
+                ("O", "O"): 1.5,
+                ("Ba", "Ti"): 1.4,
+                ("Ba", "Ba"): 1.2,
+                ("Ti", "Ti"): 1.2,
+            }
+        )
+        self.morse_r0 = _pair_table(
+            {
+                ("Ti", "O"): a / 2,
+                ("Ba", "O"): d,
+                ("O", "O"): d,
+                ("Ba", "Ti"): dbt,
+                ("Ba", "Ba"): a,
+                ("Ti", "Ti"): a,
+            }
+        )
         self.morse_r0[self.morse_r0 == 0] = a  # unused entries
         # --- bond charges: q_ij = g_ab(r) (t_ab + lam_ab (CN_i - CN0_a)), g = exp(-kappa (r - r0)) fb(r),
         # fb a shorter switch (CHARGE_CUTOFF_ON .. CHARGE_CUTOFF) that keeps only the first cation-anion shell
-        self.charge_t = _pair_table({("Ti", "O"): -0.22, ("Ba", "O"): -0.07}, antisymmetric=True)
+        self.charge_t = _pair_table(
+            {("Ti", "O"): -0.22, ("Ba", "O"): -0.07}, antisymmetric=True
+        )
         self.charge_lam = _pair_table({("Ti", "O"): 0.02, ("Ba", "O"): 0.01})
         self.charge_kappa = _pair_table({("Ti", "O"): -0.35, ("Ba", "O"): 0.0})
         self.charge_r0 = self.morse_r0.clone()
@@ -196,20 +236,33 @@ class AnalyticPolarMaterial:
         self.cn_r = 3.1
         self.cn_w = 0.15
         # --- bond polarizability (e*A^2/V) a_par/perp(r) = A exp(-(r - r0)/l) fc(r)
-        self.pol_par = _pair_table({("Ti", "O"): 0.08, ("Ba", "O"): 0.025, ("O", "O"): 0.015})
-        self.pol_perp = _pair_table({("Ti", "O"): 0.025, ("Ba", "O"): 0.015, ("O", "O"): 0.01})
+        self.pol_par = _pair_table(
+            {("Ti", "O"): 0.08, ("Ba", "O"): 0.025, ("O", "O"): 0.015}
+        )
+        self.pol_perp = _pair_table(
+            {("Ti", "O"): 0.025, ("Ba", "O"): 0.015, ("O", "O"): 0.01}
+        )
         self.pol_l = 0.6
         # --- hyperpolarizabilities: directed b_ab = -b_ba (e*A^3/V^2), symmetric c_ab (e*A^4/V^3)
-        self.hyper_b = _pair_table({("Ti", "O"): 1.5, ("Ba", "O"): 0.5}, antisymmetric=True)
+        self.hyper_b = _pair_table(
+            {("Ti", "O"): 1.5, ("Ba", "O"): 0.5}, antisymmetric=True
+        )
         self.hyper_l = 0.5
-        self.hyper_c = _pair_table({("Ti", "O"): 0.5, ("Ba", "O"): 0.2, ("O", "O"): 0.15})
+        self.hyper_c = _pair_table(
+            {("Ti", "O"): 0.5, ("Ba", "O"): 0.2, ("O", "O"): 0.15}
+        )
         # reference coordination numbers CN0 of each species in the ideal crystal
         self.cn0 = torch.zeros(3, dtype=_DTYPE)
         ideal = ideal_structure((1, 1, 1))
         with torch.no_grad():
-            cn = self._coordination(*self._graph(
-                torch.tensor(ideal.positions, dtype=_DTYPE), torch.tensor(ideal.cell.array, dtype=_DTYPE),
-                ideal.pbc, _species_indices(ideal.numbers)))
+            cn = self._coordination(
+                *self._graph(
+                    torch.tensor(ideal.positions, dtype=_DTYPE),
+                    torch.tensor(ideal.cell.array, dtype=_DTYPE),
+                    ideal.pbc,
+                    _species_indices(ideal.numbers),
+                )
+            )
         idx = _species_indices(ideal.numbers)
         for k in range(3):
             self.cn0[k] = cn[idx == k].mean()
@@ -222,7 +275,9 @@ class AnalyticPolarMaterial:
         cell_np = cell.detach().cpu().numpy()
         if not pbc_arr.any():
             cell_np = np.zeros((3, 3))
-        i, j, S = _neighbor_pairs(positions.detach().cpu().numpy(), cell_np, pbc_arr, CUTOFF)
+        i, j, S = _neighbor_pairs(
+            positions.detach().cpu().numpy(), cell_np, pbc_arr, CUTOFF
+        )
         i = torch.as_tensor(i, dtype=torch.long)
         j = torch.as_tensor(j, dtype=torch.long)
         vec = positions[j] - positions[i]
@@ -242,7 +297,9 @@ class AnalyticPolarMaterial:
         cn = self._coordination(i, j, vec, types)
         fb = _switch(r, CHARGE_CUTOFF_ON, CHARGE_CUTOFF)
         g = torch.exp(-self.charge_kappa[ti, tj] * (r - self.charge_r0[ti, tj])) * fb
-        return g * (self.charge_t[ti, tj] + self.charge_lam[ti, tj] * (cn[i] - self.cn0[ti]))
+        return g * (
+            self.charge_t[ti, tj] + self.charge_lam[ti, tj] * (cn[i] - self.cn0[ti])
+        )
 
     def atomic_charges(self, atoms: ase.Atoms) -> np.ndarray:
         """Static atomic charges Q_i = sum_j (q_ji - q_ij), (n_atoms,), e; they sum to zero.
@@ -254,8 +311,11 @@ class AnalyticPolarMaterial:
         types = _species_indices(atoms.numbers)
         with torch.no_grad():
             i, j, vec, types = self._graph(
-                torch.tensor(atoms.positions, dtype=_DTYPE), torch.tensor(atoms.cell.array, dtype=_DTYPE),
-                atoms.pbc, types)
+                torch.tensor(atoms.positions, dtype=_DTYPE),
+                torch.tensor(atoms.cell.array, dtype=_DTYPE),
+                atoms.pbc,
+                types,
+            )
             q = self._bond_charges(i, j, vec, types)
             zero = torch.zeros(len(atoms), dtype=_DTYPE)
             return (zero.index_add(0, j, q) - zero.index_add(0, i, q)).numpy()
@@ -306,7 +366,13 @@ class AnalyticPolarMaterial:
         ee = field @ field
         h_pol = torch.exp(-(r - r0) / self.pol_l) * fc
         # E.alpha_ij.E = a_par (rhat.E)^2 + a_perp (|E|^2 - (rhat.E)^2); 1/2 for double counting
-        eae = 0.5 * (h_pol * (self.pol_par[ti, tj] * re**2 + self.pol_perp[ti, tj] * (ee - re**2))).sum()
+        eae = (
+            0.5
+            * (
+                h_pol
+                * (self.pol_par[ti, tj] * re**2 + self.pol_perp[ti, tj] * (ee - re**2))
+            ).sum()
+        )
         h_hyp = torch.exp(-(r - r0) / self.hyper_l) * fc
         # directed b (antisymmetric) times odd (rhat.E)^3 is symmetric under i <-> j: 1/2 for double counting
         e3 = 0.5 * (self.hyper_b[ti, tj] * h_hyp * re**3).sum()
@@ -315,7 +381,9 @@ class AnalyticPolarMaterial:
         return e0 - p0 @ field - 0.5 * eae - e3 / 6.0 - e4 / 24.0
 
     # ------------------------------------------------------------------ properties
-    def properties(self, atoms: ase.Atoms, field=None, response: bool = True) -> Dict[str, np.ndarray]:
+    def properties(
+        self, atoms: ase.Atoms, field=None, response: bool = True
+    ) -> Dict[str, np.ndarray]:
         """All properties of ``atoms`` in the homogeneous field ``field`` (3,), V/A, by autograd.
 
         ``response=False`` skips the Born charges and the polarizability (three second-order
@@ -332,12 +400,18 @@ class AnalyticPolarMaterial:
         periodic = bool(pbc.all())
         pos = torch.tensor(atoms.positions, dtype=_DTYPE, requires_grad=True)
         cell = torch.tensor(atoms.cell.array, dtype=_DTYPE)
-        fld = torch.zeros(3, dtype=_DTYPE) if field is None else torch.tensor(np.asarray(field, float), dtype=_DTYPE)
+        fld = (
+            torch.zeros(3, dtype=_DTYPE)
+            if field is None
+            else torch.tensor(np.asarray(field, float), dtype=_DTYPE)
+        )
         fld.requires_grad_(True)
         eps = torch.zeros(3, 3, dtype=_DTYPE, requires_grad=True)
         defo = torch.eye(3, dtype=_DTYPE) + 0.5 * (eps + eps.T)
         energy = self.energy(pos @ defo, cell @ defo, pbc, atoms.numbers, fld)
-        dpos, deps, dfld = torch.autograd.grad(energy, [pos, eps, fld], create_graph=response)
+        dpos, deps, dfld = torch.autograd.grad(
+            energy, [pos, eps, fld], create_graph=response
+        )
         polarization = -dfld
         out = {
             "total_energy": float(energy.detach()),
@@ -348,7 +422,9 @@ class AnalyticPolarMaterial:
             zstar = torch.zeros(len(atoms), 3, 3, dtype=_DTYPE)
             alpha = torch.zeros(3, 3, dtype=_DTYPE)
             for k in range(3):
-                gp, gf = torch.autograd.grad(polarization[k], [pos, fld], retain_graph=True)
+                gp, gf = torch.autograd.grad(
+                    polarization[k], [pos, fld], retain_graph=True
+                )
                 zstar[:, k, :] = gp
                 alpha[k, :] = gf
             out["born_effective_charges"] = zstar.numpy()
@@ -389,14 +465,32 @@ def generate_dataset(
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _generate(material, n_frames, seed, supercell, displacement_std, strain_std,
-                         max_field, field_fraction, branch_shift_max)
+        return _generate(
+            material,
+            n_frames,
+            seed,
+            supercell,
+            displacement_std,
+            strain_std,
+            max_field,
+            field_fraction,
+            branch_shift_max,
+        )
     finally:
         torch.set_num_threads(n_threads)
 
 
-def _generate(material, n_frames, seed, supercell, displacement_std, strain_std,
-              max_field, field_fraction, branch_shift_max):
+def _generate(
+    material,
+    n_frames,
+    seed,
+    supercell,
+    displacement_std,
+    strain_std,
+    max_field,
+    field_fraction,
+    branch_shift_max,
+):
     rng = np.random.default_rng(seed)
     ideal = ideal_structure(supercell)
     frames = []
@@ -427,7 +521,9 @@ def _generate(material, n_frames, seed, supercell, displacement_std, strain_std,
         atoms.info["polarizability"] = props["polarizability"]
         atoms.info["electric_field"] = field
         atoms.arrays["forces"] = props["forces"]
-        atoms.arrays["born_effective_charges"] = props["born_effective_charges"].reshape(len(atoms), 9)
+        atoms.arrays["born_effective_charges"] = props[
+            "born_effective_charges"
+        ].reshape(len(atoms), 9)
         frames.append(atoms)
     return frames
 
@@ -455,10 +551,18 @@ def read_dataset(path) -> List[ase.Atoms]:
         for key, value in atoms.calc.results.items():
             value = np.asarray(value)
             if key == "stress":
-                atoms.info[key] = voigt_6_to_full_3x3_stress(value) if value.shape == (6,) else value.reshape(3, 3)
+                atoms.info[key] = (
+                    voigt_6_to_full_3x3_stress(value)
+                    if value.shape == (6,)
+                    else value.reshape(3, 3)
+                )
             elif key == "energy":
                 atoms.info.setdefault("total_energy", float(value))
-            elif value.ndim >= 1 and value.shape[0] == len(atoms) and key != "polarization":
+            elif (
+                value.ndim >= 1
+                and value.shape[0] == len(atoms)
+                and key != "polarization"
+            ):
                 atoms.arrays[key] = value.reshape(len(atoms), -1)
             else:
                 atoms.info[key] = value
@@ -476,9 +580,13 @@ def dataset_statistics(frames: Sequence[ase.Atoms]) -> Dict[str, float]:
     """
     e_pa = np.array([f.info["total_energy"] / len(f) for f in frames])
     forces = np.concatenate([f.arrays["forces"] for f in frames])
-    zstar = np.concatenate([f.arrays["born_effective_charges"].reshape(-1, 3, 3) for f in frames])
+    zstar = np.concatenate(
+        [f.arrays["born_effective_charges"].reshape(-1, 3, 3) for f in frames]
+    )
     symbols = np.concatenate([f.get_chemical_symbols() for f in frames])
-    pol = np.array([f.info.get("polarization_exact", f.info["polarization"]) for f in frames])
+    pol = np.array(
+        [f.info.get("polarization_exact", f.info["polarization"]) for f in frames]
+    )
     alpha = np.array([f.info["polarizability"] for f in frames])
     stress = np.array([f.info["stress"] for f in frames])
     out = {
@@ -494,5 +602,7 @@ def dataset_statistics(frames: Sequence[ase.Atoms]) -> Dict[str, float]:
     for s in TYPE_NAMES:
         sel = symbols == s
         if sel.any():
-            out[f"born_charge_diag_mean_{s}"] = float(np.einsum("nii->n", zstar[sel]).mean() / 3.0)
+            out[f"born_charge_diag_mean_{s}"] = float(
+                np.einsum("nii->n", zstar[sel]).mean() / 3.0
+            )
     return out

@@ -49,14 +49,18 @@ class ReferenceMaterialCalculator(FieldStateMixin, Calculator):
         "polarizability",
     ]
 
-    def __init__(self, material=None, field: FieldLike = None, time: float = 0.0, **kwargs):
+    def __init__(
+        self, material=None, field: FieldLike = None, time: float = 0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         if material is None:
             from .analytic_material import AnalyticPolarMaterial
 
             material = AnalyticPolarMaterial()
         if not callable(getattr(material, "properties", None)):
-            raise TypeError(f"`material` must have a method `properties(atoms, field)`, got {type(material).__name__}")
+            raise TypeError(
+                f"`material` must have a method `properties(atoms, field)`, got {type(material).__name__}"
+            )
         self.material = material
         self.num_evaluations = 0
         self._init_field_state(field, time)
@@ -64,12 +68,18 @@ class ReferenceMaterialCalculator(FieldStateMixin, Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         Calculator.calculate(self, atoms, properties, system_changes)
         field = self.field_at()
-        self.results = self.evaluate(self.atoms, field, response=any(p in _RESPONSE_PROPERTIES for p in properties))
+        self.results = self.evaluate(
+            self.atoms,
+            field,
+            response=any(p in _RESPONSE_PROPERTIES for p in properties),
+        )
         self.results_field = field
         self.results_time = self._time
         self.num_evaluations += 1
 
-    def evaluate(self, atoms, field=None, response: bool = True) -> Dict[str, np.ndarray]:
+    def evaluate(
+        self, atoms, field=None, response: bool = True
+    ) -> Dict[str, np.ndarray]:
         """All properties of ``atoms`` at ``field`` ((3,), V/A; default zero), without touching the cache.
 
         Returns a dict keyed like the ASE results (stress in Voigt form); ``response=False``

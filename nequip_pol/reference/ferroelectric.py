@@ -86,6 +86,7 @@ CAGE_CUTOFF_ON = 2.6
 CAGE_CUTOFF = 3.2
 _TI, _O = 1, 2  # species indices of the parent tables
 
+
 class AnalyticFerroelectric(AnalyticPolarMaterial):
     """The analytic perovskite with a Ti double well: a ferroelectric with exactly known E(R, E).
 
@@ -121,7 +122,11 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
     def energy(self, positions, cell, pbc, species, field=None) -> torch.Tensor:
         """Electric enthalpy E(R, E) in eV (torch scalar); arguments as :meth:`AnalyticPolarMaterial.energy`."""
         positions = torch.as_tensor(positions, dtype=_DTYPE)
-        cell_t = torch.zeros(3, 3, dtype=_DTYPE) if cell is None else torch.as_tensor(cell, dtype=_DTYPE)
+        cell_t = (
+            torch.zeros(3, 3, dtype=_DTYPE)
+            if cell is None
+            else torch.as_tensor(cell, dtype=_DTYPE)
+        )
         base = super().energy(positions, cell_t, pbc, species, field)
         return base + self.double_well_energy(positions, cell_t, pbc, species)
 
@@ -129,14 +134,18 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
         """Ti -> O pairs within CAGE_CUTOFF: (i_ti, j_o, vec r_j - r_i, weight), differentiable."""
         pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
         cell_np = cell.detach().cpu().numpy() if pbc_arr.any() else np.zeros((3, 3))
-        i, j, S = _neighbor_pairs(positions.detach().cpu().numpy(), cell_np, pbc_arr, CAGE_CUTOFF)
+        i, j, S = _neighbor_pairs(
+            positions.detach().cpu().numpy(), cell_np, pbc_arr, CAGE_CUTOFF
+        )
         i = torch.as_tensor(i, dtype=torch.long)
         j = torch.as_tensor(j, dtype=torch.long)
         keep = (types[i] == _TI) & (types[j] == _O)
         i, j = i[keep], j[keep]
         vec = positions[j] - positions[i]
         if pbc_arr.any():
-            vec = vec + torch.as_tensor(np.asarray(S)[keep.numpy()], dtype=_DTYPE) @ cell
+            vec = (
+                vec + torch.as_tensor(np.asarray(S)[keep.numpy()], dtype=_DTYPE) @ cell
+            )
         w = _switch(vec.norm(dim=-1), CAGE_CUTOFF_ON, CAGE_CUTOFF)
         return i, j, vec, w
 
@@ -145,7 +154,9 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
         n = len(types)
         is_ti = types == _TI
         wsum = torch.zeros(n, dtype=_DTYPE).index_add(0, i, w)
-        centroid = torch.zeros(n, 3, dtype=_DTYPE).index_add(0, i, w.unsqueeze(-1) * vec)
+        centroid = torch.zeros(n, 3, dtype=_DTYPE).index_add(
+            0, i, w.unsqueeze(-1) * vec
+        )
         return -centroid[is_ti] / wsum[is_ti].clamp_min(1e-12).unsqueeze(-1)
 
     def off_centering(self, atoms: ase.Atoms) -> np.ndarray:
@@ -153,7 +164,9 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
         types = _species_indices(atoms.numbers)
         with torch.no_grad():
             pos = torch.tensor(atoms.positions, dtype=_DTYPE)
-            i, _, vec, w = self._cage_bonds(pos, torch.tensor(atoms.cell.array, dtype=_DTYPE), atoms.pbc, types)
+            i, _, vec, w = self._cage_bonds(
+                pos, torch.tensor(atoms.cell.array, dtype=_DTYPE), atoms.pbc, types
+            )
             return self._off_centering(i, vec, w, types).numpy()
 
     def double_well_energy(self, positions, cell, pbc, species) -> torch.Tensor:
@@ -181,7 +194,9 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
 # ---------------------------------------------------------------------- statics
 
 
-def _energy_gradient(material, atoms: ase.Atoms, field: np.ndarray, hessian: bool = False):
+def _energy_gradient(
+    material, atoms: ase.Atoms, field: np.ndarray, hessian: bool = False
+):
     """Enthalpy (eV), gradient (n*3,) eV/A and optionally the Hessian (n*3, n*3) eV/A^2 at fixed cell."""
     cell = torch.tensor(atoms.cell.array, dtype=_DTYPE)
     fld = torch.tensor(field, dtype=_DTYPE)
@@ -213,7 +228,9 @@ def _projected_eigenvalues(h: np.ndarray) -> np.ndarray:
     return np.sort(ev[keep])
 
 
-def relax(material, atoms: ase.Atoms, field=None, gtol: float = 1e-9, max_iter: int = 5000) -> ase.Atoms:
+def relax(
+    material, atoms: ase.Atoms, field=None, gtol: float = 1e-9, max_iter: int = 5000
+) -> ase.Atoms:
     """Positions relaxed at fixed cell under ``field`` (3,) V/A (L-BFGS on the exact enthalpy); a copy.
 
     ``gtol``: max |force component| (eV/A) at convergence.
@@ -229,8 +246,13 @@ def relax(material, atoms: ase.Atoms, field=None, gtol: float = 1e-9, max_iter: 
         e, g = _energy_gradient(material, work, field)
         return e, g
 
-    res = minimize(fun, atoms.positions.reshape(-1), jac=True, method="L-BFGS-B",
-                   options={"gtol": gtol, "ftol": 1e-16, "maxiter": max_iter, "maxcor": 30})
+    res = minimize(
+        fun,
+        atoms.positions.reshape(-1),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": gtol, "ftol": 1e-16, "maxiter": max_iter, "maxcor": 30},
+    )
     work.positions = res.x.reshape(-1, 3)
     return work
 
@@ -266,7 +288,13 @@ def spontaneous_state(
     e_axis = axis_vector(axis)
     plus = relax(material, _displaced_start(supercell, e_axis, start_displacement))
     minus = relax(material, _displaced_start(supercell, -e_axis, start_displacement))
-    ps = 0.5 * float((_polarization(material, plus, np.zeros(3)) - _polarization(material, minus, np.zeros(3))) @ e_axis)
+    ps = 0.5 * float(
+        (
+            _polarization(material, plus, np.zeros(3))
+            - _polarization(material, minus, np.zeros(3))
+        )
+        @ e_axis
+    )
     return plus, ps
 
 
@@ -316,13 +344,22 @@ def exact_intrinsic_coercive_field(
         lowest = float(_projected_eigenvalues(h)[0])
         return (relaxed, lowest) if lowest > 0 else (None, None)
 
-    state, lowest = plus, float(_projected_eigenvalues(_energy_gradient(material, plus, np.zeros(3), True)[2])[0])
+    state, lowest = (
+        plus,
+        float(
+            _projected_eigenvalues(
+                _energy_gradient(material, plus, np.zeros(3), True)[2]
+            )[0]
+        ),
+    )
     low, high = 0.0, None
     e_value = 0.0
     while high is None:
         e_value += field_step
         if e_value > max_field:
-            raise RuntimeError(f"the polar state survives fields up to {max_field} V/A; no coercive field found")
+            raise RuntimeError(
+                f"the polar state survives fields up to {max_field} V/A; no coercive field found"
+            )
         new_state, new_lowest = try_field(e_value, state)
         if new_state is None:
             high = e_value
@@ -336,7 +373,13 @@ def exact_intrinsic_coercive_field(
         else:
             state, lowest, low = new_state, new_lowest, mid
     volume = plus.get_volume()
-    p_at_ec = float((_polarization(material, state, -low * e_axis) - _polarization(material, cubic, np.zeros(3))) @ e_axis)
+    p_at_ec = float(
+        (
+            _polarization(material, state, -low * e_axis)
+            - _polarization(material, cubic, np.zeros(3))
+        )
+        @ e_axis
+    )
     return {
         "polarization_at_coercive_field": p_at_ec,
         "coercive_field": 0.5 * (low + high),

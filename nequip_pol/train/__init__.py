@@ -1,7 +1,18 @@
 """Losses, metrics and callbacks for electric-response training (``_target_`` in nequip-train configs)."""
 
-from .metrics import ElectricResponseLoss, ElectricResponseMetrics, BornChargesOrProjection
+from .metrics import (
+    ElectricResponseLoss,
+    ElectricResponseMetrics,
+    BornChargesOrProjection,
+)
 from .callbacks import CPUTimeLogger, EpochProgressPrinter
 from .schedules import WarmupStableDecayLR
 
-__all__ = ["ElectricResponseLoss", "ElectricResponseMetrics", "BornChargesOrProjection", "CPUTimeLogger", "EpochProgressPrinter", "WarmupStableDecayLR"]
+__all__ = [
+    "ElectricResponseLoss",
+    "ElectricResponseMetrics",
+    "BornChargesOrProjection",
+    "CPUTimeLogger",
+    "EpochProgressPrinter",
+    "WarmupStableDecayLR",
+]

@@ -89,13 +89,18 @@ class EpochProgressPrinter(lightning.Callback):
             self._append_csv(epoch, wall, cpu, lr, values)
         if epoch % self.every and not last:
             return
-        parts = [f"{label} {values[key]:.3g} {unit}" for key, label, _, unit in PROGRESS_COLUMNS if key in values]
+        parts = [
+            f"{label} {values[key]:.3g} {unit}"
+            for key, label, _, unit in PROGRESS_COLUMNS
+            if key in values
+        ]
         eta = ""
         if total is not None and total > 0 and total >= epoch:
             eta = f", ~{_clock(wall / epoch * (total - epoch))} left"
         limit = f"/{total}" if total is not None and total > 0 else ""
         print(
-            f"{self.prefix} epoch {epoch}{limit}  val RMSE: " + ", ".join(parts)
+            f"{self.prefix} epoch {epoch}{limit}  val RMSE: "
+            + ", ".join(parts)
             + f"  | {_clock(wall)} elapsed (CPU {_clock(cpu)}){eta}",
             flush=True,
         )
@@ -105,10 +110,16 @@ class EpochProgressPrinter(lightning.Callback):
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(["epoch", "wall_s", "cpu_s", "lr"] + [key for key, *_ in PROGRESS_COLUMNS])
+                writer.writerow(
+                    ["epoch", "wall_s", "cpu_s", "lr"]
+                    + [key for key, *_ in PROGRESS_COLUMNS]
+                )
             writer.writerow(
                 [epoch, f"{wall:.2f}", f"{cpu:.2f}", "" if lr is None else f"{lr:.6g}"]
-                + ["" if key not in values else f"{values[key]:.6g}" for key, *_ in PROGRESS_COLUMNS]
+                + [
+                    "" if key not in values else f"{values[key]:.6g}"
+                    for key, *_ in PROGRESS_COLUMNS
+                ]
             )
 
 
@@ -147,7 +158,11 @@ class CPUTimeLogger(lightning.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # read here: Lightning steps per-epoch schedulers before the callbacks' epoch-end hooks
-        self._epoch_lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+        self._epoch_lr = (
+            float(trainer.optimizers[0].param_groups[0]["lr"])
+            if trainer.optimizers
+            else None
+        )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         cpu, wall = self._totals()

@@ -12,7 +12,11 @@ import torch
 
 from nequip.data import AtomicDataDict, PerAtomModifier
 from nequip.train import MetricsManager
-from nequip.train.metrics import MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError
+from nequip.train.metrics import (
+    MeanSquaredError,
+    RootMeanSquaredError,
+    MeanAbsoluteError,
+)
 
 from nequip.data.modifier import BaseModifier
 
@@ -51,7 +55,9 @@ class BornChargesOrProjection(BaseModifier):
             projection = projection[data2[AtomicDataDict.BATCH_KEY]]
         else:
             projection = projection.expand(data2[self.field].shape[0], 3)
-        target = torch.einsum("na,nab->nb", projection.to(data2[self.field].dtype), data2[self.field])
+        target = torch.einsum(
+            "na,nab->nb", projection.to(data2[self.field].dtype), data2[self.field]
+        )
         return data1[PROJECTED_BORN_CHARGE_KEY], target
 
 
@@ -108,7 +114,9 @@ def ElectricResponseLoss(
     """
     unknown = set(coeffs) - set(LOSS_KEYS)
     if unknown:
-        raise ValueError(f"unknown loss keys {sorted(unknown)}; choose from {list(LOSS_KEYS)}")
+        raise ValueError(
+            f"unknown loss keys {sorted(unknown)}; choose from {list(LOSS_KEYS)}"
+        )
     metrics = []
     for key in LOSS_KEYS:
         if coeffs.get(key) is None:
@@ -143,12 +151,19 @@ def ElectricResponseMetrics(
         }
     unknown = set(quantities) - set(LOSS_KEYS)
     if unknown:
-        raise ValueError(f"unknown quantities {sorted(unknown)}; choose from {list(LOSS_KEYS)}")
+        raise ValueError(
+            f"unknown quantities {sorted(unknown)}; choose from {list(LOSS_KEYS)}"
+        )
     metrics = []
     for key in [k for k in LOSS_KEYS if k in quantities]:
-        for per_atom in ((False, True) if key in (_E, POLARIZATION_KEY) else (False,)):
-            prefix = ("per_atom_" + ("energy" if key == _E else key)) if per_atom else key
-            for suffix, metric in (("rmse", RootMeanSquaredError), ("mae", MeanAbsoluteError)):
+        for per_atom in (False, True) if key in (_E, POLARIZATION_KEY) else (False,):
+            prefix = (
+                ("per_atom_" + ("energy" if key == _E else key)) if per_atom else key
+            )
+            for suffix, metric in (
+                ("rmse", RootMeanSquaredError),
+                ("mae", MeanAbsoluteError),
+            ):
                 name = f"{prefix}_{suffix}"
                 metrics.append(_entry(name, key, metric(), coeffs.get(name), per_atom))
     names = {m["name"] for m in metrics}

@@ -53,14 +53,22 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
     ):
         if total_epochs < 1:
             raise ValueError(f"total_epochs must be at least 1, not {total_epochs}")
-        decay_epochs = total_epochs - warmup_epochs if decay_epochs is None else decay_epochs
-        if warmup_epochs < 0 or decay_epochs < 0 or warmup_epochs + decay_epochs > total_epochs:
+        decay_epochs = (
+            total_epochs - warmup_epochs if decay_epochs is None else decay_epochs
+        )
+        if (
+            warmup_epochs < 0
+            or decay_epochs < 0
+            or warmup_epochs + decay_epochs > total_epochs
+        ):
             raise ValueError(
                 "need warmup_epochs >= 0, decay_epochs >= 0 and warmup_epochs + decay_epochs <= "
                 f"total_epochs, got {warmup_epochs}, {decay_epochs}, {total_epochs}"
             )
         if not 0.0 <= final_lr_factor <= 1.0:
-            raise ValueError(f"final_lr_factor must lie in [0, 1], not {final_lr_factor}")
+            raise ValueError(
+                f"final_lr_factor must lie in [0, 1], not {final_lr_factor}"
+            )
         if shape not in ("cosine", "linear"):
             raise ValueError(f"shape must be 'cosine' or 'linear', not {shape!r}")
         self.total_epochs = int(total_epochs)
@@ -77,7 +85,9 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
         if epoch < self.decay_start_epoch:
             return 1.0
         span = self.total_epochs - 1 - self.decay_start_epoch
-        progress = 1.0 if span <= 0 else min(1.0, (epoch - self.decay_start_epoch) / span)
+        progress = (
+            1.0 if span <= 0 else min(1.0, (epoch - self.decay_start_epoch) / span)
+        )
         if self.shape == "cosine":
             weight = 0.5 * (1.0 + math.cos(math.pi * progress))
         else:
@@ -89,13 +99,23 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
         return [base_lr * factor for base_lr in self.base_lrs]
 
     # the settings stay those of the config, not of the checkpoint: see the module docstring
-    _STATE_KEYS = ("last_epoch", "base_lrs", "_step_count", "_last_lr", "_get_lr_called_within_step")
+    _STATE_KEYS = (
+        "last_epoch",
+        "base_lrs",
+        "_step_count",
+        "_last_lr",
+        "_get_lr_called_within_step",
+    )
 
     def state_dict(self):
-        return {key: self.__dict__[key] for key in self._STATE_KEYS if key in self.__dict__}
+        return {
+            key: self.__dict__[key] for key in self._STATE_KEYS if key in self.__dict__
+        }
 
     def load_state_dict(self, state_dict):
-        self.__dict__.update({key: state_dict[key] for key in self._STATE_KEYS if key in state_dict})
+        self.__dict__.update(
+            {key: state_dict[key] for key in self._STATE_KEYS if key in state_dict}
+        )
         # the learning rate of the resumed epoch under the current settings
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
