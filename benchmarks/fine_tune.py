@@ -145,7 +145,7 @@ def train(config: str, run_dir: Path, minutes: float, overrides) -> dict:
 
 def evaluate(checkpoint: Path, test_frames) -> dict:
     """RMSE of each column (in the units of COLUMNS), NaN where the model has no such output."""
-    from nequip_pol.reference.demo import predict
+    from nequip_pol.demo import predict
 
     predictions = predict(checkpoint, test_frames, r_max=5.0)
     errors = {name: [] for name, _, _ in COLUMNS}
