@@ -20,6 +20,8 @@ Steps:
 
 Usage::
 
+    # the model that ships with nequip-pol (nequip_pol.models, card: nequip_pol/models/batio3.md)
+    python examples/batio3_switching.py --model batio3 --out batio3_switching
     nequip-compile best.ckpt batio3.nequip.pt2 --mode aotinductor --device cpu --target nequip_pol_ase
     python examples/batio3_switching.py --model batio3.nequip.pt2 --out batio3_switching \\
         --temperatures 50 200 --periods 1200 2400 --amplitude 0.4
@@ -85,8 +87,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--model",
         required=True,
-        help="compiled model (.nequip.pt2, --target nequip_pol_ase), checkpoint/package, or "
-        "'reference:ferroelectric'",
+        help="the shipped model 'batio3', a compiled model (.nequip.pt2, --target "
+        "nequip_pol_ase), a checkpoint/package, or 'reference:ferroelectric'",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
     )
     from nequip_pol.analysis.coercive import intrinsic_coercive_field
     from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
-    from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2
+    from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     protocol = LoopProtocol(
@@ -184,8 +186,12 @@ def main(argv=None) -> int:
         calc = ReferenceMaterialCalculator(AnalyticFerroelectric())
         a = c = LATTICE_CONSTANT
     else:
+        from nequip_pol import models
         from nequip_pol.integrations.ase import NequIPPolCalculator
 
+        if models.is_shipped_name(args.model):
+            print(models.describe(args.model))
+            args.model = models.resolve(args.model)
         load = (
             NequIPPolCalculator.from_compiled_model
             if args.model.endswith(".pt2")
@@ -239,7 +245,8 @@ def main(argv=None) -> int:
         low, high = ec["bracket_low"], ec["bracket_high"]
         print(
             f"intrinsic coercive field (0 K, homogeneous switching of the 5-atom cell, fixed cell): "
-            f"{0.5 * (low + high):.3f} V/A (between {low:.4f} and {high:.4f}); loops need --amplitude above "
+            f"{0.5 * (low + high):.3f} V/A = {0.5 * (low + high) * V_PER_A_TO_MV_PER_CM:.1f} MV/cm "
+            f"(between {low:.4f} and {high:.4f} V/A); loops need --amplitude above "
             "the field at which they switch, which is lower at finite temperature"
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -264,10 +271,19 @@ def main(argv=None) -> int:
         force=True,
         runner=runner,
     )
-    print("\n T (K)  period (fs)   Ec (V/A)            Pr (e*A)          area (eV)")
+    # the units of the ferroelectrics literature beside the model's (V/A, e*A per cell)
+    print(
+        "\n T (K)  period (ps)   Ec (MV/cm)        Pr (uC/cm^2)      "
+        "Ec (V/A)            Pr (e*A)          area (eV)"
+    )
     for r in rows:
+        ec_mv = r["ec"] * V_PER_A_TO_MV_PER_CM
+        pr_uc = r["pr"] / volume * E_ANGSTROM2_TO_UC_CM2
         print(
-            f"{r['temperature_K']:6g} {r['period_fs']:10g}   {r['ec']:.4f} +- {r['ec_std']:.4f}   "
+            f"{r['temperature_K']:6g} {r['period_fs'] / 1000:10g}   "
+            f"{ec_mv:.2f} +- {r['ec_std'] * V_PER_A_TO_MV_PER_CM:.2f}      "
+            f"{pr_uc:.1f} +- {r['pr_std'] / volume * E_ANGSTROM2_TO_UC_CM2:.1f}      "
+            f"{r['ec']:.4f} +- {r['ec_std']:.4f}   "
             f"{r['pr']:.4f} +- {r['pr_std']:.4f}   {r['area']:.4f} +- {r['area_std']:.4f}"
         )
     print(

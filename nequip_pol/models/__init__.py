@@ -65,6 +65,36 @@ def card_path(name: str) -> Path:
     return model_path(name).with_name(f"{name.lower()}.md")
 
 
+def card(name: str) -> dict:
+    """The machine-readable card of a shipped model (``NAME.json``: data, split, recipe, training
+    time, test RMSEs in eV/atom, eV/A, eV/A^3, e*A, e, e*A^2/V)."""
+    import json
+
+    return json.loads(model_path(name).with_name(f"{name.lower()}.json").read_text())
+
+
+def describe(name: str) -> str:
+    """One line on a shipped model: training and test errors, to print beside results it gives."""
+    info = card(name)
+    rmse = info["test_rmse"]
+    train = info["training"]
+    parts = [
+        f"{label} {rmse[key] * factor:.3g} {unit}"
+        for key, label, factor, unit in (
+            ("E", "E", 1e3, "meV/atom"),
+            ("F", "F", 1e3, "meV/A"),
+            ("P", "P", 1.0, "e*A"),
+            ("Z*", "Z*", 1.0, "e"),
+            ("alpha", "alpha", 1.0, "e*A^2/V"),
+        )
+        if key in rmse
+    ]
+    return (
+        f"shipped model {name.lower()} ({info['dataset']}, {train['epochs']} epochs, "
+        f"{train['cpu_hours']:.1f} CPU h); test RMSE " + ", ".join(parts)
+    )
+
+
 def resolve(model: str) -> str:
     """A MODEL argument as a file path: shipped names map to their archive, anything else is kept."""
     return str(model_path(model)) if is_shipped_name(model) else model
@@ -86,6 +116,8 @@ def load(name: str, device: str = "cpu", **kwargs):
 
 
 __all__ = [
+    "card",
+    "describe",
     "SHIPPED_MODELS",
     "available",
     "is_shipped_name",
