@@ -367,11 +367,12 @@ def test_ddp_validation_with_a_rank_lacking_born_charges(ddp_and_single):
 
 
 PER_RANK_SEED_REASON = (
-    "nequip-train seeds no global random number generator: every DDP rank starts from torch's "
-    "default seed and the projected Born-charge head draws the same unit vectors v on every rank "
-    "(and again after a restart). Fix: a Lightning callback nequip_pol.train.PerRankSeed(seed) "
-    "that torch.manual_seed()s from (seed, epoch, global rank) at each on_train_epoch_start, "
-    "listed in the callbacks of configs/dft.yaml and nequip_pol/reference/analytic_allegro_pol.yaml"
+    "nequip-train seeds no global random number generator: the projected Born-charge head draws "
+    "its unit vectors v from torch's random start-up seed, different on each DDP rank but not "
+    "reproducible from the config's seed (a rerun or a restart draws other vectors). Fix: a "
+    "Lightning callback nequip_pol.train.PerRankSeed(seed) that torch.manual_seed()s from "
+    "(seed, epoch, global rank) at each on_train_epoch_start, listed in the callbacks of "
+    "configs/dft.yaml and nequip_pol/reference/analytic_allegro_pol.yaml"
 )
 
 
