@@ -1,21 +1,31 @@
 """Long runs in chunks: a training interrupted after 2 epochs and resumed (benchmarks/learning_curve.py
---resume, nequip's restart from last.ckpt) ends where an uninterrupted 4-epoch run ends.
+--resume, nequip's restart from last.ckpt) ends where an uninterrupted 4-epoch run ends; so does a
+run killed with SIGKILL in the middle of an epoch (no clean stop: the process group dies between
+two checkpoints) and resumed from its last checkpoint.
 
 Small: the analytic material (24 frames of 40 atoms), the small Allegro-pol of configs/model,
-``configs/dft.yaml`` through the real command line (three nequip-train starts, ~45 CPU s; 5 min wall
-on the fully loaded development machine).
+``configs/dft.yaml`` through the real command line (the uninterrupted run is shared; five
+nequip-train starts in all).
 """
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "learning_curve.py"
+# One learning-rate plan for every chunk of every run (as in the long runs: an explicit
+# lr_total_epochs). The config's default, lr_total_epochs=${max_epochs}, would plan chunk 1 of
+# the chunked run to end at epoch 2; nequip-train's restart (++ckpt_path) rebuilds the training
+# module, scheduler settings included, from the checkpoint and ignores the config's, so chunk 2
+# would keep the final learning rate of that 2-epoch plan.
+PLAN = ["lr_total_epochs=4"]
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +61,67 @@ def val_rows(out: Path):
     return rows
 
 
-def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
-    tiny_data, tmp_path
-):
-    base = [
+def base_command(data):
+    return [
         sys.executable,
         str(SCRIPT),
         "--dataset",
         "analytic",
         "--data-file",
-        str(tiny_data),
+        str(data),
         "--model",
         "allegro_pol_small",
     ]
-    straight, chunked = tmp_path / "straight", tmp_path / "chunked"
-    run(base + [str(straight), "--chunk-epochs", "4", "--chunks", "1"])
-    run(base + [str(chunked), "--chunk-epochs", "2", "--chunks", "1"])
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_data, tmp_path_factory):
+    """An uninterrupted 4-epoch run (one chunk), shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    run(
+        base_command(tiny_data)
+        + [str(out), *PLAN, "--chunk-epochs", "4", "--chunks", "1"]
+    )
+    return out
+
+
+def assert_ends_within_noise(a, b):
+    """The last learning-curve rows ``a`` (uninterrupted) and ``b`` (resumed) agree within noise.
+
+    The random projections of Z* drawn after a restart differ from those of the uninterrupted
+    run, so the two are not bit-identical; 0.8-1.25 is the spread of such reruns.
+    """
+    assert int(a[-1]["epochs"]) == int(b[-1]["epochs"]) == 4  # same epoch count
+    for column in (
+        "forces_rmse_meV_A",
+        "Zstar_rmse_e",
+        "alpha_rmse_eA2_V",
+        "P_rmse_eA",
+    ):
+        ratio = float(b[-1][column]) / float(a[-1][column])
+        assert 0.8 < ratio < 1.25, (column, ratio)
+
+
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
+    tiny_data, straight, tmp_path
+):
+    base = base_command(tiny_data)
+    chunked = tmp_path / "chunked"
+    run(base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "1"])
     # the same command again neither overwrites nor continues without being told
     refused = run(
-        base + [str(chunked), "--chunk-epochs", "2", "--chunks", "2"], check=False
+        base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "2"],
+        check=False,
     )
     assert refused.returncode != 0 and "--resume" in refused.stderr
-    run(base + [str(chunked), "--chunk-epochs", "2", "--chunks", "2", "--resume"])
+    run(
+        base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "2", "--resume"]
+    )
 
     a = list(csv.DictReader(open(straight / "learning_curve.csv")))
     b = list(csv.DictReader(open(chunked / "learning_curve.csv")))
     assert len(a) == 1 and len(b) == 2
-    assert int(a[-1]["epochs"]) == int(b[-1]["epochs"]) == 4  # same epoch count
+    assert_ends_within_noise(a, b)
     va, vb = val_rows(straight), val_rows(chunked)
     assert sorted(va) == sorted(vb) == [0, 1, 2, 3]
     # same split, same start: before the interruption the runs are the same computation
@@ -87,17 +131,7 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
                 epoch,
                 key,
             )
-    # the resumed run continued (optimizer, schedule, EMA restored) and ends within noise of the
-    # uninterrupted one (the random projections of Z* drawn after the restart differ from those
-    # of the uninterrupted run, so the two are not bit-identical)
-    for column in (
-        "forces_rmse_meV_A",
-        "Zstar_rmse_e",
-        "alpha_rmse_eA2_V",
-        "P_rmse_eA",
-    ):
-        ratio = float(b[-1][column]) / float(a[-1][column])
-        assert 0.8 < ratio < 1.25, (column, ratio)
+    # the resumed run continued (optimizer, schedule, EMA restored): see assert_ends_within_noise
     assert float(b[-1]["forces_rmse_meV_A"]) < float(b[0]["forces_rmse_meV_A"])
     # CPU time is carried across the restart
     assert float(b[1]["cpu_hours"]) > float(b[0]["cpu_hours"]) > 0
@@ -107,3 +141,66 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
     assert len(per_epoch) == 4 and all(
         x < y for x, y in zip(per_epoch, per_epoch[1:])
     ), per_epoch
+
+
+def _saved_epoch(ckpt: Path) -> int:
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"])
+
+
+def test_run_killed_mid_epoch_resumes_from_its_last_checkpoint(
+    tiny_data, straight, tmp_path
+):
+    """SIGKILL to the whole run (learning_curve.py and nequip-train) in the middle of the third
+    epoch, between two checkpoints; ``--resume`` continues from ``last.ckpt`` (saved atomically
+    by Lightning, so the kill cannot leave it half-written) and ends like the uninterrupted run."""
+    base = base_command(tiny_data)
+    killed = tmp_path / "killed"
+    command = base + [str(killed), *PLAN, "--chunk-epochs", "4", "--chunks", "1"]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # its own process group: the kill reaches nequip-train too
+    )
+    last = killed / "run" / "last.ckpt"
+    saves, seen, deadline = [], None, time.time() + 600
+    try:
+        # each epoch ends with a new last.ckpt (a new file: Lightning writes it atomically)
+        while len(saves) < 2:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no checkpoints within 600 s"
+            if last.exists():
+                stat = last.stat()
+                key = (stat.st_ino, stat.st_mtime_ns)
+                if key != seen:
+                    seen = key
+                    saves.append(time.time())
+            time.sleep(0.1)
+        # into the next epoch: a third of an epoch after the second checkpoint
+        time.sleep(max(0.3 * (saves[1] - saves[0]), 0.5))
+        assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    epoch_at_kill = _saved_epoch(last)
+    assert epoch_at_kill < 3, "the kill came after the last epoch"
+    assert not (killed / "learning_curve.csv").exists()  # the chunk never finished
+
+    run(base + [str(killed), *PLAN, "--chunk-epochs", "4", "--chunks", "1", "--resume"])
+    a = list(csv.DictReader(open(straight / "learning_curve.csv")))
+    b = list(csv.DictReader(open(killed / "learning_curve.csv")))
+    assert len(b) == 1
+    assert_ends_within_noise(a, b)
+    # the resumed attempt trained only the epochs after the last checkpoint
+    vb = val_rows(killed)
+    assert sorted(vb) == list(range(epoch_at_kill + 1, 4)), sorted(vb)
+    # the same split: the validation of the first epoch after the restart is that of the
+    # uninterrupted run's same epoch within noise
+    va = val_rows(straight)
+    epoch = epoch_at_kill + 1
+    ratio = vb[epoch]["val0_epoch/forces_rmse"] / va[epoch]["val0_epoch/forces_rmse"]
+    assert 0.8 < ratio < 1.25, ratio
