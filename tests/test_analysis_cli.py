@@ -113,6 +113,9 @@ def test_phonons_and_dielectric_verbs(structure, tmp_path, one_torch_thread, cap
         ),
         (["phonons", "{txt}", "{s}"], "is not a model file"),
         (["phonons", "{fake}", "{s}"], "cannot load the model"),
+        # a checkpoint cut short by an interrupted save or copy, one with changed bytes
+        (["phonons", "{trunc}", "{s}"], "truncated checkpoint: the zip archive has"),
+        (["dielectric", "{corrupt}", "{s}"], "fails its CRC-32 check"),
         (
             ["phonons", "reference:paraelectric", "{txt}"],
             "unknown file format '.txt'; give an extended XYZ",
@@ -152,6 +155,13 @@ def test_bad_input_is_named_and_writes_nothing(
     )
     (tmp_path / "model.txt").write_text("not a model\n")
     (tmp_path / "fake.nequip.pt2").write_text("not a model\n")
+    if "{trunc}" in argv or "{corrupt}" in argv:
+        import torch
+        from damaged_files import corrupted_copy, truncated_copy
+
+        torch.save({"state_dict": {"w": torch.arange(4096.0)}}, tmp_path / "ok.ckpt")
+        truncated_copy(tmp_path / "ok.ckpt", tmp_path / "trunc.ckpt")
+        corrupted_copy(tmp_path / "ok.ckpt", tmp_path / "corrupt.ckpt")
     out = tmp_path / "out"
     out.mkdir()
     argv = [
@@ -162,6 +172,8 @@ def test_bad_input_is_named_and_writes_nothing(
             badlog=tmp_path / "badlog.csv",
             txt=tmp_path / "model.txt",
             fake=tmp_path / "fake.nequip.pt2",
+            trunc=tmp_path / "trunc.ckpt",
+            corrupt=tmp_path / "corrupt.ckpt",
         )
         for a in argv
     ] + ["-o", str(out / "x")]

@@ -230,13 +230,18 @@ def test_compiled_calculator_matches_eager_model(compiled, eager_model):
     assert_matches(calc_results(calc, atoms), calc_results(ckpt, atoms), rel=1e-8)
 
 
-def test_packaged_model_matches_checkpoint(checkpoint, workdir, ckpt_calc):
-    package = workdir / "model.nequip.zip"
+@pytest.fixture(scope="module")
+def package(checkpoint, workdir):
+    out = workdir / "model.nequip.zip"
     _run(
-        [BIN / "nequip-package", "build", str(checkpoint), str(package)],
+        [BIN / "nequip-package", "build", str(checkpoint), str(out)],
         workdir,
         "nequip-package",
     )
+    return out
+
+
+def test_packaged_model_matches_checkpoint(package, ckpt_calc):
     calc = NequIPPolCalculator.from_saved_model(
         package, chemical_species_to_atom_type_map=True, field=FIELD
     )
@@ -396,6 +401,41 @@ def test_missing_model_files(tmp_path):
     (tmp_path / "model.ckpt").write_text("x")
     with pytest.raises(ValueError, match="not an AOTInductor model"):
         NequIPPolCalculator.from_compiled_model(tmp_path / "model.ckpt")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted", "not_a_model"])
+@pytest.mark.parametrize("kind", ["checkpoint", "package", "compiled"])
+def test_damaged_model_files_are_named(
+    request, kind, damage, checkpoint, package, tmp_path
+):
+    """A model file cut short (interrupted save or copy), with changed bytes, or a sound zip
+    that is not a model: a ValueError naming the file and the problem, from either loader."""
+    from damaged_files import corrupted_copy, truncated_copy
+
+    src = {"checkpoint": checkpoint, "package": package}.get(kind)
+    if src is None:
+        src = request.getfixturevalue("compiled")
+    name = {"checkpoint": "model.ckpt", "package": "model.nequip.zip"}.get(
+        kind, "model.nequip.pt2"
+    )
+    bad = tmp_path / f"{damage}_{name}"
+    if damage == "truncated":
+        truncated_copy(src, bad)
+        expected = "truncated .*the zip archive has no end record"
+    elif damage == "corrupted":
+        corrupted_copy(src, bad)
+        expected = "corrupted .*the member .* fails its CRC-32 check"
+    else:  # a sound archive of the wrong content
+        torch.save({"weights": torch.zeros(3)}, bad)
+        expected = "cannot load the .*: "
+    load = (
+        NequIPPolCalculator.from_compiled_model
+        if kind == "compiled"
+        else NequIPPolCalculator.from_saved_model
+    )
+    with pytest.raises(ValueError, match=expected) as info:
+        load(bad, chemical_species_to_atom_type_map=True)
+    assert str(bad) in str(info.value)
 
 
 def test_bad_mode_and_units(ckpt_calc):

@@ -463,7 +463,16 @@ ERROR_CASES = {
         dict(model="/nonexistent/model.nequip.pt2"),
         "cannot open model file",
     ),
-    "not_a_package": (dict(model="BAD"), "cannot read the AOTInductor package"),
+    "not_a_package": (dict(model="BAD"), "is not a zip archive"),
+    # a package cut short (interrupted copy) or with changed bytes: torch's reader checks no CRC
+    "truncated_package": (
+        dict(model="TRUNCATED"),
+        "is truncated: the zip archive has no end record",
+    ),
+    "corrupted_package": (
+        dict(model="CORRUPTED"),
+        "fails its CRC-32 check (changed bytes)",
+    ),
     "wrong_species": (
         dict(species="H C Ba"),
         "species Ba (LAMMPS type 3) is not in the model",
@@ -523,6 +532,11 @@ def test_clear_errors(lammps_setup, cell_dir, tmp_path, case):
     if model == "BAD":
         model = str(tmp_path / "bad.nequip.pt2")
         Path(model).write_text("not a zip")
+    elif model in ("TRUNCATED", "CORRUPTED"):
+        from damaged_files import corrupted_copy, truncated_copy
+
+        damage = truncated_copy if model == "TRUNCATED" else corrupted_copy
+        model = str(damage(lammps_setup["model"], tmp_path / "damaged.nequip.pt2"))
     elif model == "NOFIELD":
         model = _fake_package(
             lammps_setup["model"],

@@ -149,6 +149,7 @@ def load_calculator(model: str, device: str = "cpu", modifiers=None):
             getattr(importlib.import_module(module), name)()
         )
     from nequip_pol.integrations.ase import NequIPPolCalculator
+    from nequip_pol.integrations.model_files import ModelFileError
 
     options = {"device": device, "chemical_species_to_atom_type_map": True}
     try:
@@ -157,6 +158,10 @@ def load_calculator(model: str, device: str = "cpu", modifiers=None):
         if modifiers:
             options["modifiers"] = list(modifiers)
         return NequIPPolCalculator.from_saved_model(model, **options)
+    except (
+        ModelFileError
+    ) as exc:  # truncated, corrupted, unloadable: names the file already
+        raise CommandError(f"cannot load the model: {exc}") from None
     except Exception as exc:  # the loaders raise many kinds (UnpicklingError, BadZipFile, RuntimeError, ...)
         kind = (
             "compiled model (nequip-compile, --target nequip_pol_ase)"

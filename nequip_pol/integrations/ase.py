@@ -75,6 +75,7 @@ from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
 from .field_state import FieldLike, FieldStateMixin, check_field_value
+from .model_files import check_model_file, load_error
 from .._keys import (
     ELECTRIC_FIELD_KEY,
     POLARIZATION_KEY,
@@ -221,16 +222,25 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                 f"`nequip-compile MODEL OUT.nequip.pt2 --mode aotinductor --device cpu --target {ASE_TARGET_NAME}` "
                 "or load a checkpoint/package with `from_saved_model`"
             )
+        # a truncated or corrupted file: an error naming it (not one from torch's zip reader)
+        check_model_file(path)
         target = cls._get_aoti_compile_target()
         try:  # input/output keys from the artifact's metadata
-            model, metadata = load_compiled_model(str(path), device, None, None)
-        except ValueError as err:
-            if "keys" not in str(err):
-                raise
-            # artifacts written before nequip stored the keys: assume the nequip-pol ASE target
-            model, metadata = load_compiled_model(
-                str(path), device, list(target["input"]), list(target["output"])
-            )
+            try:
+                model, metadata = load_compiled_model(str(path), device, None, None)
+            except ValueError as err:
+                if "keys" not in str(err):
+                    raise
+                # artifacts written before nequip stored the keys: assume the nequip-pol ASE target
+                model, metadata = load_compiled_model(
+                    str(path), device, list(target["input"]), list(target["output"])
+                )
+        except (ValueError, FileNotFoundError):
+            raise
+        except (
+            Exception
+        ) as exc:  # torch's loaders raise RuntimeError, OSError, KeyError, ...
+            raise load_error(path, exc) from exc
         input_keys, output_keys = list(model.input_keys), list(model.output_keys)
         required_inputs = [k for k in target["input"] if k != ELECTRIC_FIELD_KEY]
         if set(input_keys) - set(target["input"]) or set(required_inputs) - set(
@@ -301,14 +311,22 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             k: kwargs.pop(k) for k in ("field", "mode", "time") if k in kwargs
         }
         mode = ctor_kwargs.pop("mode", "full")
+        if not path_str.startswith("nequip.net:"):
+            # a truncated or corrupted file: an error naming it (not one from torch's zip reader)
+            check_model_file(path_str)
         # build in full mode first: the output check of the linear mode needs the modifiers applied
-        calc = super()._from_saved_model(
-            path_str,
-            device=device,
-            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
-            **ctor_kwargs,
-            **kwargs,
-        )
+        try:
+            calc = super()._from_saved_model(
+                path_str,
+                device=device,
+                chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+                **ctor_kwargs,
+                **kwargs,
+            )
+        except (ValueError, FileNotFoundError, TypeError):
+            raise
+        except Exception as exc:  # UnpicklingError, KeyError, RuntimeError, ...
+            raise load_error(path_str, exc) from exc
         if modifiers:
             from nequip.model.modify_utils import modify
 

@@ -3,6 +3,7 @@
 ------------------------------------------------------------------------- */
 
 #include "pair_pol_base.h"
+#include "pol_zip_check.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -272,6 +273,12 @@ void PairPolBase::load_model(const std::string &path)
                style_name, path,
                strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
                                                       : "nequip_pol_pair_nequip");
+  // a package cut short or with changed bytes: say so (torch's reader checks no CRC)
+  {
+    std::string problem = nequip_pol::pol_zip_problem(path);
+    if (!problem.empty())
+      error->all(FLERR, "pair_coeff {}: model file {} is {}", style_name, path, problem);
+  }
 
   // the package's metadata first (cheap): inputs, outputs, species, cutoff
   try {
@@ -462,6 +469,9 @@ void PairPolBase::load_noborn_model(const std::string &path)
     if (!fp)
       error->all(FLERR, "pair_style {} noborn: cannot open model file {}", style_name, path);
     fclose(fp);
+    std::string problem = nequip_pol::pol_zip_problem(path);
+    if (!problem.empty())
+      error->all(FLERR, "pair_style {} noborn: model file {} is {}", style_name, path, problem);
   }
   if (!has_born)
     error->all(FLERR,
