@@ -92,6 +92,48 @@ def chunk_command(out: Path, args, chunk: int, resume_from) -> list:
     return command
 
 
+# configs/dft.yaml keys of the learning-rate schedule -> WarmupStableDecayLR arguments
+SCHEDULE_KEYS = {
+    "lr_total_epochs": "total_epochs",
+    "lr_warmup_epochs": "warmup_epochs",
+    "lr_decay_epochs": "decay_epochs",
+    "lr_final_factor": "final_lr_factor",
+}
+
+
+def set_schedule(checkpoint: Path, overrides) -> None:
+    """Write the schedule settings among ``overrides`` into a checkpoint's hyperparameters.
+
+    nequip-train rebuilds the training module of a resumed run from the checkpoint, not from the
+    config (its restart rule), so a new plan must go into the checkpoint; the scheduler's own
+    state is only the epoch counter (nequip_pol.train.WarmupStableDecayLR), so the resumed run
+    follows the new plan from its current epoch.
+    """
+    import torch
+
+    values = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") in SCHEDULE_KEYS:
+            parsed = None if value in ("null", "None") else float(value)
+            if parsed is not None and parsed.is_integer() and "factor" not in key:
+                parsed = int(parsed)
+            values[SCHEDULE_KEYS[key.lstrip("+")]] = parsed
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hyper = state["hyper_parameters"]
+    for config in (
+        hyper["lr_scheduler"],
+        hyper["info_dict"]["training_module"]["lr_scheduler"],
+    ):
+        scheduler = config["scheduler"]
+        if not scheduler["_target_"].endswith("WarmupStableDecayLR"):
+            sys.exit(
+                f"--replan needs nequip_pol.train.WarmupStableDecayLR, not {scheduler['_target_']}"
+            )
+        scheduler.update(values)
+    torch.save(state, checkpoint)
+
+
 def summarize_chunk(out: Path, chunk: int) -> dict:
     """Epochs, CPU/wall hours and test RMSEs of one finished chunk, from its CSV log."""
     rows = _read_metrics(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
@@ -215,6 +257,7 @@ def train(args) -> None:
         sys.exit(f"nothing to resume in {out} (no learning_curve.json)")
     out.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=1))
+    args.replan_active = bool(settings.get("replans"))
 
     points = (
         [dict(r) for r in csv.DictReader(open(curve_path))]
@@ -235,6 +278,8 @@ def train(args) -> None:
             # a copy: the running chunk rewrites last.ckpt
             resume_from = out / "run" / "resume_from.ckpt"
             shutil.copyfile(last, resume_from)
+            if args.replan_active:
+                set_schedule(resume_from, args.overrides)
         log_dir = out / "log" / f"chunk_{chunk:03d}"
         if log_dir.exists():  # an interrupted attempt of this chunk
             shutil.rmtree(log_dir)

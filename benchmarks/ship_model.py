@@ -11,7 +11,9 @@ RUN is a folder of ``benchmarks/learning_curve.py`` on the shared DFT data. This
    recipe (the run's nequip-train overrides), epochs, CPU and wall hours, and the test-split RMSEs
    that nequip-train's test metrics gave for this checkpoint (base units: eV/atom, eV/A, eV/A^3,
    e*A, e, e*A^2/V), beside the published Allegro-pol errors and the project's targets;
-3. prints the Markdown error table for the model card (``NAME.md``, written by hand).
+3. writes the draft model card ``nequip_pol/models/NAME.md`` (data, split, recipe, CPU hours,
+   the error table beside the targets and the published errors); an existing card is kept (it
+   is finished by hand: known limits) and the generated part printed instead.
 
 ``tests/test_shipped_models.py`` recomputes those RMSEs with the ASE calculator on the test frames.
 """
@@ -168,16 +170,68 @@ def main():
     json_path = archive.with_name(f"{name}.json")
     json_path.write_text(json.dumps(card, indent=1) + "\n")
     print(f"wrote {archive} ({archive.stat().st_size / 1e6:.2f} MB) and {json_path}")
-    print()
-    print("| | " + " | ".join(f"{k} ({UNITS[k][0]})" for k in UNITS) + " |")
-    print("|" + " --- |" * (1 + len(UNITS)))
+    text = card_text(card, archive)
+    card_md = archive.with_name(f"{name}.md")
+    if (
+        card_md.exists()
+    ):  # the card is edited by hand after the first draft: never overwritten
+        print(f"{card_md} exists (kept); its generated part would read:\n")
+        print(text)
+    else:
+        card_md.write_text(text)
+        print(f"wrote the draft card {card_md}: add the known limits")
+
+
+def error_table(card: dict) -> str:
+    """Markdown table: the model's test RMSEs beside the targets and the published errors."""
+    lines = [
+        "| | " + " | ".join(f"{k} ({UNITS[k][0]})" for k in UNITS) + " |",
+        "|" + " --- |" * (1 + len(UNITS)),
+    ]
     for label, values in (
-        ("this model, test split", card["test_rmse"]),
-        ("target (issue 19)", card["target_rmse"]),
-        ("published Allegro-pol", card["published_rmse"]),
+        ("**this model**, test split", card["test_rmse"]),
+        ("target (issue 19), test split", card["target_rmse"]),
+        ("published Allegro-pol (all frames)", card["published_rmse"]),
     ):
         cells = [f"{values[k] * UNITS[k][1]:.3g}" if k in values else "" for k in UNITS]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def card_text(card: dict, archive: Path) -> str:
+    """The generated part of a model card (facts from NAME.json)."""
+    train, data, split = card["training"], card["data"], card["split"]
+    n_test = len(split["test_indices"])
+    size_mb = archive.stat().st_size / 1e6
+    return f"""# Shipped model `{card["name"]}`: {card["dataset"]}
+
+`nequip_pol.models.load("{card["name"]}")` in Python; MODEL `{card["name"]}` in every
+`nequip-pol` verb and in the examples. Archive: `{archive.name}` (`nequip-package`,
+{size_mb:.1f} MB, sha256 `{card["archive_sha256"][:16]}...`).
+
+## Data
+
+- `{data["file"]}` of the shared data ({data["frames"]} frames): {data["source"]}.
+  Quantum ESPRESSO, PBE, Berry-phase polarization, Born charges and polarizability from
+  finite fields; zero field in every frame.
+- Split: nequip's random split with seed {split["seed"]}, fractions train/val/test
+  {split["fractions"]}; the {n_test} test frames (indices in `{card["name"]}.json`) were
+  never trained on nor used to choose the checkpoint.
+
+## Recipe
+
+`{card["recipe"]["config"]}` with `model={card["recipe"]["model"]}` and
+`{" ".join(card["recipe"]["overrides"])}`; the best checkpoint by validation score.
+{train["epochs"]} epochs, **{train["cpu_hours"]:.2f} CPU hours** on {train["threads"]}
+thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine).
+
+## Test errors (RMSE)
+
+{error_table(card)}
+
+`tests/test_shipped_models.py` recomputes these numbers with the ASE calculator on the test
+frames (shared data needed).
+"""
 
 
 if __name__ == "__main__":

@@ -140,3 +140,47 @@ def test_recipe_study_variants_compose():
                 assert [sched.factor(e) for e in range(30)] == [1.0] * 30
             if name == "wsd":
                 assert sched.decay_start_epoch == 20
+
+
+def test_replan_writes_the_schedule_into_the_checkpoint(tmp_path):
+    """nequip-train rebuilds a resumed run's training module from the checkpoint, so
+    `learning_curve.py --resume --replan` must put the new plan there (both copies nequip keeps)."""
+    spec = importlib.util.spec_from_file_location(
+        "learning_curve", ROOT / "benchmarks" / "learning_curve.py"
+    )
+    lc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lc)
+    scheduler = {
+        "_target_": "nequip_pol.train.WarmupStableDecayLR",
+        "total_epochs": 64,
+        "warmup_epochs": 2,
+        "decay_epochs": 26,
+        "final_lr_factor": 0.002,
+    }
+    state = {
+        "hyper_parameters": {
+            "lr_scheduler": {"scheduler": dict(scheduler), "interval": "epoch"},
+            "info_dict": {
+                "training_module": {"lr_scheduler": {"scheduler": dict(scheduler)}}
+            },
+        },
+        "lr_schedulers": [{"last_epoch": 25}],
+    }
+    path = tmp_path / "resume_from.ckpt"
+    torch.save(state, path)
+    lc.set_schedule(
+        path, ["batch_size=1", "lr_total_epochs=80", "lr_decay_epochs=null"]
+    )
+    new = torch.load(path, weights_only=False)
+    hyper = new["hyper_parameters"]
+    for config in (
+        hyper["lr_scheduler"],
+        hyper["info_dict"]["training_module"]["lr_scheduler"],
+    ):
+        assert config["scheduler"]["total_epochs"] == 80
+        assert isinstance(config["scheduler"]["total_epochs"], int)
+        assert config["scheduler"]["decay_epochs"] is None
+        assert config["scheduler"]["warmup_epochs"] == 2
+    assert new["lr_schedulers"] == [
+        {"last_epoch": 25}
+    ]  # the epoch counter is untouched
