@@ -172,9 +172,12 @@ def make_stepper(
     batches,
     avg_num_neighbors: float,
     steps: int,
+    device: str = "cpu",
 ):
     """A function doing one training step of loss configuration ``level`` on a batch; it accumulates
-    the CPU seconds of each phase of the step into ``phases`` (divided by ``steps``)."""
+    the CPU seconds of each phase of the step into ``phases`` (divided by ``steps``). The model
+    and loss live on ``device``; the batches must be there too (used by
+    ``benchmarks/gpu_acceptance.py`` with ``cuda``)."""
     import torch
     from hydra.utils import get_method
     from nequip.model.modify_utils import modify
@@ -190,9 +193,9 @@ def make_stepper(
         net = modify(
             net, [{"modifier": "born_charge_training_mode", "mode": "projected"}]
         )
-    net.train()
+    net = net.to(device).train()
     coeffs = {k: (p_weight if k == "polarization" else COEFFS[k]) for k in loss_keys}
-    loss_fn = ElectricResponseLoss(coeffs=coeffs, type_names=type_names)
+    loss_fn = ElectricResponseLoss(coeffs=coeffs, type_names=type_names).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     # where the time goes: the energy model's forward (hooks on the head's `func`), the head's
@@ -231,7 +234,7 @@ def make_stepper(
                 phases, (energy, t1 - t0 - energy, t2 - t1, t3 - t2, t4 - t3)
             ):
                 phases[key] += value / steps
-        return float(loss)
+        return float(loss.detach())
 
     return step, phases
 
