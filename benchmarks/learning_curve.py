@@ -10,6 +10,10 @@ model so far (by validation score) on the test split. After each chunk one row i
 counted), the test RMSEs, and the command that reproduces the point. ``OUT/val_curve.csv`` gets
 the validation RMSEs of every epoch against CPU hours.
 
+The learning-rate schedule of ``configs/dft.yaml`` (warm-up, decay to the final value) is planned
+over the whole run, not one chunk: ``lr_total_epochs = --chunks x --chunk-epochs`` unless the
+override ``lr_total_epochs=N`` is given (needed with ``--cpu-hours`` alone).
+
 Interrupt it at any time (Ctrl-C, kill, end of a job slot) and run the same command with
 ``--resume``: the interrupted chunk restarts from the last completed epoch. Trained models stay
 under OUT (outside the repository; they are never committed).
@@ -255,6 +259,20 @@ def train(args) -> None:
                 settings["replans"] = replans
     elif args.resume:
         sys.exit(f"nothing to resume in {out} (no learning_curve.json)")
+    if not any(
+        o.split("=", 1)[0].lstrip("+") == "lr_total_epochs" for o in args.overrides
+    ):
+        # configs/dft.yaml plans the schedule over max_epochs, but nequip-train's restart keeps
+        # the plan of the first chunk (whose max_epochs is one chunk): plan the whole run here
+        if args.chunks is None:
+            sys.exit(
+                "give the schedule's length: --chunks N (plans N x --chunk-epochs epochs) or "
+                "the override lr_total_epochs=EPOCHS"
+            )
+        args.overrides = list(args.overrides) + [
+            f"lr_total_epochs={args.chunks * args.chunk_epochs}"
+        ]
+        settings["overrides"] = args.overrides
     out.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=1))
     args.replan_active = bool(settings.get("replans"))
