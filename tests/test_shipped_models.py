@@ -196,3 +196,16 @@ def test_shipped_model_card_errors(name):
     }
     for key, value in card["test_rmse"].items():
         assert rmse[key] == pytest.approx(value, rel=0.01), (key, rmse[key], value)
+
+
+def test_names_resolve_and_bad_names_are_named(tmp_path):
+    assert shipped.is_shipped_name("SiO2") and shipped.is_shipped_name("batio3")
+    assert not shipped.is_shipped_name("model.nequip.zip")
+    path = str(tmp_path / "my.nequip.zip")
+    assert shipped.resolve(path) == path  # anything else is a file path, kept
+    with pytest.raises(ValueError, match="no shipped model named 'quartz'.*sio2"):
+        shipped.model_path("quartz")
+    for name in shipped.available():
+        assert shipped.resolve(name.upper()) == str(shipped.model_path(name))
+        assert shipped.card_path(name).exists(), f"{name}: the model card is missing"
+        assert "test RMSE" in shipped.describe(name)
