@@ -1,6 +1,41 @@
+import os
+
 import pytest
 
 from nequip_pol.data_path import DATA_ENV_VAR, shared_data_dir
+
+try:  # property-based tests (tests/test_fuzz_readers.py): bounded, reproducible by default
+    from hypothesis import HealthCheck, settings
+
+    # the default suite: few examples, the same ones every run (derandomize), no example
+    # database written into the checkout
+    settings.register_profile(
+        "default-suite",
+        max_examples=25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,  # capsys: read out in every example
+        ],
+    )
+    # a longer, random search: HYPOTHESIS_PROFILE=fuzz python -m pytest tests/test_fuzz_readers.py
+    settings.register_profile(
+        "fuzz",
+        max_examples=500,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,  # capsys: read out in every example
+        ],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-suite"))
+except ImportError:  # without hypothesis the property tests skip
+    pass
 
 
 @pytest.fixture(scope="module")

@@ -183,6 +183,17 @@ def _check_spectral_inputs(args) -> None:
         raise CommandError(f"--prominence must be in [0, 1), got {args.prominence}")
 
 
+def _about_log(log, body):
+    """``body()``; a ``ValueError`` about the series (too short, Nyquist, ...) names the log file."""
+    try:
+        return body()
+    except ValueError as exc:
+        message = str(exc)
+        raise CommandError(
+            message if str(log) in message else f"{log}: {message}"
+        ) from None
+
+
 def _prefix(args, default_path) -> str:
     return args.output if args.output else str(Path(default_path).with_suffix(""))
 
@@ -220,22 +231,25 @@ def _run_ir(args) -> int:
     prefix = _prefix(args, args.log)
     paths = _outputs(prefix, IR_OUTPUTS, args.force)
     series = read_series(args.log, args.format)
-    max_lag, resolution, note = _smoothing(args, series)
-    ir = ir_spectrum(
-        series,
-        args.temperature,
-        volume=args.volume,
-        method=args.method,
-        max_lag_fs=max_lag,
-        resolution_cm1=resolution,
-        window=args.window,
-        pad_factor=args.pad,
-        quantum_correction=None
-        if args.quantum_correction == "none"
-        else args.quantum_correction,
-        max_frequency_cm1=args.max_freq,
-        peak_prominence=args.prominence,
-        start_fs=args.start,
+    max_lag, resolution, note = _about_log(args.log, lambda: _smoothing(args, series))
+    ir = _about_log(
+        args.log,
+        lambda: ir_spectrum(
+            series,
+            args.temperature,
+            volume=args.volume,
+            method=args.method,
+            max_lag_fs=max_lag,
+            resolution_cm1=resolution,
+            window=args.window,
+            pad_factor=args.pad,
+            quantum_correction=None
+            if args.quantum_correction == "none"
+            else args.quantum_correction,
+            max_frequency_cm1=args.max_freq,
+            peak_prominence=args.prominence,
+            start_fs=args.start,
+        ),
     )
     upper = _upper(args, series)
     cols, rows = ir.table(upper)
@@ -303,18 +317,21 @@ def _run_raman(args) -> int:
     prefix = _prefix(args, args.log)
     paths = _outputs(prefix, RAMAN_OUTPUTS, args.force)
     series = read_series(args.log, args.format)
-    max_lag, resolution, note = _smoothing(args, series)
-    r = raman_spectrum(
-        series,
-        args.temperature,
-        max_lag_fs=max_lag,
-        resolution_cm1=resolution,
-        window=args.window,
-        pad_factor=args.pad,
-        laser_nm=args.laser_nm,
-        max_frequency_cm1=args.max_freq,
-        peak_prominence=args.prominence,
-        start_fs=args.start,
+    max_lag, resolution, note = _about_log(args.log, lambda: _smoothing(args, series))
+    r = _about_log(
+        args.log,
+        lambda: raman_spectrum(
+            series,
+            args.temperature,
+            max_lag_fs=max_lag,
+            resolution_cm1=resolution,
+            window=args.window,
+            pad_factor=args.pad,
+            laser_nm=args.laser_nm,
+            max_frequency_cm1=args.max_freq,
+            peak_prominence=args.prominence,
+            start_fs=args.start,
+        ),
     )
     upper = _upper(args, series)
     cols, rows = r.table(upper)

@@ -145,9 +145,14 @@ def analyze_loops(
     tol = 1e-6 * period_fs
     windows = [(t >= s - tol) & (t <= s + period_fs + tol) for s in starts]
     if center is True:
+        # whole periods, each sample once: the half-open windows [start, start + T)
         offset = float(
-            np.mean(np.concatenate([p[w][:-1] for w in windows]))
-        )  # whole periods: end points once
+            np.mean(
+                np.concatenate(
+                    [p[(t >= s - tol) & (t < s + period_fs - tol)] for s in starts]
+                )
+            )
+        )
     elif center is False:
         offset = 0.0
     else:

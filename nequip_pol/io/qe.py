@@ -206,15 +206,19 @@ def read_qe_xml(path) -> QERun:
     if not atoms:
         raise QEParseError(f"{path}: malformed QE XML, no atoms in <atomic_positions>")
     symbols = [_symbol(a.get("name", ""), path) for a in atoms]
-    pos = np.array([_floats(a, "atom", path) for a in atoms])
-    if pos.shape != (len(atoms), 3):
+    pos = [_floats(a, "atom", path) for a in atoms]
+    if any(r.shape != (3,) for r in pos):
         raise QEParseError(
             f"{path}: malformed QE XML, atomic positions are not 3-vectors"
         )
-    cell = np.array(
-        [_floats(struct.find(f"cell/a{i}"), f"cell/a{i}", path) for i in (1, 2, 3)]
-    )
-    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-8:
+    pos = np.array(pos)
+    cell = [_floats(struct.find(f"cell/a{i}"), f"cell/a{i}", path) for i in (1, 2, 3)]
+    if any(a.shape != (3,) for a in cell):
+        raise QEParseError(f"{path}: malformed QE XML, cell vectors are not 3-vectors")
+    cell = np.array(cell)
+    if not np.all(np.isfinite(cell)):
+        raise QEParseError(f"{path}: non-finite values in cell")
+    if abs(np.linalg.det(cell)) < 1e-8:
         raise QEParseError(f"{path}: malformed QE XML, invalid cell")
     nat = len(atoms)
 
@@ -271,7 +275,9 @@ def read_qe_xml(path) -> QERun:
         ("cell", cell),
         ("energy", energy),
         ("forces", forces),
+        ("stress", np.zeros(1) if stress is None else stress),
         ("dipole", dipole),
+        ("electric_field_vector", field_ry),
     ):
         if not np.all(np.isfinite(arr)):
             raise QEParseError(f"{path}: non-finite values in {name}")
