@@ -85,6 +85,11 @@ def checkpoint(workdir):
         "training_module.model.readout_mlp_hidden_layers_width=16",
         "training_module.model.field_mlp_hidden_layers_width=16",
         "trainer.enable_progress_bar=false",
+        # the checkpoint records the training range (nequip_pol.guards): the guard tests use it
+        "trainer.callbacks=[{_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
+        f"dirpath:'{workdir / 'train'}',save_last:true}},"
+        "{_target_:nequip_pol.guards.TrainingRangeRecorder,"
+        f"data_file:'{data}',out_dir:'{workdir / 'train'}'}}]",
     ]
     _run(
         [
@@ -436,6 +441,85 @@ def test_damaged_model_files_are_named(
     with pytest.raises(ValueError, match=expected) as info:
         load(bad, chemical_species_to_atom_type_map=True)
     assert str(bad) in str(info.value)
+
+
+def test_extrapolation_guard(checkpoint, compiled, capsys):
+    """The checkpoint records the training range; the calculator warns once when the field
+    exceeds 1.2 x the trained maximum or atoms come closer than the trained minimum, counts
+    every case, raises in strict mode; a model without the range runs with one note."""
+    import json
+    import warnings
+
+    from nequip_pol.guards import (
+        RANGES_FILE,
+        RANGES_KEY,
+        ExtrapolationError,
+        ExtrapolationWarning,
+        data_ranges,
+    )
+
+    data = Path(checkpoint).parent.parent / "tiny.xyz"
+    expected = data_ranges(data)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)[RANGES_KEY]
+    assert saved["max_field"] == pytest.approx(expected["max_field"])
+    assert saved["min_distance"] == pytest.approx(expected["min_distance"])
+    assert saved["species"] == ["Ba", "O", "Ti"]
+    on_disk = json.loads((Path(checkpoint).parent / RANGES_FILE).read_text())
+    assert on_disk["max_field"] == pytest.approx(expected["max_field"])
+
+    calc = NequIPPolCalculator.from_saved_model(
+        checkpoint, chemical_species_to_atom_type_map=True
+    )
+    assert calc.guard is not None and calc.guard.active
+    emax = saved["max_field"]
+    direction = np.array([0.6, 0.0, 0.8])
+    atoms = structure(7)
+    atoms.calc = calc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        calc.set_field(0.75 * emax * direction)  # inside: no warning
+        atoms.get_potential_energy()
+    calc.set_field(2.5 * emax * direction)
+    with pytest.warns(ExtrapolationWarning, match="exceeds 1.2 x the trained maximum"):
+        atoms.get_potential_energy()
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error", ExtrapolationWarning
+        )  # once per run, then counted
+        calc.set_field(3.0 * emax * direction)
+        atoms.get_potential_energy()
+    assert calc.guard.counts["field"] == 2
+    # a pair closer than any in training
+    close = atoms.copy()
+    close.positions[1] = close.positions[0] + [0.5, 0.0, 0.0]
+    close.calc = calc
+    calc.set_field(np.zeros(3))
+    close.get_potential_energy()
+    assert calc.guard.counts["distance"] == 1
+    assert "outside the trained range: field 2, distance 1" in calc.guard.report()
+
+    # a model trained up to 0.2 V/A (the range given explicitly): 0.5 V/A warns, 0.15 does not
+    strict = NequIPPolCalculator.from_saved_model(
+        checkpoint,
+        chemical_species_to_atom_type_map=True,
+        guard="strict",
+    )
+    strict.set_guard("strict", dict(saved, max_field=0.2))
+    atoms.calc = strict
+    strict.set_field([0.0, 0.0, 0.15])
+    atoms.get_potential_energy()
+    strict.set_field([0.0, 0.0, 0.5])
+    with pytest.raises(ExtrapolationError, match="0.5 V/A exceeds"):
+        atoms.get_potential_energy()
+
+    # no recorded range (this compiled model's metadata has none): one note, no checks
+    capsys.readouterr()
+    old = NequIPPolCalculator.from_compiled_model(
+        compiled, chemical_species_to_atom_type_map=True
+    )
+    err = capsys.readouterr().err
+    assert "no recorded training range: the extrapolation guard is off" in err
+    assert old.guard is not None and not old.guard.active
 
 
 def test_bad_mode_and_units(ckpt_calc):

@@ -95,6 +95,34 @@ _RESPONSE_PROPERTIES = {
 }
 
 
+def _ranges_from_checkpoint(path: str) -> Optional[dict]:
+    """The training ranges stored by ``nequip_pol.guards.TrainingRangeRecorder``, or None."""
+    from nequip_pol.guards import RANGES_KEY
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # loaded already; a failure here only means no ranges
+        return None
+    ranges = checkpoint.get(RANGES_KEY) if isinstance(checkpoint, dict) else None
+    return ranges if isinstance(ranges, dict) else None
+
+
+def _ranges_from_metadata(metadata) -> Optional[dict]:
+    """The training ranges in a compiled model's metadata (JSON under the guards' key), or None."""
+    import json
+
+    from nequip_pol.guards import RANGES_KEY
+
+    text = (metadata or {}).get(RANGES_KEY)
+    if not text:
+        return None
+    try:
+        ranges = json.loads(text)
+    except ValueError:
+        return None
+    return ranges if isinstance(ranges, dict) else None
+
+
 def _eager_model_keys(model):
     """(input keys, output keys) of an eager model, or (None, None) if it does not declare them.
 
@@ -183,6 +211,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                 [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'"
             )
         self._init_field_state(field, time)
+        #: the extrapolation guard (nequip_pol.guards.ExtrapolationGuard) or None; set by the loaders
+        self.guard = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -193,6 +223,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
         neighborlist_backend: Optional[str] = None,
         neighborlist_backend_kwargs: Optional[dict] = None,
+        guard: Union[str, dict, None] = "warn",
+        guard_options: Optional[dict] = None,
         **kwargs,
     ) -> "NequIPPolCalculator":
         """Load an AOTInductor model (``nequip-compile ... --mode aotinductor --target nequip_pol_ase``).
@@ -201,7 +233,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         for another target fails here with a message naming the target, and a model without
         response outputs can still give energies and forces (asking it for P, Z* or alpha, or
         using ``mode="linear"``, raises an error that says so). ``**kwargs`` go to the
-        constructor (``field``, ``mode``, ``time``, ...).
+        constructor (``field``, ``mode``, ``time``, ...). ``guard``, ``guard_options``: the
+        extrapolation guard, see :meth:`set_guard`.
         """
         from nequip.model.inference_models import load_compiled_model
         from nequip.nn import graph_model
@@ -280,6 +313,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         )
         calc.model_path = os.fspath(path)
         calc._compiled_dtype = metadata.get(graph_model.MODEL_DTYPE_KEY)
+        calc.set_guard(guard, _ranges_from_metadata(metadata), **(guard_options or {}))
         return calc
 
     @classmethod
@@ -289,12 +323,16 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         device: Union[str, torch.device] = "cpu",
         chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
         modifiers: Sequence[str] = (),
+        guard: Union[str, dict, None] = "warn",
+        guard_options: Optional[dict] = None,
         **kwargs,
     ) -> "NequIPPolCalculator":
         """Load a checkpoint (``.ckpt``) or package (``.nequip.zip``) for eager evaluation.
 
         ``modifiers``: names of model modifiers to apply first (e.g. ``["disable_born_charges"]``,
-        ``["energy_forces_only"]``). Other keyword arguments as in nequip's
+        ``["energy_forces_only"]``). ``guard``, ``guard_options``: the extrapolation guard (the
+        training range is read from a checkpoint written with
+        ``nequip_pol.guards.TrainingRangeRecorder``), see :meth:`set_guard`. Other keyword arguments as in nequip's
         ``NequIPCalculator._from_saved_model`` (``allow_tf32``, ``model_name``, ``compile_mode``,
         ``neighborlist_backend``) or for the constructor (``field``, ``mode``, ``time``, ...).
         """
@@ -336,7 +374,42 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         if mode != "full":
             calc.set_mode(mode)
         calc.model_path = path_str
+        ranges = None
+        if path_str.endswith(".ckpt") and guard not in (None, "off"):
+            ranges = _ranges_from_checkpoint(path_str)
+        calc.set_guard(guard, ranges, **(guard_options or {}))
         return calc
+
+    def set_guard(
+        self,
+        guard: Union[str, dict, None] = "warn",
+        ranges: Optional[dict] = None,
+        **options,
+    ) -> None:
+        """Set the extrapolation guard (:class:`nequip_pol.guards.ExtrapolationGuard`).
+
+        ``guard``: ``"warn"`` (warn once, then count; :attr:`guard` ``.report()`` gives the
+        counts, printed at exit when any), ``"strict"`` (raise ``ExtrapolationError``), ``"off"``
+        or ``None`` (no checks), or a dict of training ranges
+        (:func:`nequip_pol.guards.data_ranges`) to use instead of the model's. ``ranges``: the
+        model's recorded ranges (``None``: an old model; the guard says once that it is off).
+        ``options``: ``field_factor`` (default 1.2), ``distance_factor`` (default 1.0).
+        """
+        from nequip_pol.guards import ExtrapolationGuard
+
+        if guard in (None, "off"):
+            self.guard = None
+            return
+        if isinstance(guard, dict):
+            ranges, guard = guard, "warn"
+        if guard not in ("warn", "strict"):
+            raise ValueError(
+                f"`guard` must be 'warn', 'strict', 'off' or a dict of ranges, got {guard!r}"
+            )
+        name = getattr(self, "model_path", None) or "model"
+        self.guard = ExtrapolationGuard(
+            ranges, strict=guard == "strict", name=str(name), **options
+        )
 
     @classmethod
     def from_saved_model(
@@ -386,6 +459,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             raise PropertyNotImplementedError(
                 self._missing_outputs_message(missing, f"the properties {missing}")
             )
+        if self.guard is not None:
+            self.guard.check(self.atoms, field)
         results = self.evaluate(self.atoms, field)
         missing = [
             p for p in properties if p in _RESPONSE_PROPERTIES and p not in results

@@ -85,6 +85,9 @@ class DataReport:
         None  # mean resultant length of exp(2 pi i f): 1 tight, 0 uniform
     )
     p_consistent: bool | None = None
+    ranges: dict | None = (
+        None  # nequip_pol.guards.data_ranges: field (V/A), closest pairs (A)
+    )
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -167,6 +170,10 @@ class DataReport:
                 )
         else:
             lines.append("polarization: n/a")
+        if self.ranges is not None:
+            from ..guards import format_ranges
+
+            lines.extend(format_ranges(self.ranges).splitlines())
         for w in self.warnings:
             lines.append(f"WARNING: {w}")
         for e in self.errors:
@@ -322,6 +329,17 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
                 for k, m in rep.missing.items()
             )
         )
+    if (
+        not rep.errors
+    ):  # the range the data covers (the extrapolation guards' reference)
+        from ..guards import data_ranges
+
+        try:
+            rep.ranges = data_ranges(frames)
+        except Exception as exc:  # noqa: BLE001 -- a report, not a crash
+            rep.warnings.append(
+                f"field and distance ranges not computed: {type(exc).__name__}: {exc}"
+            )
     if asr:
         rep.asr_max, rep.asr_frame = max(asr)
     if asym:
