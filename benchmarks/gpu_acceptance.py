@@ -42,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -54,6 +55,8 @@ TYPES = ["Ba", "Ti", "O"]
 FIELD = [0.05, -0.03, 0.08]  # V/A
 #: per device: MD sizes n (5 n^3 atoms), timed steps
 DEFAULTS = {"cuda": ([6, 13, 28], 20), "cpu": ([2, 3], 1)}
+#: background processes (the compiles), ended when the run stops early
+_CHILDREN = []
 
 
 class AcceptanceError(Exception):
@@ -249,6 +252,7 @@ def start_compiles(out: Path, device: str, jobs: dict) -> dict:
         proc = subprocess.Popen(
             [str(c) for c in command], cwd=out, stdout=log, stderr=subprocess.STDOUT
         )
+        _CHILDREN.append(proc)
         started[name] = (proc, path, time.perf_counter(), log)
     return started
 
@@ -523,6 +527,18 @@ def table(summary: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     require_device(args.device)
+    # a stop (Ctrl-C, SIGTERM from a job scheduler or a test's timeout) ends the compiles too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return run_pipeline(args)
+    finally:
+        for proc in _CHILDREN:
+            if proc.poll() is None:
+                proc.terminate()
+
+
+def run_pipeline(args) -> int:
+    """All stages (see the module docstring); returns the exit status."""
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
