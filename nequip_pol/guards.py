@@ -50,8 +50,8 @@ __all__ = [
 RANGES_KEY = "nequip_pol_training_ranges"
 #: file the recorder writes next to the checkpoints
 RANGES_FILE = "training_ranges.json"
-#: default distance cutoff of the pair minima, A
-DEFAULT_CUTOFF = 6.0
+#: default distance cutoff of the pair minima, A (closer pairs are what a guard needs)
+DEFAULT_CUTOFF = 4.0
 
 
 class ExtrapolationError(ValueError):
@@ -76,13 +76,16 @@ def _pair_minima(atoms, cutoff: float) -> Dict[str, float]:
     from ase.neighborlist import neighbor_list
 
     i, j, d = neighbor_list("ijd", atoms, cutoff)
-    symbols = np.array(atoms.get_chemical_symbols())
-    out: Dict[str, float] = {}
-    for a, b, dist in zip(symbols[i], symbols[j], d):
-        key = _pair(a, b)
-        if dist < out.get(key, np.inf):
-            out[key] = float(dist)
-    return out
+    names, codes = np.unique(atoms.get_chemical_symbols(), return_inverse=True)
+    lo = np.minimum(codes[i], codes[j])
+    hi = np.maximum(codes[i], codes[j])
+    pair = lo * len(names) + hi
+    best = np.full(len(names) ** 2, np.inf)
+    np.minimum.at(best, pair, d)
+    return {
+        _pair(names[k // len(names)], names[k % len(names)]): float(best[k])
+        for k in np.flatnonzero(np.isfinite(best))
+    }
 
 
 def data_ranges(frames: Iterable, cutoff: float = DEFAULT_CUTOFF) -> dict:

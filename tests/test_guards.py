@@ -21,7 +21,7 @@ def frames():
 
 
 def test_data_ranges_match_brute_force(frames):
-    r = data_ranges(frames, cutoff=6.0)
+    r = data_ranges(frames, cutoff=6.0)  # all pairs of these cells
     fields = np.array([a.info["electric_field"] for a in frames])
     assert r["max_field"] == pytest.approx(np.linalg.norm(fields, axis=1).max())
     np.testing.assert_allclose(r["max_field_per_axis"], np.abs(fields).max(axis=0))
