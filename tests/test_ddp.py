@@ -321,19 +321,6 @@ def test_ddp_validation_metrics_are_reduced_across_ranks(ddp_and_single):
             assert rank["val"][key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
 
 
-#: the nequip behaviour behind the two expected failures below, and the fix (to be applied in
-#: nequip_pol/train/metrics.py)
-INTEGER_SUM_REASON = (
-    "nequip's mean metrics (nequip.data.stats._MeanX) start their running `sum` as an integer 0, "
-    "which stays an integer on a rank that saw no labelled entries (here: no frame with Z*); the "
-    "ranks then all-gather a float64 and an int64 tensor and that rank reads the other's float "
-    "bits as an integer (a Z* MSE of ~1e15 in the logged loss, a garbage validation RMSE and "
-    "weighted_sum). Fix: nequip_pol.train.metrics._entry gives every metric a float64 `sum` "
-    "state (metric.add_state('sum', default=torch.zeros((), dtype=torch.float64), "
-    "dist_reduce_fx='sum'))"
-)
-
-
 def test_ddp_gradients_with_a_rank_lacking_born_charges(ddp_and_single):
     """Partial labels: one rank's frames all lack Z* (NaN, skipped there). The averaged gradients
     equal those of one process with all frames."""
@@ -347,7 +334,6 @@ def test_ddp_gradients_with_a_rank_lacking_born_charges(ddp_and_single):
         )
 
 
-@pytest.mark.xfail(strict=True, reason=INTEGER_SUM_REASON)
 def test_ddp_loss_values_with_a_rank_lacking_born_charges(ddp_and_single):
     """Partial labels: the logged loss terms of both ranks equal those of one process (the Z*
     term is the mean over the frames that have Z*)."""
@@ -356,7 +342,6 @@ def test_ddp_loss_values_with_a_rank_lacking_born_charges(ddp_and_single):
         assert_same_step(rank["partial"], single["partial"])
 
 
-@pytest.mark.xfail(strict=True, reason=INTEGER_SUM_REASON)
 def test_ddp_validation_with_a_rank_lacking_born_charges(ddp_and_single):
     """Partial labels in validation: a rank whose frames all lack Z* still reports the metrics
     of one process on all frames."""
@@ -368,17 +353,6 @@ def test_ddp_validation_with_a_rank_lacking_born_charges(ddp_and_single):
             ), key
 
 
-PER_RANK_SEED_REASON = (
-    "nequip-train seeds no global random number generator: the projected Born-charge head draws "
-    "its unit vectors v from torch's random start-up seed, different on each DDP rank but not "
-    "reproducible from the config's seed (a rerun or a restart draws other vectors). Fix: a "
-    "Lightning callback nequip_pol.train.PerRankSeed(seed) that torch.manual_seed()s from "
-    "(seed, epoch, global rank) at each on_train_epoch_start, listed in the callbacks of "
-    "configs/dft.yaml and nequip_pol/reference/analytic_allegro_pol.yaml"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PER_RANK_SEED_REASON)
 def test_each_rank_draws_its_own_projections_reproducibly(ddp_and_single):
     """In a normal projected-Z* run each rank draws its own projections for its frames, the same
     ones again for the same seed, epoch and rank (reproducible, also across a restart)."""

@@ -5,7 +5,7 @@ from .metrics import (
     ElectricResponseMetrics,
     BornChargesOrProjection,
 )
-from .callbacks import CPUTimeLogger, EpochProgressPrinter
+from .callbacks import CPUTimeLogger, EpochProgressPrinter, PerRankSeed
 from .schedules import WarmupStableDecayLR
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "BornChargesOrProjection",
     "CPUTimeLogger",
     "EpochProgressPrinter",
+    "PerRankSeed",
     "WarmupStableDecayLR",
 ]

@@ -11,6 +11,8 @@
             csv_path: ${hydra:runtime.output_dir}/progress.csv
 
 - :class:`CPUTimeLogger`: logs the CPU and wall hours spent in training, across restarts.
+- :class:`PerRankSeed`: seeds the random projections of the projected Born-charge loss per
+  (seed, epoch, DDP rank).
 """
 
 import csv
@@ -19,6 +21,8 @@ import time
 from typing import Optional
 
 import lightning
+import numpy as np
+import torch
 
 #: (logged validation metric, printed label, factor to the printed unit, unit)
 PROGRESS_COLUMNS = (
@@ -180,3 +184,34 @@ class CPUTimeLogger(lightning.Callback):
         self._wall_offset = float(state_dict.get("wall_seconds", 0.0))
         self._cpu_start = time.process_time()
         self._wall_start = time.time()
+
+
+class PerRankSeed(lightning.Callback):
+    """Seed torch's global random number generator at the start of every training epoch from
+    (``seed``, epoch, global rank).
+
+    nequip-train seeds no global generator, so the unit vectors v of the projected Born-charge
+    loss (``born_charge_training: projected``) come from torch's random start-up seed: a rerun
+    or a restart draws other vectors. With this callback every DDP rank draws its own vectors
+    for its frames, reproducibly from the config's seed, and a run resumed from a checkpoint
+    draws in each epoch what an uninterrupted run draws::
+
+        trainer:
+          callbacks:
+            - _target_: nequip_pol.train.PerRankSeed
+              seed: ${seed}
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = int(seed)
+
+    def seed_for(self, epoch: int, rank: int) -> int:
+        """The 63-bit seed of ``epoch`` on global rank ``rank``."""
+        words = np.random.SeedSequence(
+            [self.seed, int(epoch), int(rank)]
+        ).generate_state(2, dtype=np.uint32)
+        return (int(words[0]) << 31) | (int(words[1]) >> 1)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        torch.manual_seed(self.seed_for(trainer.current_epoch, trainer.global_rank))

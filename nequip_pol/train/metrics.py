@@ -19,6 +19,7 @@ from nequip.train.metrics import (
 )
 
 from nequip.data.modifier import BaseModifier
+from nequip.utils.global_dtype import _GLOBAL_DTYPE
 
 from ..data.branch import NearestBranchPolarization
 from .._keys import POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY
@@ -71,11 +72,25 @@ def _field(key: str, per_atom: bool):
     return key
 
 
+def _float_sum(metric):
+    """Start the running ``sum`` of nequip's mean metrics as a float64 zero.
+
+    nequip's metrics start it as an integer 0, which stays an integer on a DDP rank whose
+    batches hold no entry of the quantity (frames lacking that label, NaN); the ranks then
+    all-gather an int64 and a float64 tensor, and that rank reads the others' float bits as
+    integers (a loss term of ~1e15, garbage validation metrics). Gradients are not affected.
+    """
+    metric.add_state(
+        "sum", default=torch.zeros((), dtype=_GLOBAL_DTYPE), dist_reduce_fx="sum"
+    )
+    return metric
+
+
 def _entry(name, key, metric, coeff, per_atom=False):
     return {
         "name": name,
         "field": _field(key, per_atom),
-        "metric": metric,
+        "metric": _float_sum(metric),
         "coeff": coeff,
         "ignore_nan": key in _PARTIAL_LABELS,
     }
