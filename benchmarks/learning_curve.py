@@ -357,7 +357,15 @@ def plot(png: str, csv_paths) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(12, 7))
     for path in csv_paths:
         rows = list(csv.DictReader(open(path)))
-        label = f"{Path(path).resolve().parent.name} ({'validation, every epoch' if 'val' in Path(path).stem else 'test'})"
+        # a run folder's own CSVs are named after the folder, copies (docs/figures) after the file
+        stem = Path(path).stem
+        name = (
+            Path(path).resolve().parent.name
+            if stem in ("learning_curve", "val_curve")
+            else stem
+        )
+        kind = "validation, every epoch" if "val" in stem else "test"
+        label = f"{name} ({kind})"
         cpu = [float(r["cpu_hours"]) for r in rows]
         for ax, (column, _, _) in zip(axes.flat, QUANTITIES):
             values = [
