@@ -60,14 +60,12 @@ UNITS = {
 
 
 def test_indices(n_frames: int, fractions, seed: int) -> list:
-    """Indices of the test frames: nequip's split (torch random_split with a generator seeded by the config's seed)."""
-    import torch
+    """Indices of the test frames, drawn by nequip's own split (RandomSplitAndIndexDataset)."""
+    from nequip.data.dataset import RandomSplitAndIndexDataset
 
-    generator = torch.Generator().manual_seed(seed)
-    parts = torch.utils.data.random_split(
-        list(range(n_frames)), list(fractions), generator=generator
-    )
-    return sorted(int(i) for i in parts[2].indices)
+    split = dict(zip(("train", "val", "test"), fractions))
+    test = RandomSplitAndIndexDataset(list(range(n_frames)), split, "test", seed)
+    return sorted(int(i) for i in test.indices)
 
 
 def _dataset_settings(dataset: str) -> dict:
