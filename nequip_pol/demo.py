@@ -34,8 +34,10 @@ from .reference.analytic_material import generate_dataset, write_dataset
 CONFIG_PACKAGE = "nequip_pol.reference"
 
 CONFIG_NAME = "analytic_allegro_pol"
-#: epochs of the shipped schedule (cosine learning-rate decay over exactly these epochs)
-DEMO_EPOCHS = 40
+#: epochs of the shipped schedule (cosine learning-rate decay over exactly these epochs); 32 rather
+#: than 40 keeps the job within 10 minutes on a slower 2-core machine (40 took 10.2 min there) at
+#: RMSE/std within 25 % of the 40-epoch run (docs/reference_material.md)
+DEMO_EPOCHS = 32
 #: exit status when a target is missed
 EXIT_TARGET_MISSED = 3
 #: exit status of a bad argument
@@ -50,13 +52,13 @@ QUANTITIES = (
 )
 _SCALE = {"per_atom_energy": 1000.0, "forces": 1000.0}
 #: key -> (RMSE/std of the reference run, pass limit). Reference: `nequip-pol demo` with the
-#: defaults on 2 cores under a load of ~9 (1 training thread, 40 epochs, 20.7 min wall, 8.5 min CPU;
+#: defaults on an idle 2-core machine (2 training threads, 32 epochs, 5.5 min wall, 10 min CPU;
 #: docs/reference_material.md); the limits are about twice those values.
 TARGETS = {
-    "per_atom_energy": (0.054, 0.15),
-    "forces": (0.042, 0.10),
-    "polarization": (0.030, 0.10),
-    "born_effective_charges": (0.052, 0.10),
+    "per_atom_energy": (0.065, 0.15),
+    "forces": (0.049, 0.10),
+    "polarization": (0.033, 0.10),
+    "born_effective_charges": (0.058, 0.10),
     "polarizability": (0.018, 0.10),
 }
 
