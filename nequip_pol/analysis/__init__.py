@@ -4,7 +4,8 @@ One module per concept (this file imports nothing, so that each module can be ad
 
 - ``timeseries``: P(t), alpha(t) from the PolarizationLogger CSV or LAMMPS ``fix ave/time``
   output of ``compute pol/allegro`` -> :class:`~nequip_pol.analysis.timeseries.PolarizationSeries`
-- ``spectra``: correlation functions (Wiener-Khinchin), IR absorption and eps(omega), Raman
+- ``spectra``: correlation functions (Wiener-Khinchin: ``spectra.correlation``), IR absorption
+  and eps(omega) (``spectra.infrared``), Raman (``spectra.raman``)
 - ``dielectric``: eps_inf from alpha; eps_0 by three routes (harmonic, fluctuations, field response)
 - ``phonons``: Gamma phonons with phonopy, mode effective charges, oscillator strengths, LO-TO splitting
 - ``tolerances``: the force tolerance of relaxations from the model's precision (float32/float64)
