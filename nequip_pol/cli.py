@@ -228,27 +228,28 @@ register(
 
 
 # ------------------------------------------------------------------------------------- analysis
-# Every analysis verb lives in nequip_pol/analysis/ (commands.py: spectra, dielectric, phonons;
-# switching_commands.py: hysteresis, coercive), sharing one model loader, one structure reader and
-# one exit status (analysis/command_common.py). Those modules import only argparse at module level.
+# Every analysis verb lives in nequip_pol/analysis/ (spectra_commands.py: ir, raman;
+# phonon_commands.py: phonons; dielectric_commands.py: dielectric; switching_commands.py:
+# hysteresis, coercive), sharing one model loader, one structure reader and one exit status
+# (analysis/command_common.py). Those modules import only argparse at module level.
 
 #: verb -> (module in nequip_pol.analysis, one-line help)
 ANALYSIS_VERBS = {
     "ir": (
-        "commands",
+        "spectra_commands",
         "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
     ),
     "raman": (
-        "commands",
+        "spectra_commands",
         "isotropic and anisotropic Raman spectra from an alpha(t) log",
     ),
     "dielectric": (
-        "commands",
+        "dielectric_commands",
         "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation "
         "routes",
     ),
     "phonons": (
-        "commands",
+        "phonon_commands",
         "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
     ),
     "hysteresis": (

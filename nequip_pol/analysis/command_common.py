@@ -34,6 +34,7 @@ __all__ = [
     "check_file",
     "load_calculator",
     "read_structure",
+    "output_prefix",
     "output_paths",
     "write_csv",
     "progress_printer",
@@ -200,6 +201,11 @@ def read_structure(path: str, index: int = 0, periodic: bool = True):
         raise CommandError(f"{path}: the structure must be periodic in x, y and z")
     atoms.calc = None
     return atoms
+
+
+def output_prefix(output, default_path) -> str:
+    """The PREFIX of a verb's outputs: ``output`` (``-o``) if given, else ``default_path`` without its extension."""
+    return output if output else str(Path(default_path).with_suffix(""))
 
 
 def output_paths(prefix: str, names, force: bool):
