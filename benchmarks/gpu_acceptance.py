@@ -276,7 +276,7 @@ def finish_compiles(started: dict) -> dict:
 
 def test_cell(seed: int = 3):
     """The analytic perovskite, 3x3x3 (135 atoms), rattled."""
-    from nequip_pol.reference.analytic_material import ideal_structure
+    from nequip_pol.reference.paraelectric import ideal_structure
 
     atoms = ideal_structure((3, 3, 3))
     atoms.rattle(0.05, seed=seed)

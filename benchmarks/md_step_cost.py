@@ -119,7 +119,7 @@ def main():
     from ase import units
     from ase.md.verlet import VelocityVerlet
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    from nequip_pol.reference.analytic_material import ideal_structure
+    from nequip_pol.reference.paraelectric import ideal_structure
 
     makers = calculators(args)
     print(

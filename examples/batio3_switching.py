@@ -181,7 +181,7 @@ def main(argv=None) -> int:
 
     if args.model.startswith("reference:"):
         from nequip_pol.reference import ReferenceMaterialCalculator
-        from nequip_pol.reference.analytic_material import LATTICE_CONSTANT
+        from nequip_pol.reference.paraelectric import LATTICE_CONSTANT
 
         calc = ReferenceMaterialCalculator(AnalyticFerroelectric())
         a = c = LATTICE_CONSTANT

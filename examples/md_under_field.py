@@ -40,11 +40,8 @@ from nequip_pol.integrations.md import (
     read_polarization_log,
     thermalize,
 )
-from nequip_pol.reference.analytic_material import (
-    generate_dataset,
-    ideal_structure,
-    write_dataset,
-)
+from nequip_pol.reference.dataset import generate_dataset, write_dataset
+from nequip_pol.reference.paraelectric import ideal_structure
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "nequip_pol" / "reference"
 

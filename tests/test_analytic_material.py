@@ -373,7 +373,7 @@ def test_periodic_images(material):
 
 def test_neighbor_list_brute_force():
     """All periodic images within the cutoff, for small oblique cells and unwrapped positions."""
-    from nequip_pol.reference.analytic_material import CUTOFF, _neighbor_pairs
+    from nequip_pol.reference.paraelectric import CUTOFF, _neighbor_pairs
 
     rng = np.random.default_rng(0)
     for trial in range(4):

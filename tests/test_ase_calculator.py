@@ -32,11 +32,8 @@ from nequip_pol import (
     POLARIZABILITY_KEY,
 )
 from nequip_pol.integrations.ase import NequIPPolCalculator
-from nequip_pol.reference.analytic_material import (
-    generate_dataset,
-    ideal_structure,
-    write_dataset,
-)
+from nequip_pol.reference.dataset import generate_dataset, write_dataset
+from nequip_pol.reference.paraelectric import ideal_structure
 
 TYPES = ["Ba", "Ti", "O"]
 R_MAX = 4.0

@@ -113,7 +113,7 @@ def test_ddp_run_trains_on_both_ranks_and_writes_a_checkpoint(ddp_run):
     assert len(losses) == 2 and all(np.isfinite(losses))
     # the checkpoint loads and gives the full response
     from nequip_pol.integrations.ase import NequIPPolCalculator
-    from nequip_pol.reference.analytic_material import ideal_structure
+    from nequip_pol.reference.paraelectric import ideal_structure
 
     calc = NequIPPolCalculator.from_saved_model(
         run / "best.ckpt", chemical_species_to_atom_type_map=True
@@ -163,7 +163,7 @@ def test_ddp_checkpoint_packages_and_compiles(ddp_run):
     checkpoint give the checkpoint's E, F, stress, P, Z*, alpha."""
     out, _ = ddp_run
     from nequip_pol.integrations.ase import NequIPPolCalculator
-    from nequip_pol.reference.analytic_material import ideal_structure
+    from nequip_pol.reference.paraelectric import ideal_structure
 
     ckpt = out / "train" / "best.ckpt"
     package = out / "model.nequip.zip"

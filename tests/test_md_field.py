@@ -40,7 +40,7 @@ from nequip_pol.integrations.md import (
     read_polarization_log,
     thermalize,
 )
-from nequip_pol.reference.analytic_material import ideal_structure
+from nequip_pol.reference.paraelectric import ideal_structure
 from model_configs import ALLEGRO_POL
 
 TYPES = ["Ba", "Ti", "O"]

@@ -45,7 +45,7 @@ EXIT_USER_ERROR = 2
 #: MODEL names of the exact analytic materials -> (module, class) in nequip_pol.reference
 REFERENCE_MATERIALS = {
     "reference:paraelectric": (
-        "nequip_pol.reference.analytic_material",
+        "nequip_pol.reference.paraelectric",
         "AnalyticPolarMaterial",
     ),
     "reference:ferroelectric": (

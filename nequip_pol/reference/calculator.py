@@ -54,7 +54,7 @@ class ReferenceMaterialCalculator(FieldStateMixin, Calculator):
     ):
         super().__init__(**kwargs)
         if material is None:
-            from .analytic_material import AnalyticPolarMaterial
+            from .paraelectric import AnalyticPolarMaterial
 
             material = AnalyticPolarMaterial()
         if not callable(getattr(material, "properties", None)):

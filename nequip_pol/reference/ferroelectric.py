@@ -62,7 +62,7 @@ import torch
 
 from ..analysis.protocol import axis_vector
 from ..units import E_ANGSTROM2_TO_UC_CM2
-from .analytic_material import (
+from .paraelectric import (
     _DTYPE,
     AnalyticPolarMaterial,
     _neighbor_pairs,
