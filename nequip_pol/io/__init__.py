@@ -6,10 +6,10 @@ Submodules are imported lazily so that ``import nequip_pol.io`` stays cheap.
 _EXPORTS = {
     "parse_qe_runs": "qe",
     "write_frames": "qe",
-    "read_qe_xml": "qe",
-    "QEParseError": "qe",
-    "OutputExistsError": "qe",
-    "NequipPolIOError": "qe",
+    "read_qe_xml": "qe_xml",
+    "QEParseError": "qe_xml",
+    "OutputExistsError": "errors",
+    "NequipPolIOError": "errors",
     "check_dataset": "check_data",
     "DataReport": "check_data",
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .qe import NequipPolIOError
+from .errors import NequipPolIOError
 
 __all__ = [
     "DataReport",
