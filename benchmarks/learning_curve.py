@@ -58,7 +58,9 @@ CURVE_COLUMNS = (
 )
 
 
-def _read_metrics(path: Path):
+def read_csv_rows(path: Path):
+    """The rows of a CSV file with a header (nequip's metrics.csv, learning_curve.csv) as dicts
+    of strings; ``[]`` when the file does not exist (yet)."""
     return list(csv.DictReader(open(path))) if path.exists() else []
 
 
@@ -140,7 +142,7 @@ def set_schedule(checkpoint: Path, overrides) -> None:
 
 def summarize_chunk(out: Path, chunk: int) -> dict:
     """Epochs, CPU/wall hours and test RMSEs of one finished chunk, from its CSV log."""
-    rows = _read_metrics(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
+    rows = read_csv_rows(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
     timed = [r for r in rows if _value(r, "cpu_hours") is not None]
     tested = [r for r in rows if _value(r, "test0_epoch/forces_rmse") is not None]
     if not timed or not tested:
@@ -164,7 +166,7 @@ def collect_val_curve(out: Path) -> None:
     """Validation RMSEs of every epoch against CPU hours, over all chunks, into OUT/val_curve.csv."""
     by_epoch = {}
     for path in sorted((out / "log").glob("chunk_*/metrics.csv")):
-        rows = _read_metrics(path)
+        rows = read_csv_rows(path)
         for row in rows:
             if row.get("epoch") in (None, ""):
                 continue

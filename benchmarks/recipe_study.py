@@ -28,7 +28,6 @@ Runs live under OUT/<variant>/ (outside the repository). Interrupted? The same c
 """
 
 import argparse
-import csv
 import json
 import math
 import subprocess
@@ -37,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNING_CURVE = ROOT / "benchmarks" / "learning_curve.py"
+sys.path.insert(0, str(LEARNING_CURVE.parent))
+from learning_curve import read_csv_rows  # noqa: E402  (the CSV reader of the learning curves)
 
 # name -> (nequip-train overrides, what changes); "cosine" is the base the others change one thing of
 _COSINE = [
@@ -118,10 +119,6 @@ def _run(command, log: Path) -> None:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
-def _curve(path: Path):
-    return list(csv.DictReader(open(path))) if path.exists() else []
-
-
 def probe_cost(out: Path, variant: str, args) -> float:
     """CPU seconds per training epoch of ``variant`` (one-epoch run, cached in OUT/<variant>/plan.json)."""
     plan_path = out / variant / "plan.json"
@@ -148,7 +145,7 @@ def probe_cost(out: Path, variant: str, args) -> float:
     if args.data_file:
         command += ["--data-file", args.data_file]
     _run(command, out / variant / "probe.log")
-    cost = 3600.0 * float(_curve(probe / "learning_curve.csv")[-1]["cpu_hours"])
+    cost = 3600.0 * float(read_csv_rows(probe / "learning_curve.csv")[-1]["cpu_hours"])
     plan_path.write_text(json.dumps({"cpu_s_per_epoch": cost}))
     return cost
 
@@ -179,7 +176,7 @@ def run_variant(out: Path, variant: str, args) -> None:
     ]
     if args.data_file:
         command += ["--data-file", args.data_file]
-    finished = _curve(run / "learning_curve.csv")
+    finished = read_csv_rows(run / "learning_curve.csv")
     if finished and len(finished) >= chunks:
         print(f"{variant}: finished ({epochs} epochs)", flush=True)
         return
@@ -202,7 +199,7 @@ def report(paths, table_path, plot_path) -> None:
         for variant_dir in sorted(
             p for p in study.iterdir() if (p / "run" / "learning_curve.csv").exists()
         ):
-            curve = _curve(variant_dir / "run" / "learning_curve.csv")
+            curve = read_csv_rows(variant_dir / "run" / "learning_curve.csv")
             settings = json.loads(
                 (variant_dir / "run" / "learning_curve.json").read_text()
             )
