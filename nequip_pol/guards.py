@@ -21,7 +21,16 @@ gives the counts (printed at exit when anything was counted). ``strict=True`` ra
 :class:`ExtrapolationError` instead of warning. Models without recorded ranges run unguarded,
 with one line saying so (:meth:`ExtrapolationGuard.off`).
 
-Units: field V/A, distances A. numpy and ASE only.
+Deployed models carry the ranges too. The recorder also writes them into the checkpoint's model
+config (``hyper_parameters["model"]`` becomes :func:`with_training_ranges` around the original
+config), so every model built from the checkpoint (``nequip-compile``, ``nequip-package``,
+``ModelFromCheckpoint``) has them in its metadata (:func:`ranges_metadata`): the JSON under
+:data:`RANGES_KEY` and flat keys for the LAMMPS pair styles, ``nequip_pol_max_field`` (V/A, one
+number), ``nequip_pol_min_distance`` (``"Ba-O:2.31 O-Ti:1.71"``, A) and
+``nequip_pol_distance_cutoff`` (A). :func:`saved_model_ranges` and :func:`ranges_from_metadata`
+read them back.
+
+Units: field V/A, distances A. numpy and ASE (torch and nequip only where a model is handled).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -44,6 +53,12 @@ __all__ = [
     "format_ranges",
     "ExtrapolationGuard",
     "TrainingRangeRecorder",
+    "ranges_metadata",
+    "ranges_from_metadata",
+    "ranges_from_model",
+    "saved_model_ranges",
+    "attach_ranges",
+    "with_training_ranges",
 ]
 
 #: key of the ranges in a checkpoint (and in a model's metadata, as JSON)
@@ -52,6 +67,12 @@ RANGES_KEY = "nequip_pol_training_ranges"
 RANGES_FILE = "training_ranges.json"
 #: default distance cutoff of the pair minima, A (closer pairs are what a guard needs)
 DEFAULT_CUTOFF = 4.0
+#: flat metadata keys of a deployed model (for readers without JSON, e.g. the LAMMPS pair styles)
+MAX_FIELD_KEY = "nequip_pol_max_field"
+MIN_DISTANCE_KEY = "nequip_pol_min_distance"
+DISTANCE_CUTOFF_KEY = "nequip_pol_distance_cutoff"
+#: the model builder the recorder wraps a checkpoint's model config in
+WRAPPER_TARGET = "nequip_pol.guards.with_training_ranges"
 
 
 class ExtrapolationError(ValueError):
@@ -199,10 +220,12 @@ class ExtrapolationGuard:
                     f"{r['max_field']:.4g} V/A",
                 )
             )
-        seen = set(r["species"])
-        new = sorted(set(atoms.get_chemical_symbols()) - seen)
-        if new:
-            out.append(("species", f"species {', '.join(new)} never seen in training"))
+        if r.get("species"):  # absent in ranges rebuilt from the flat metadata keys
+            new = sorted(set(atoms.get_chemical_symbols()) - set(r["species"]))
+            if new:
+                out.append(
+                    ("species", f"species {', '.join(new)} never seen in training")
+                )
         minima = r["min_distance"]
         if minima:
             cutoff = max(minima.values())
@@ -251,6 +274,149 @@ class ExtrapolationGuard:
     def _report_at_exit(self) -> None:
         if any(self.counts.values()):
             print(self.report(), file=sys.stderr)
+
+
+# ---------------------------------------------------------------- ranges in deployed models
+
+
+def ranges_metadata(ranges: dict) -> Dict[str, str]:
+    """The metadata entries (all strings) that carry ``ranges`` in a deployed model: the JSON
+    under :data:`RANGES_KEY` and the flat keys ``nequip_pol_max_field`` (``"0.25"``, V/A),
+    ``nequip_pol_min_distance`` (``"Ba-O:2.31 O-Ti:1.71"``, A, space-separated, pairs never
+    closer than the cutoff absent) and ``nequip_pol_distance_cutoff`` (A)."""
+    pairs = " ".join(
+        f"{key}:{float(value)!r}"
+        for key, value in sorted(ranges["min_distance"].items())
+    )
+    return {
+        RANGES_KEY: json.dumps(ranges, sort_keys=True, separators=(",", ":")),
+        MAX_FIELD_KEY: repr(float(ranges["max_field"])),
+        MIN_DISTANCE_KEY: pairs,
+        DISTANCE_CUTOFF_KEY: repr(float(ranges.get("distance_cutoff", DEFAULT_CUTOFF))),
+    }
+
+
+def ranges_from_metadata(metadata: Optional[Mapping]) -> Optional[dict]:
+    """The training ranges in a model's metadata (a compiled model's, or ``model.metadata``):
+    the JSON under :data:`RANGES_KEY`, else rebuilt from the flat keys (no species then); None
+    when the model has none (or they do not parse)."""
+    metadata = metadata or {}
+    text = metadata.get(RANGES_KEY)
+    if text:
+        try:
+            ranges = json.loads(text)
+        except ValueError:
+            ranges = None
+        if isinstance(ranges, dict) and "max_field" in ranges:
+            return ranges
+    if not metadata.get(MAX_FIELD_KEY):
+        return None
+    try:
+        minima = {}
+        for item in str(metadata.get(MIN_DISTANCE_KEY, "")).split():
+            key, value = item.rsplit(":", 1)
+            minima[key] = float(value)
+        max_field = float(metadata[MAX_FIELD_KEY])
+        cutoff = float(metadata.get(DISTANCE_CUTOFF_KEY) or DEFAULT_CUTOFF)
+    except ValueError:
+        return None
+    return {
+        "max_field": max_field,
+        "max_field_per_axis": [max_field] * 3,
+        "min_distance": minima,
+        "distance_cutoff": cutoff,
+        "species": None,
+    }
+
+
+def _graph_models(model) -> list:
+    """The nequip ``GraphModel`` s in ``model`` (itself, or the values of a ``ModuleDict``)."""
+    if hasattr(model, "is_graph_model"):
+        return [model]
+    if hasattr(model, "values"):
+        return [m for m in model.values() if hasattr(m, "is_graph_model")]
+    return []
+
+
+def attach_ranges(model, ranges: dict):
+    """Put ``ranges`` into the metadata of ``model`` (a nequip ``GraphModel`` or a ``ModuleDict``
+    of them): ``nequip-compile`` and ``nequip-package`` then carry it. Returns ``model``."""
+    entries = ranges_metadata(ranges)
+    found = _graph_models(model)
+    if not found:
+        raise TypeError(
+            f"cannot attach training ranges to a {type(model).__name__}: not a nequip GraphModel"
+        )
+    for graph_model in found:
+        graph_model._metadata = {**graph_model._metadata, **entries}
+    return model
+
+
+def ranges_from_model(model) -> Optional[dict]:
+    """The training ranges in an eager model's metadata (a model loaded from a checkpoint or a
+    package made from one with ranges), or None."""
+    for graph_model in _graph_models(model):
+        try:
+            metadata = graph_model.metadata
+        except Exception:  # a packaged model of an older nequip: the static part
+            metadata = getattr(graph_model, "_metadata", None)
+        ranges = ranges_from_metadata(metadata)
+        if ranges is not None:
+            return ranges
+    return None
+
+
+def saved_model_ranges(path, model=None) -> Optional[dict]:
+    """The training ranges of a saved model: a checkpoint's :data:`RANGES_KEY` entry, else those
+    in the metadata of ``model`` (the eager model loaded from ``path``: a package built from a
+    checkpoint with ranges carries them there); None when there are none."""
+    if str(path).endswith(".ckpt"):
+        import torch
+
+        try:
+            checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+        except (
+            Exception
+        ):  # loaded already elsewhere; a failure here only means no ranges
+            checkpoint = None
+        ranges = checkpoint.get(RANGES_KEY) if isinstance(checkpoint, dict) else None
+        if isinstance(ranges, dict):
+            return ranges
+    return None if model is None else ranges_from_model(model)
+
+
+def with_training_ranges(model: dict, training_ranges: dict):
+    """Model builder: build ``model`` (a model config with ``_target_``) and put
+    ``training_ranges`` into its metadata (:func:`attach_ranges`).
+
+    :class:`TrainingRangeRecorder` wraps a checkpoint's model config in this builder, so that
+    whatever rebuilds the model from the checkpoint (``nequip-compile``, ``nequip-package``,
+    ``ModelFromCheckpoint``, a restart) gets the ranges; the weights and the model are those
+    of the original config."""
+    from hydra.utils import get_method
+
+    config = dict(model)
+    builder = get_method(config.pop("_target_"))
+    return attach_ranges(builder(**config), training_ranges)
+
+
+def _unwrapped(model_config):
+    while isinstance(model_config, Mapping) and (
+        model_config.get("_target_") == WRAPPER_TARGET
+    ):
+        model_config = model_config["model"]
+    return model_config
+
+
+def _plain(obj):
+    try:
+        from omegaconf import Container, OmegaConf
+
+        if isinstance(obj, Container):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover - nequip depends on omegaconf
+        pass
+    return obj
 
 
 def _training_file(trainer) -> Optional[Path]:
@@ -310,6 +476,9 @@ class TrainingRangeRecorder(_Callback):
               out_dir: ${hydra:runtime.output_dir}
 
     The whole file is used (training, validation and test frames): the range the data covers.
+    The checkpoint's model config is wrapped in :func:`with_training_ranges`, so models built
+    from the checkpoint (``nequip-compile``, ``nequip-package``) carry the ranges in their
+    metadata (:func:`ranges_metadata`).
     """
 
     def __init__(
@@ -345,6 +514,17 @@ class TrainingRangeRecorder(_Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         self._compute(trainer)
         checkpoint[RANGES_KEY] = self.ranges
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams is None or "model" not in hparams:
+            return
+        # a copy (the module's own hyper-parameters stay as they are)
+        hparams = dict(_plain(hparams))
+        hparams["model"] = {
+            "_target_": WRAPPER_TARGET,
+            "model": _unwrapped(_plain(hparams["model"])),
+            "training_ranges": self.ranges,
+        }
+        checkpoint["hyper_parameters"] = hparams
 
     def state_dict(self):
         return {"ranges": self.ranges}
