@@ -61,7 +61,7 @@ VARIANTS = {
         "warm-up 2 epochs, cosine decay to 1e-5 at the end of the budget, lr 0.005, batch 2",
     ),
     "wsd": (
-        _COSINE[:-1] + ["lr_decay_epochs='${int_div:${lr_total_epochs},3}'"],
+        _COSINE[:-1] + ["lr_decay_epochs={third}"],
         "warm-up, constant, cosine decay over the last third (warm-up-stable-decay)",
     ),
     "lr_2e-3": (_COSINE[1:] + ["learning_rate=0.002"], "peak lr 0.002"),
@@ -119,13 +119,24 @@ def _run(command, log: Path) -> None:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
+def variant_overrides(variant: str, total_epochs: int) -> list:
+    """The nequip-train overrides of ``variant`` for a run of ``total_epochs`` planned epochs.
+
+    ``{third}`` in an override stands for ``total_epochs // 3`` (at least 1): the decay length of
+    the WSD variant, computed here because nequip's ``int_div`` resolver needs exact division."""
+    overrides, _ = VARIANTS[variant]
+    third = max(1, total_epochs // 3)
+    return [o.format(third=third) for o in overrides] + [
+        f"lr_total_epochs={total_epochs}"
+    ]
+
+
 def probe_cost(out: Path, variant: str, args) -> float:
     """CPU seconds per training epoch of ``variant`` (one-epoch run, cached in OUT/<variant>/plan.json)."""
     plan_path = out / variant / "plan.json"
     if plan_path.exists():
         return json.loads(plan_path.read_text())["cpu_s_per_epoch"]
     probe = out / variant / "probe"
-    overrides, _ = VARIANTS[variant]
     command = [
         sys.executable,
         LEARNING_CURVE,
@@ -139,8 +150,7 @@ def probe_cost(out: Path, variant: str, args) -> float:
         "--chunks",
         1,
         "--force",
-        *overrides,
-        "lr_total_epochs=100",
+        *variant_overrides(variant, 100),
     ]
     if args.data_file:
         command += ["--data-file", args.data_file]
@@ -158,7 +168,6 @@ def run_variant(out: Path, variant: str, args) -> None:
     chunks = max(1, round(epochs / chunk_epochs))
     epochs = chunk_epochs * chunks
     run = out / variant / "run"
-    overrides, _ = VARIANTS[variant]
     command = [
         sys.executable,
         LEARNING_CURVE,
@@ -171,8 +180,7 @@ def run_variant(out: Path, variant: str, args) -> None:
         chunk_epochs,
         "--chunks",
         chunks,
-        *overrides,
-        f"lr_total_epochs={epochs}",
+        *variant_overrides(variant, epochs),
     ]
     if args.data_file:
         command += ["--data-file", args.data_file]

@@ -2,6 +2,7 @@
 the recipe study (benchmarks/recipe_study.py), checked against closed forms and the config."""
 
 import importlib.util
+import itertools
 import math
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def test_bad_settings_are_named(kwargs):
 
 def test_recipe_study_variants_compose():
     """Every variant of the recipe study is a valid set of overrides of configs/dft.yaml (a
-    misspelt key fails here, not after an hour of training), and its schedule resolves."""
+    misspelt key fails here, not after an hour of training), and its schedule resolves for any
+    planned length (the probe's 100 epochs and a length that 3 does not divide included)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -125,21 +127,20 @@ def test_recipe_study_variants_compose():
     spec.loader.exec_module(study)
     assert {"constant", "cosine"} <= set(study.VARIANTS)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
-        for name, (overrides, _) in study.VARIANTS.items():
-            cfg = compose(
-                "dft", overrides=["dataset=SiO2", *overrides, "lr_total_epochs=30"]
-            )
+        for name, total in itertools.product(study.VARIANTS, (30, 100, 31)):
+            overrides = study.variant_overrides(name, total)
+            cfg = compose("dft", overrides=["dataset=SiO2", *overrides])
             schedule = OmegaConf.to_container(
                 cfg.training_module.lr_scheduler.scheduler, resolve=True
             )
             sched = WarmupStableDecayLR(
                 _adam(), **{k: v for k, v in schedule.items() if k != "_target_"}
             )
-            assert sched.total_epochs == 30, name
+            assert sched.total_epochs == total, name
             if name == "constant":
-                assert [sched.factor(e) for e in range(30)] == [1.0] * 30
+                assert [sched.factor(e) for e in range(total)] == [1.0] * total
             if name == "wsd":
-                assert sched.decay_start_epoch == 20
+                assert sched.decay_start_epoch == total - total // 3
 
 
 def test_replan_writes_the_schedule_into_the_checkpoint(tmp_path):
