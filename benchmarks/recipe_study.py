@@ -5,7 +5,8 @@ time from the ``cosine`` recipe, plus the recipe of the earlier runs, ``constant
 variant and dataset the study
 
 1. measures the CPU seconds per epoch of the variant with a one-epoch probe run (model size,
-   dtype and batch size change the cost per epoch; the probe's own model is thrown away);
+   dtype and batch size change the cost per epoch; the probe's own model is thrown away); the
+   variants that change only the schedule, the loss or the averaging share the ``cosine`` plan;
 2. plans ``floor(budget / cost)`` epochs, so that the learning-rate schedule (warm-up, decay to
    ``learning_rate * lr_final_factor``) ends when the budget is spent;
 3. trains them with ``benchmarks/learning_curve.py`` in ``--points`` chunks (same seed, same
@@ -119,6 +120,22 @@ def _run(command, log: Path) -> None:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
+#: the variant whose plan (epochs, chunks) the variants of the same cost per epoch share
+BASE = "cosine"
+#: variants that change only the schedule, the loss or the averaging: the same cost per epoch as
+#: BASE, so they run BASE's epochs (no probe of their own; equal epochs make the CPU hours equal
+#: up to noise, where separate probes on a loaded machine differed by 30 %)
+SAME_COST_AS_BASE = {
+    "constant",
+    "wsd",
+    "lr_2e-3",
+    "lr_1e-2",
+    "forces_x4",
+    "energy_x10",
+    "ema_0.999",
+}
+
+
 def variant_overrides(variant: str, total_epochs: int) -> list:
     """The nequip-train overrides of ``variant`` for a run of ``total_epochs`` planned epochs.
 
@@ -160,13 +177,22 @@ def probe_cost(out: Path, variant: str, args) -> float:
     return cost
 
 
-def run_variant(out: Path, variant: str, args) -> None:
+def plan(out: Path, variant: str, args):
+    """(CPU s per epoch, epochs, chunk epochs, chunks) of ``variant``: from its own probe, or
+    BASE's plan for the variants in SAME_COST_AS_BASE."""
+    if variant in SAME_COST_AS_BASE:
+        variant = BASE
     (out / variant).mkdir(parents=True, exist_ok=True)
     cost = probe_cost(out, variant, args)
     epochs = max(args.points, int(args.cpu_hours * 3600.0 // cost))
     chunk_epochs = max(1, round(epochs / args.points))
     chunks = max(1, round(epochs / chunk_epochs))
-    epochs = chunk_epochs * chunks
+    return cost, chunk_epochs * chunks, chunk_epochs, chunks
+
+
+def run_variant(out: Path, variant: str, args) -> None:
+    (out / variant).mkdir(parents=True, exist_ok=True)
+    cost, epochs, chunk_epochs, chunks = plan(out, variant, args)
     run = out / variant / "run"
     command = [
         sys.executable,
