@@ -54,11 +54,14 @@ Errors: a field of the wrong shape or with NaN/inf, species the model does not k
 model file, a model without the field input or without response outputs asked for them (e.g.
 compiled with the ``energy_forces_only`` modifier or with nequip's stock ``ase`` target) all raise
 an exception that names the problem.
+
+The loaders (file checks, the compile target, the training ranges and the extrapolation guard)
+are in :mod:`~nequip_pol.integrations.model_loading`; the field and time state in
+:mod:`~nequip_pol.integrations.field_state`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -75,7 +78,14 @@ from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
 from .field_state import FieldLike, FieldStateMixin, check_field_value
-from .model_files import check_model_file, load_error
+from .model_loading import (
+    ASE_TARGET_NAME,
+    ase_compile_target,
+    eager_model_keys,
+    load_compiled_calculator,
+    load_saved_calculator,
+    make_guard,
+)
 from .._keys import (
     ELECTRIC_FIELD_KEY,
     POLARIZATION_KEY,
@@ -86,56 +96,11 @@ from .._keys import (
 __all__ = ["NequIPPolCalculator", "FieldLike"]
 
 MODES = ("full", "linear")
-#: compile target this calculator is made for (see ``nequip_pol._compile``)
-ASE_TARGET_NAME = "nequip_pol_ase"
 _RESPONSE_PROPERTIES = {
     "polarization": POLARIZATION_KEY,
     "born_effective_charges": BORN_CHARGE_KEY,
     "polarizability": POLARIZABILITY_KEY,
 }
-
-
-def _ranges_from_checkpoint(path: str) -> Optional[dict]:
-    """The training ranges stored by ``nequip_pol.guards.TrainingRangeRecorder``, or None."""
-    from nequip_pol.guards import RANGES_KEY
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # loaded already; a failure here only means no ranges
-        return None
-    ranges = checkpoint.get(RANGES_KEY) if isinstance(checkpoint, dict) else None
-    return ranges if isinstance(ranges, dict) else None
-
-
-def _ranges_from_metadata(metadata) -> Optional[dict]:
-    """The training ranges in a compiled model's metadata (JSON under the guards' key), or None."""
-    import json
-
-    from nequip_pol.guards import RANGES_KEY
-
-    text = (metadata or {}).get(RANGES_KEY)
-    if not text:
-        return None
-    try:
-        ranges = json.loads(text)
-    except ValueError:
-        return None
-    return ranges if isinstance(ranges, dict) else None
-
-
-def _eager_model_keys(model):
-    """(input keys, output keys) of an eager model, or (None, None) if it does not declare them.
-
-    For nequip's ``GraphModel`` the keys of the wrapped module are used: the wrapper's own
-    ``irreps_out`` is fixed at build time and misses the effect of modifiers such as
-    ``energy_forces_only``.
-    """
-    inner = getattr(model, "model", None)
-    source = inner if inner is not None and hasattr(inner, "irreps_out") else model
-    if not hasattr(source, "irreps_out"):
-        return None, None
-    inputs = list(getattr(model, "irreps_in", getattr(source, "irreps_in", {})).keys())
-    return inputs or None, list(source.irreps_out.keys())
 
 
 class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
@@ -169,10 +134,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
 
     @classmethod
     def _get_aoti_compile_target(cls) -> Dict:
-        import nequip_pol._compile  # noqa: F401  (registers the targets)
-        from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
-
-        return COMPILE_TARGET_DICT[ASE_TARGET_NAME]
+        return ase_compile_target()
 
     def __init__(
         self,
@@ -199,7 +161,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             model=model, device=device, transforms=list(transforms or []), **kwargs
         )
         self.mode = mode
-        eager_inputs, eager_outputs = _eager_model_keys(model)
+        eager_inputs, eager_outputs = eager_model_keys(model)
         input_keys = eager_inputs if input_keys is None else input_keys
         output_keys = eager_outputs if output_keys is None else output_keys
         self.input_keys = None if input_keys is None else list(input_keys)
@@ -236,85 +198,17 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         constructor (``field``, ``mode``, ``time``, ...). ``guard``, ``guard_options``: the
         extrapolation guard, see :meth:`set_guard`.
         """
-        from nequip.model.inference_models import load_compiled_model
-        from nequip.nn import graph_model
-        from nequip.integrations.utils import (
-            handle_chemical_species_map,
-            basic_transforms,
-        )
-        from nequip.data._nl import DEFAULT_NEIGHBORLIST_BACKEND
-
-        path = Path(compile_path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"compiled model file not found: {os.fspath(path)!r}"
-            )
-        if not path.name.endswith(".nequip.pt2"):
-            raise ValueError(
-                f"{os.fspath(path)!r} is not an AOTInductor model (`*.nequip.pt2`); compile one with "
-                f"`nequip-compile MODEL OUT.nequip.pt2 --mode aotinductor --device cpu --target {ASE_TARGET_NAME}` "
-                "or load a checkpoint/package with `from_saved_model`"
-            )
-        # a truncated or corrupted file: an error naming it (not one from torch's zip reader)
-        check_model_file(path)
-        target = cls._get_aoti_compile_target()
-        try:  # input/output keys from the artifact's metadata
-            try:
-                model, metadata = load_compiled_model(str(path), device, None, None)
-            except ValueError as err:
-                if "keys" not in str(err):
-                    raise
-                # artifacts written before nequip stored the keys: assume the nequip-pol ASE target
-                model, metadata = load_compiled_model(
-                    str(path), device, list(target["input"]), list(target["output"])
-                )
-        except (ValueError, FileNotFoundError):
-            raise
-        except (
-            Exception
-        ) as exc:  # torch's loaders raise RuntimeError, OSError, KeyError, ...
-            raise load_error(path, exc) from exc
-        input_keys, output_keys = list(model.input_keys), list(model.output_keys)
-        required_inputs = [k for k in target["input"] if k != ELECTRIC_FIELD_KEY]
-        if set(input_keys) - set(target["input"]) or set(required_inputs) - set(
-            input_keys
-        ):
-            raise ValueError(
-                f"{os.fspath(path)!r} was compiled with inputs {input_keys}, which is not an ASE target; "
-                f"recompile with `--target {ASE_TARGET_NAME}` (inputs {list(target['input'])})"
-            )
-        for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY):
-            if key not in output_keys:
-                raise ValueError(
-                    f"{os.fspath(path)!r} does not output `{key}` (outputs {output_keys}); "
-                    f"recompile with `--target {ASE_TARGET_NAME}`"
-                )
-        type_names = metadata[graph_model.TYPE_NAMES_KEY]
-        species_map = handle_chemical_species_map(
-            chemical_species_to_atom_type_map, type_names
-        )
-        if "transforms" in kwargs:
-            raise KeyError("`transforms` not allowed here")
-        transforms = basic_transforms(
-            metadata,
-            metadata[graph_model.R_MAX_KEY],
-            type_names,
-            species_map,
-            neighborlist_backend=neighborlist_backend or DEFAULT_NEIGHBORLIST_BACKEND,
-            neighborlist_backend_kwargs=neighborlist_backend_kwargs,
-        )
-        calc = cls(
-            model=model,
+        return load_compiled_calculator(
+            cls,
+            compile_path,
             device=device,
-            transforms=transforms,
-            input_keys=input_keys,
-            output_keys=output_keys,
+            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+            neighborlist_backend=neighborlist_backend,
+            neighborlist_backend_kwargs=neighborlist_backend_kwargs,
+            guard=guard,
+            guard_options=guard_options,
             **kwargs,
         )
-        calc.model_path = os.fspath(path)
-        calc._compiled_dtype = metadata.get(graph_model.MODEL_DTYPE_KEY)
-        calc.set_guard(guard, _ranges_from_metadata(metadata), **(guard_options or {}))
-        return calc
 
     @classmethod
     def _from_saved_model(
@@ -336,49 +230,16 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         ``NequIPCalculator._from_saved_model`` (``allow_tf32``, ``model_name``, ``compile_mode``,
         ``neighborlist_backend``) or for the constructor (``field``, ``mode``, ``time``, ...).
         """
-        path_str = os.fspath(model_path)
-        if not path_str.startswith("nequip.net:") and not Path(path_str).is_file():
-            raise FileNotFoundError(
-                f"model file not found: {path_str!r} (expected a .ckpt or .nequip.zip)"
-            )
-        if path_str.endswith(".nequip.pt2") or path_str.endswith(".nequip.pth"):
-            raise ValueError(
-                f"{path_str!r} is a compiled model: load it with `from_compiled_model`"
-            )
-        ctor_kwargs = {
-            k: kwargs.pop(k) for k in ("field", "mode", "time") if k in kwargs
-        }
-        mode = ctor_kwargs.pop("mode", "full")
-        if not path_str.startswith("nequip.net:"):
-            # a truncated or corrupted file: an error naming it (not one from torch's zip reader)
-            check_model_file(path_str)
-        # build in full mode first: the output check of the linear mode needs the modifiers applied
-        try:
-            calc = super()._from_saved_model(
-                path_str,
-                device=device,
-                chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
-                **ctor_kwargs,
-                **kwargs,
-            )
-        except (ValueError, FileNotFoundError, TypeError):
-            raise
-        except Exception as exc:  # UnpicklingError, KeyError, RuntimeError, ...
-            raise load_error(path_str, exc) from exc
-        if modifiers:
-            from nequip.model.modify_utils import modify
-
-            model = modify(calc.model, [{"modifier": name} for name in modifiers])
-            calc.model = model.eval().to(calc.device)
-            calc.input_keys, calc.output_keys = _eager_model_keys(calc.model)
-        if mode != "full":
-            calc.set_mode(mode)
-        calc.model_path = path_str
-        ranges = None
-        if path_str.endswith(".ckpt") and guard not in (None, "off"):
-            ranges = _ranges_from_checkpoint(path_str)
-        calc.set_guard(guard, ranges, **(guard_options or {}))
-        return calc
+        return load_saved_calculator(
+            super()._from_saved_model,
+            model_path,
+            device=device,
+            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+            modifiers=modifiers,
+            guard=guard,
+            guard_options=guard_options,
+            **kwargs,
+        )
 
     def set_guard(
         self,
@@ -395,21 +256,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         model's recorded ranges (``None``: an old model; the guard says once that it is off).
         ``options``: ``field_factor`` (default 1.2), ``distance_factor`` (default 1.0).
         """
-        from nequip_pol.guards import ExtrapolationGuard
-
-        if guard in (None, "off"):
-            self.guard = None
-            return
-        if isinstance(guard, dict):
-            ranges, guard = guard, "warn"
-        if guard not in ("warn", "strict"):
-            raise ValueError(
-                f"`guard` must be 'warn', 'strict', 'off' or a dict of ranges, got {guard!r}"
-            )
         name = getattr(self, "model_path", None) or "model"
-        self.guard = ExtrapolationGuard(
-            ranges, strict=guard == "strict", name=str(name), **options
-        )
+        self.guard = make_guard(guard, ranges, name=str(name), **options)
 
     @classmethod
     def from_saved_model(
