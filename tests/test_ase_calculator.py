@@ -82,11 +82,8 @@ def checkpoint(workdir):
         "training_module.model.readout_mlp_hidden_layers_width=16",
         "training_module.model.field_mlp_hidden_layers_width=16",
         "trainer.enable_progress_bar=false",
-        # the checkpoint records the training range (nequip_pol.guards): the guard tests use it
-        "trainer.callbacks=[{_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
-        f"dirpath:'{workdir / 'train'}',save_last:true}},"
-        "{_target_:nequip_pol.guards.TrainingRangeRecorder,"
-        f"data_file:'{data}',out_dir:'{workdir / 'train'}'}}]",
+        # the config's own callbacks: its TrainingRangeRecorder records the training range
+        # (nequip_pol.guards) in the checkpoint and its model config; the guard tests use it
     ]
     _run(
         [
@@ -440,12 +437,14 @@ def test_damaged_model_files_are_named(
     assert str(bad) in str(info.value)
 
 
-def test_extrapolation_guard(checkpoint, compiled, capsys):
-    """The checkpoint records the training range; the calculator warns once when the field
-    exceeds 1.2 x the trained maximum or atoms come closer than the trained minimum, counts
-    every case, raises in strict mode; a model without the range runs with one note."""
+def test_extrapolation_guard(checkpoint, compiled, package, tmp_path, capsys):
+    """The shipped config records the training range in the checkpoint; the calculator warns
+    once when the field exceeds 1.2 x the trained maximum or atoms come closer than the trained
+    minimum, counts every case, raises in strict mode; nequip-compile and nequip-package carry
+    the range into the model's metadata; a model without the range runs with one note."""
     import json
     import warnings
+    import zipfile
 
     from nequip_pol.guards import (
         RANGES_FILE,
@@ -509,10 +508,42 @@ def test_extrapolation_guard(checkpoint, compiled, capsys):
     with pytest.raises(ExtrapolationError, match="0.5 V/A exceeds"):
         atoms.get_potential_energy()
 
-    # no recorded range (this compiled model's metadata has none): one note, no checks
+    # nequip-compile of the checkpoint: the range in the metadata (JSON and the flat keys the
+    # LAMMPS pair styles read), and the calculator's guard on it
+    from nequip_pol.guards import ranges_metadata, saved_model_ranges
+
+    aoti = NequIPPolCalculator.from_compiled_model(
+        compiled, chemical_species_to_atom_type_map=True
+    )
+    assert aoti.guard is not None and aoti.guard.ranges == saved
+    metadata = {}
+    with zipfile.ZipFile(compiled) as z:
+        for name in z.namelist():
+            if name.endswith("wrapper_metadata.json"):
+                metadata = json.loads(z.read(name))
+    for key, value in ranges_metadata(saved).items():
+        assert metadata[key] == value, key
+    # nequip-package of the checkpoint: the range in the packaged model's metadata
+    packaged = NequIPPolCalculator.from_saved_model(
+        package, chemical_species_to_atom_type_map=True, guard="off"
+    )
+    assert saved_model_ranges(package, packaged.model) == saved
+
+    # no recorded range (a copy of the compiled model without it): one note, no checks
+    bare = tmp_path / "bare.nequip.pt2"
+    with zipfile.ZipFile(compiled) as zin, zipfile.ZipFile(bare, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("_metadata.json"):
+                meta = json.loads(data)
+                meta = {
+                    k: v for k, v in meta.items() if not k.startswith("nequip_pol_")
+                }
+                data = json.dumps(meta).encode()
+            zout.writestr(item, data)
     capsys.readouterr()
     old = NequIPPolCalculator.from_compiled_model(
-        compiled, chemical_species_to_atom_type_map=True
+        bare, chemical_species_to_atom_type_map=True
     )
     err = capsys.readouterr().err
     assert "no recorded training range: the extrapolation guard is off" in err
