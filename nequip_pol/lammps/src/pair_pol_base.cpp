@@ -25,8 +25,10 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -46,6 +48,10 @@ static const char *KEY_DIPOLES = "atomic_dipoles";
 static const char *META_INPUTS = "nequip_aoti_inputs";
 static const char *META_OUTPUTS = "nequip_aoti_outputs";
 static const char *META_OFFSET = "polarization_offset_fractional";
+// the training range (nequip_pol.guards.ranges_metadata): max |E| (V/A) and the smallest
+// distance per species pair, "Ba-O:2.31 O-Ti:1.71" (A)
+static const char *META_MAX_FIELD = "nequip_pol_max_field";
+static const char *META_MIN_DISTANCE = "nequip_pol_min_distance";
 // written by torch's AOTInductor into every package: the device it was compiled for
 static const char *META_DEVICE = "AOTI_DEVICE_KEY";
 
@@ -64,6 +70,15 @@ static std::vector<std::string> split_words(const std::string &s)
   std::string w;
   while (in >> w) out.push_back(w);
   return out;
+}
+
+// a whole string as one number (false: not a number)
+static bool parse_number(const std::string &s, double &value)
+{
+  if (s.empty()) return false;
+  char *end = nullptr;
+  value = std::strtod(s.c_str(), &end);
+  return end && *end == '\0' && std::isfinite(value);
 }
 
 static std::string first_line(const char *what)
@@ -166,6 +181,10 @@ void PairPolBase::settings(int narg, char **arg)
 {
   field_is_set = false;
   device_keyword.clear();
+  guard_mode = GUARD_WARN;
+  guard_field_factor = 1.2;
+  guard_distance_factor = 1.0;
+  guard_announced = false;    // the guard's line again at the next run (settings may change)
   for (int k = 0; k < 3; k++) field_spec[k] = PolFieldComponent();
   std::string nb_path;
   int iarg = 0;
@@ -191,10 +210,34 @@ void PairPolBase::settings(int narg, char **arg)
         error->all(FLERR, "pair_style {}: device needs cpu or cuda", style_name);
       device_keyword = arg[iarg + 1];
       iarg += 2;
+    } else if (strcmp(arg[iarg], "guard") == 0) {
+      if (iarg + 2 > narg)
+        error->all(FLERR, "pair_style {}: guard needs warn, error or off", style_name);
+      if (strcmp(arg[iarg + 1], "warn") == 0)
+        guard_mode = GUARD_WARN;
+      else if (strcmp(arg[iarg + 1], "error") == 0)
+        guard_mode = GUARD_ERROR;
+      else if (strcmp(arg[iarg + 1], "off") == 0)
+        guard_mode = GUARD_OFF;
+      else
+        error->all(FLERR, "pair_style {}: guard needs warn, error or off, got {}", style_name,
+                   arg[iarg + 1]);
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "guard_field") == 0 ||
+               strcmp(arg[iarg], "guard_distance") == 0) {
+      const bool is_field = strcmp(arg[iarg], "guard_field") == 0;
+      double value = 0.0;
+      bool ok = iarg + 2 <= narg && parse_number(arg[iarg + 1], value);
+      ok = ok && (is_field ? value >= 1.0 : (value > 0.0 && value <= 1.0));
+      if (!ok)
+        error->all(FLERR, "pair_style {}: {} needs a factor {} (default {})", style_name,
+                   arg[iarg], is_field ? ">= 1" : "in (0, 1]", is_field ? "1.2" : "1.0");
+      (is_field ? guard_field_factor : guard_distance_factor) = value;
+      iarg += 2;
     } else {
       error->all(FLERR,
                  "pair_style {}: unknown keyword {} (expected: efield Ex Ey Ez, noborn FILE, "
-                 "device cpu|cuda)",
+                 "device cpu|cuda, guard warn|error|off, guard_field F, guard_distance D)",
                  style_name, arg[iarg]);
     }
   }
@@ -386,6 +429,8 @@ void PairPolBase::load_model(const std::string &path)
     for (int k = 0; k < 3; k++) offset_frac[k] = utils::numeric(FLERR, w[k], false, lmp);
     offset_set = offset_frac[0] != 0.0 || offset_frac[1] != 0.0 || offset_frac[2] != 0.0;
   }
+
+  guard_read_metadata(path);
 
   model_device = package_device(metadata);
   check_device(path);
@@ -606,6 +651,11 @@ void PairPolBase::store_born(const at::Tensor &zo, int nnodes)
 
 void PairPolBase::finish()
 {
+  if (guard_on() && comm->me == 0)
+    utils::logmesg(lmp,
+                   "{}: extrapolation guard: {} evaluations, outside the trained range: field {}, "
+                   "distance {}\n",
+                   style_name, guard_checked, guard_n_field, guard_n_distance);
   if (loader_nb && comm->me == 0)
     utils::logmesg(lmp,
                    "{}: {} model evaluations with Born charges, {} without (noborn variant), {} "
@@ -634,6 +684,7 @@ void PairPolBase::init_style()
   born_computes = modify->get_compute_by_style("^born/atom$");
   born_fix = !modify->get_fix_by_style("^efield/born$").empty();
   n_eval_born = n_eval_noborn = n_eval_extra = 0;
+  guard_init();
 }
 
 double PairPolBase::init_one(int, int)
@@ -658,6 +709,7 @@ void PairPolBase::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
 
   pol_eval_field(lmp, field_spec, field);
+  if (guard_on()) guard_check();
 
   std::unordered_map<std::string, at::Tensor> in;
   int nnodes = build_inputs(in);
@@ -817,4 +869,146 @@ void PairPolBase::unpack_reverse_comm(int n, int *list, double *buf)
 double PairPolBase::memory_usage()
 {
   return Pair::memory_usage() + 12.0 * sizeof(double) * nmax_resp;
+}
+
+/* ----------------------------------------------------------------------
+   extrapolation guard. The model's metadata (nequip_pol.guards.ranges_metadata, written when
+   a checkpoint with recorded ranges is compiled) holds the largest |E| of the training data
+   and the smallest distance per species pair. At every force call |E| is compared with
+   guard_field x that maximum and every pair of the neighbor list with guard_distance x the
+   minimum of its species pair (pairs of species the training data never had closer than its
+   cutoff are not checked). The first case of a run is a warning (guard warn) or an error
+   (guard error); later ones are counted and the counts printed at the end of the run.
+------------------------------------------------------------------------- */
+
+void PairPolBase::guard_read_metadata(const std::string &path)
+{
+  guard_has_ranges = false;
+  guard_announced = false;
+  guard_max_field = 0.0;
+  guard_pairs.clear();
+  auto mf = metadata.find(META_MAX_FIELD);
+  if (mf == metadata.end() || mf->second.empty()) return;
+  if (!parse_number(mf->second, guard_max_field) || guard_max_field < 0.0)
+    error->all(FLERR, "pair_coeff {}: model {} has metadata {} = '{}', not a number >= 0",
+               style_name, path, META_MAX_FIELD, mf->second);
+  auto md = metadata.find(META_MIN_DISTANCE);
+  if (md != metadata.end()) {
+    for (auto &item : split_words(md->second)) {
+      auto colon = item.rfind(':');
+      double d = 0.0;
+      if (colon == std::string::npos || colon == 0 || !parse_number(item.substr(colon + 1), d) ||
+          d <= 0.0)
+        error->all(FLERR,
+                   "pair_coeff {}: model {} has metadata {} with entry '{}'; expected "
+                   "A-B:distance entries such as O-Ti:1.71",
+                   style_name, path, META_MIN_DISTANCE, item);
+      guard_pairs.emplace_back(item.substr(0, colon), d);
+    }
+  }
+  guard_has_ranges = true;
+}
+
+void PairPolBase::guard_init()
+{
+  guard_checked = guard_n_field = guard_n_distance = 0;
+  guard_warned = false;
+  const int n = atom->ntypes;
+  guard_thr.assign((size_t) (n + 1) * (n + 1), 0.0);
+  std::string checked;
+  if (guard_on()) {
+    for (int i = 1; i <= n; i++)
+      for (int j = 1; j <= n; j++) {
+        if (type_mapper.size() <= (size_t) std::max(i, j) || type_mapper[i] < 0 ||
+            type_mapper[j] < 0)
+          continue;
+        std::string a = model_type_names[type_mapper[i]], b = model_type_names[type_mapper[j]];
+        std::string key = a < b ? a + "-" + b : b + "-" + a;
+        for (auto &p : guard_pairs)
+          if (p.first == key) {
+            guard_thr[(size_t) i * (n + 1) + j] = guard_distance_factor * p.second;
+            if (i <= j && checked.find(" " + key + " ") == std::string::npos)
+              checked += fmt::format(" {} {:.3f}", key, p.second);
+          }
+      }
+  }
+  if (guard_announced || comm->me != 0) return;
+  guard_announced = true;
+  if (!guard_has_ranges)
+    utils::logmesg(lmp,
+                   "{}: model {} has no recorded training range ({} in its metadata): the "
+                   "extrapolation guard is off\n",
+                   style_name, model_path, META_MAX_FIELD);
+  else if (guard_mode == GUARD_OFF)
+    utils::logmesg(lmp, "{}: extrapolation guard off (pair_style ... guard off)\n", style_name);
+  else
+    utils::logmesg(lmp,
+                   "{}: extrapolation guard ({}): |E| above {} x the trained maximum {:.4g} V/A; "
+                   "pairs closer than {} x the training minimum (A):{}\n",
+                   style_name, guard_mode == GUARD_ERROR ? "error" : "warn", guard_field_factor,
+                   guard_max_field, guard_distance_factor, checked.empty() ? " none" : checked);
+}
+
+void PairPolBase::guard_check()
+{
+  guard_checked++;
+  // the field: the same on every rank
+  const double e = std::sqrt(field[0] * field[0] + field[1] * field[1] + field[2] * field[2]);
+  const bool field_out = e > guard_field_factor * guard_max_field;
+
+  // pair distances on this rank, as a fraction of their threshold; the smallest one over ranks
+  struct {
+    double ratio;
+    int pair;
+  } mine = {1.0, -1}, worst = {1.0, -1};
+  const int n = atom->ntypes;
+  double **x = atom->x;
+  const int *type = atom->type;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const double *thr_i = &guard_thr[(size_t) type[i] * (n + 1)];
+    const int *jlist = list->firstneigh[i];
+    const int jnum = list->numneigh[i];
+    for (int jj = 0; jj < jnum; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double thr = thr_i[type[j]];
+      if (thr <= 0.0) continue;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 < mine.ratio * mine.ratio * thr * thr) {
+        mine.ratio = std::sqrt(r2) / thr;
+        mine.pair = type[i] * (n + 1) + type[j];
+      }
+    }
+  }
+  MPI_Allreduce(&mine, &worst, 1, MPI_DOUBLE_INT, MPI_MINLOC, world);
+  const bool distance_out = worst.pair >= 0;
+  if (field_out) guard_n_field++;
+  if (distance_out) guard_n_distance++;
+  if (!field_out && !distance_out) return;
+  if (guard_warned && guard_mode != GUARD_ERROR) return;
+
+  std::string what;
+  if (field_out)
+    what = fmt::format("|E| = {:.4g} V/A exceeds {} x the trained maximum {:.4g} V/A", e,
+                       guard_field_factor, guard_max_field);
+  if (distance_out) {
+    const int ti = worst.pair / (n + 1), tj = worst.pair % (n + 1);
+    std::string a = model_type_names[type_mapper[ti]], b = model_type_names[type_mapper[tj]];
+    const double thr = guard_thr[worst.pair];
+    if (!what.empty()) what += "; ";
+    what += fmt::format("a {} pair at {:.3f} A, closer than {} x the training minimum {:.3f} A",
+                        a < b ? a + "-" + b : b + "-" + a, worst.ratio * thr,
+                        guard_distance_factor, thr / guard_distance_factor);
+  }
+  const std::string message =
+      fmt::format("pair {}: extrapolating on step {}: {} (results outside the trained range are "
+                  "unreliable)",
+                  style_name, update->ntimestep, what);
+  if (guard_mode == GUARD_ERROR)
+    error->all(FLERR, message + "; pair_style ... guard warn only warns");
+  guard_warned = true;
+  if (comm->me == 0)
+    error->warning(FLERR, message + "; further cases are counted silently and reported at the "
+                                    "end of the run");
 }

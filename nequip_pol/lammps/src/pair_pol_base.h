@@ -153,6 +153,25 @@ class PairPolBase : public Pair {
   void grow_response(int n);
   void load_model(const std::string &path);
   int find_output(const std::string &key) const;
+
+  // ---- extrapolation guard: the training range in the model's metadata (written by
+  // nequip_pol.guards when a checkpoint with recorded ranges is compiled), compared with the
+  // field and the pair distances at every force call ----
+  enum { GUARD_WARN, GUARD_ERROR, GUARD_OFF };
+  int guard_mode = GUARD_WARN;                  // pair_style ... guard warn|error|off
+  double guard_field_factor = 1.2;              // ... guard_field F: warn above F x max |E|
+  double guard_distance_factor = 1.0;           // ... guard_distance D: below D x the minimum
+  bool guard_has_ranges = false;                // the model has nequip_pol_max_field
+  double guard_max_field = 0.0;                 // trained max |E| (V/A)
+  std::vector<std::pair<std::string, double>> guard_pairs;    // "Ba-O" -> min distance (A)
+  std::vector<double> guard_thr;    // (ntypes+1)^2: D x min distance per LAMMPS type pair (0: none)
+  bool guard_announced = false;     // the guard's line for this model was printed
+  bool guard_warned = false;        // the first case of this run was reported
+  bigint guard_checked = 0, guard_n_field = 0, guard_n_distance = 0;    // this run
+  bool guard_on() const { return guard_mode != GUARD_OFF && guard_has_ranges; }
+  void guard_read_metadata(const std::string &path);
+  void guard_init();     // init_style: type-pair thresholds, counts reset, the status line
+  void guard_check();    // compute: field and pair distances against the range (collective)
 };
 
 }    // namespace LAMMPS_NS
