@@ -223,8 +223,23 @@ def run_variant(out: Path, variant: str, args) -> None:
     _run(command, out / variant / "run.log")
 
 
+def planned_epochs(settings: dict):
+    """The planned length of a run (its last ``lr_total_epochs`` override or replan), or None."""
+    planned = None
+    overrides = list(settings.get("overrides") or [])
+    for replan in settings.get("replans") or []:
+        overrides += (
+            list(replan.get("overrides", [])) if isinstance(replan, dict) else []
+        )
+    for override in overrides:
+        if str(override).startswith("lr_total_epochs="):
+            planned = int(str(override).split("=", 1)[1])
+    return planned
+
+
 def report(paths, table_path, plot_path) -> None:
-    """The table (Markdown) and plot of every finished variant under the given study folders."""
+    """The table (Markdown) and plot of every variant under the given study folders (a run still
+    going or stopped early shows its epochs as ``done of planned``)."""
     rows = []
     for study in map(Path, paths):
         dataset = json.loads(next(study.glob("*/run/learning_curve.json")).read_text())[
@@ -251,8 +266,12 @@ def report(paths, table_path, plot_path) -> None:
             for k, _ in COLUMNS
         ]
         change = VARIANTS.get(variant, ([], variant))[1]
+        planned = planned_epochs(settings)
+        epochs = last["epochs"]
+        if planned is not None and int(epochs) < planned:
+            epochs = f"{epochs} of {planned}"
         lines.append(
-            f"| {dataset} | {variant} | {change} | {last['epochs']} | {float(last['cpu_hours']):.2f} | "
+            f"| {dataset} | {variant} | {change} | {epochs} | {float(last['cpu_hours']):.2f} | "
             + " | ".join(values)
             + " |"
         )
