@@ -103,6 +103,7 @@ SCHEDULE_KEYS = {
     "lr_total_epochs": "total_epochs",
     "lr_warmup_epochs": "warmup_epochs",
     "lr_decay_epochs": "decay_epochs",
+    "lr_decay_fraction": "decay_fraction",
     "lr_final_factor": "final_lr_factor",
 }
 

@@ -46,6 +46,7 @@ _COSINE = [
     "batch_size=2",
     "lr_warmup_epochs=2",
     "lr_decay_epochs=null",
+    "lr_decay_fraction=null",
 ]
 VARIANTS = {
     "constant": (
@@ -54,6 +55,7 @@ VARIANTS = {
             "batch_size=2",
             "lr_warmup_epochs=0",
             "lr_decay_epochs=0",
+            "lr_decay_fraction=null",
         ],
         "the earlier recipe: constant lr 0.005 (ReduceLROnPlateau never fired in those runs), batch 2",
     ),
@@ -62,7 +64,7 @@ VARIANTS = {
         "warm-up 2 epochs, cosine decay to 1e-5 at the end of the budget, lr 0.005, batch 2",
     ),
     "wsd": (
-        _COSINE[:-1] + ["lr_decay_epochs={third}"],
+        _COSINE[:3] + ["lr_decay_epochs={third}"],
         "warm-up, constant, cosine decay over the last third (warm-up-stable-decay)",
     ),
     "lr_2e-3": (_COSINE[1:] + ["learning_rate=0.002"], "peak lr 0.002"),

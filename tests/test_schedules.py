@@ -74,6 +74,44 @@ def test_stable_phase_and_linear_decay():
     ) == pytest.approx([0.01] * 5)
 
 
+def test_decay_fraction():
+    """The decay over a fraction of the planned epochs equals the same decay given in epochs;
+    decay_epochs, where given, wins; the fraction never eats into the warm-up."""
+
+    def starts(**kwargs):
+        return WarmupStableDecayLR(_adam(), **kwargs).decay_start_epoch
+
+    assert starts(total_epochs=60, warmup_epochs=2, decay_fraction=1 / 3) == starts(
+        total_epochs=60, warmup_epochs=2, decay_epochs=20
+    )
+    assert starts(total_epochs=100, decay_fraction=0.3333) == 67
+    assert starts(total_epochs=10, decay_epochs=4, decay_fraction=0.5) == 6
+    assert starts(total_epochs=3, warmup_epochs=2, decay_fraction=1.0) == 2
+    assert starts(total_epochs=2, decay_fraction=0.01) == 1  # at least one epoch
+
+
+def test_config_default_is_the_recipe():
+    """configs/dft.yaml trains with the recipe its comment names: batch 1, warm-up 2 epochs, a
+    plateau, cosine decay over the last third of max_epochs (chosen by the recipe study)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from nequip.utils.resolvers import _register_default_resolvers
+
+    _register_default_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose("dft", overrides=["dataset=SiO2", "max_epochs=90"])
+    assert cfg.batch_size == 1
+    schedule = OmegaConf.to_container(
+        cfg.training_module.lr_scheduler.scheduler, resolve=True
+    )
+    sched = WarmupStableDecayLR(
+        _adam(), **{k: v for k, v in schedule.items() if k != "_target_"}
+    )
+    assert (sched.total_epochs, sched.warmup_epochs) == (90, 2)
+    assert sched.decay_start_epoch == 60
+
+
 def test_resume_follows_the_new_settings():
     """The checkpointed state is the epoch counter, not the settings: a run resumed with a longer
     plan (or a decay branched off a plateau) follows the new settings from its epoch on."""
@@ -103,10 +141,14 @@ def test_resume_follows_the_new_settings():
         dict(total_epochs=5, warmup_epochs=3, decay_epochs=3),
         dict(total_epochs=5, final_lr_factor=2.0),
         dict(total_epochs=5, shape="step"),
+        dict(total_epochs=5, decay_fraction=1.5),
+        dict(total_epochs=5, decay_fraction=0.0),
     ],
 )
 def test_bad_settings_are_named(kwargs):
-    with pytest.raises(ValueError, match="total_epochs|warmup|final_lr_factor|shape"):
+    with pytest.raises(
+        ValueError, match="total_epochs|warmup|final_lr_factor|shape|decay_fraction"
+    ):
         WarmupStableDecayLR(_adam(), **kwargs)
 
 

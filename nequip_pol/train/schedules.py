@@ -36,6 +36,9 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
         warmup_epochs: epochs of linear warm-up (0: none)
         decay_epochs: length of the decay, ending at the last planned epoch (default: every epoch
             after the warm-up, i.e. no plateau)
+        decay_fraction: the decay length as a fraction of ``total_epochs``, used where
+            ``decay_epochs`` is None (rounded, at least 1 epoch, at most the epochs after the
+            warm-up; 1/3 is the WSD recipe of ``configs/dft.yaml``)
         final_lr_factor: learning rate at the last epoch, as a fraction of the base learning rate
             (0.002 takes lr 0.005 to 1e-5)
         shape: ``cosine`` or ``linear`` decay
@@ -48,11 +51,19 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
         warmup_epochs: int = 0,
         decay_epochs: int = None,
         final_lr_factor: float = 0.002,
+        decay_fraction: float = None,
         shape: str = "cosine",
         last_epoch: int = -1,
     ):
         if total_epochs < 1:
             raise ValueError(f"total_epochs must be at least 1, not {total_epochs}")
+        if decay_fraction is not None and decay_epochs is None:
+            if not 0.0 < decay_fraction <= 1.0:
+                raise ValueError(
+                    f"decay_fraction must lie in (0, 1], not {decay_fraction}"
+                )
+            decay_epochs = max(1, round(decay_fraction * total_epochs))
+            decay_epochs = min(decay_epochs, total_epochs - warmup_epochs)
         decay_epochs = (
             total_epochs - warmup_epochs if decay_epochs is None else decay_epochs
         )
