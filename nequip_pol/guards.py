@@ -159,8 +159,10 @@ class ExtrapolationGuard:
 
     Args:
         ranges: from :func:`data_ranges` (or a model's metadata); ``None``: the guard is off
-        field_factor: warn when |E| > field_factor x the trained max |E| (a model trained at
-            zero field only warns at any non-zero field)
+        field_factor: warn when |E| > field_factor x the trained max |E|. A model trained at
+            zero field only (the usual DFT set: P, Z*, alpha at E = 0, the field acting through
+            that learned response) has no sampled field range: its field is not checked, and
+            the guard says so once
         distance_factor: warn when a pair is closer than distance_factor x its trained minimum
         strict: raise :class:`ExtrapolationError` instead of warning
         name: the model's name in the messages (its file)
@@ -192,7 +194,13 @@ class ExtrapolationGuard:
                 f"note: {name} has no recorded training range: the extrapolation guard is off",
                 file=sys.stderr,
             )
-        elif report_at_exit:
+        elif not ranges.get("max_field", 0.0) > 0.0:
+            print(
+                f"note: {name} was trained at zero field only (the field acts through the learned "
+                "P, Z*, alpha): the extrapolation guard checks distances and species, not |E|",
+                file=sys.stderr,
+            )
+        if ranges is not None and report_at_exit:
             atexit.register(self._report_at_exit)
 
     @classmethod
@@ -212,7 +220,7 @@ class ExtrapolationGuard:
         r = self.ranges
         e = float(np.linalg.norm(np.asarray(field, dtype=float)))
         limit = self.field_factor * r["max_field"]
-        if e > limit:
+        if r["max_field"] > 0.0 and e > limit:
             out.append(
                 (
                     "field",

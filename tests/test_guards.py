@@ -73,6 +73,22 @@ def test_guard_field_distance_species_and_counts(frames):
         strict.check(close, np.zeros(3))
 
 
+def test_zero_field_training_checks_distances_not_the_field(frames, capsys):
+    """Data at zero field only (the DFT sets: P, Z*, alpha at E = 0) sample no field range: the
+    field is not checked (it acts through the learned response), distances still are."""
+    ranges = dict(data_ranges(frames), max_field=0.0)
+    guard = ExtrapolationGuard(ranges, report_at_exit=False, name="sio2")
+    assert "trained at zero field only" in capsys.readouterr().err
+    atoms = frames[0]
+    guard.check(atoms, [0.0, 0.0, 0.3])
+    assert guard.counts["field"] == 0
+    close = atoms.copy()
+    close.positions[1] = close.positions[0] + [0.4, 0.0, 0.0]
+    with pytest.warns(ExtrapolationWarning, match="closer than the training minimum"):
+        guard.check(close, [0.0, 0.0, 0.3])
+    assert guard.counts == {"field": 0, "distance": 1, "species": 0}
+
+
 def test_guard_off_says_so_once(capsys):
     guard = ExtrapolationGuard.off("old.nequip.zip")
     assert not guard.active

@@ -235,19 +235,11 @@ def ranges_from_checkpoint(path: str) -> Optional[dict]:
 
 
 def ranges_from_metadata(metadata) -> Optional[dict]:
-    """The training ranges in a compiled model's metadata (JSON under the guards' key), or None."""
-    import json
+    """The training ranges in a compiled model's metadata, or None (see
+    :func:`nequip_pol.guards.ranges_from_metadata`: the JSON, else the flat keys)."""
+    from nequip_pol.guards import ranges_from_metadata as read
 
-    from nequip_pol.guards import RANGES_KEY
-
-    text = (metadata or {}).get(RANGES_KEY)
-    if not text:
-        return None
-    try:
-        ranges = json.loads(text)
-    except ValueError:
-        return None
-    return ranges if isinstance(ranges, dict) else None
+    return read(metadata)
 
 
 def make_guard(

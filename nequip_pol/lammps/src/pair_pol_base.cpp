@@ -941,6 +941,13 @@ void PairPolBase::guard_init()
                    style_name, model_path, META_MAX_FIELD);
   else if (guard_mode == GUARD_OFF)
     utils::logmesg(lmp, "{}: extrapolation guard off (pair_style ... guard off)\n", style_name);
+  else if (guard_max_field <= 0.0)
+    utils::logmesg(lmp,
+                   "{}: extrapolation guard ({}): trained at zero field only (the field acts "
+                   "through the learned P, Z*, alpha; |E| is not checked); pairs closer than {} x "
+                   "the training minimum (A):{}\n",
+                   style_name, guard_mode == GUARD_ERROR ? "error" : "warn",
+                   guard_distance_factor, checked.empty() ? " none" : checked);
   else
     utils::logmesg(lmp,
                    "{}: extrapolation guard ({}): |E| above {} x the trained maximum {:.4g} V/A; "
@@ -954,7 +961,9 @@ void PairPolBase::guard_check()
   guard_checked++;
   // the field: the same on every rank
   const double e = std::sqrt(field[0] * field[0] + field[1] * field[1] + field[2] * field[2]);
-  const bool field_out = e > guard_field_factor * guard_max_field;
+  // data at zero field only (the usual DFT set: P, Z*, alpha at E = 0): the field acts through
+  // the learned response, and no field range was sampled to compare with
+  const bool field_out = guard_max_field > 0.0 && e > guard_field_factor * guard_max_field;
 
   // pair distances on this rank, as a fraction of their threshold; the smallest one over ranks
   struct {
