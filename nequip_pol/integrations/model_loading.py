@@ -201,8 +201,13 @@ def load_saved_calculator(
         calc.set_mode(mode)
     calc.model_path = path_str
     ranges = None
-    if path_str.endswith(".ckpt") and guard not in (None, "off"):
-        ranges = ranges_from_checkpoint(path_str)
+    if guard not in (
+        None,
+        "off",
+    ):  # a checkpoint's entry, else the package model's metadata
+        from nequip_pol.guards import saved_model_ranges
+
+        ranges = saved_model_ranges(path_str, calc.model)
     calc.set_guard(guard, ranges, **(guard_options or {}))
     return calc
 
