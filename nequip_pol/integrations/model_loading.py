@@ -10,7 +10,8 @@ Two kinds of model files:
 
 What a model tells about itself: its input and output keys (:func:`eager_model_keys`) and the
 training ranges recorded by :class:`nequip_pol.guards.TrainingRangeRecorder`
-(:func:`ranges_from_checkpoint`, :func:`ranges_from_metadata`), from which
+(read by :func:`nequip_pol.guards.saved_model_ranges` and
+:func:`nequip_pol.guards.ranges_from_metadata`), from which
 :func:`make_guard` builds the extrapolation guard. Missing, truncated or corrupted files raise
 errors that name the file (:mod:`~nequip_pol.integrations.model_files`).
 """
@@ -34,8 +35,6 @@ __all__ = [
     "load_compiled_calculator",
     "load_saved_calculator",
     "eager_model_keys",
-    "ranges_from_checkpoint",
-    "ranges_from_metadata",
     "make_guard",
 ]
 
@@ -142,6 +141,8 @@ def load_compiled_calculator(
     )
     calc.model_path = os.fspath(path)
     calc._compiled_dtype = metadata.get(graph_model.MODEL_DTYPE_KEY)
+    from nequip_pol.guards import ranges_from_metadata
+
     calc.set_guard(guard, ranges_from_metadata(metadata), **(guard_options or {}))
     return calc
 
@@ -225,26 +226,6 @@ def eager_model_keys(model):
         return None, None
     inputs = list(getattr(model, "irreps_in", getattr(source, "irreps_in", {})).keys())
     return inputs or None, list(source.irreps_out.keys())
-
-
-def ranges_from_checkpoint(path: str) -> Optional[dict]:
-    """The training ranges stored by ``nequip_pol.guards.TrainingRangeRecorder``, or None."""
-    from nequip_pol.guards import RANGES_KEY
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # loaded already; a failure here only means no ranges
-        return None
-    ranges = checkpoint.get(RANGES_KEY) if isinstance(checkpoint, dict) else None
-    return ranges if isinstance(ranges, dict) else None
-
-
-def ranges_from_metadata(metadata) -> Optional[dict]:
-    """The training ranges in a compiled model's metadata, or None (see
-    :func:`nequip_pol.guards.ranges_from_metadata`: the JSON, else the flat keys)."""
-    from nequip_pol.guards import ranges_from_metadata as read
-
-    return read(metadata)
 
 
 def make_guard(
