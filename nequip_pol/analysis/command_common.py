@@ -78,6 +78,17 @@ def run_guarded(verb: str, body, args) -> int:
         return EXIT_USER_ERROR
 
 
+def run_check(check, verb: str, args) -> int:
+    """Run ``check(args)`` (a verb's input check: files, numbers, outputs) under
+    :func:`run_guarded`: 0, or 2 after the error line."""
+
+    def body(a) -> int:
+        check(a)
+        return 0
+
+    return run_guarded(verb, body, args)
+
+
 def _note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
 

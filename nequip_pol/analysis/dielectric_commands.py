@@ -29,6 +29,7 @@ from .command_common import (
     load_calculator,
     output_paths,
     output_prefix,
+    run_check,
     run_guarded,
     write_csv,
 )
@@ -278,9 +279,4 @@ _CHECKS = {"dielectric": _check_dielectric}
 
 def check_inputs(verb: str, args) -> int:
     """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-
-    def body(a) -> int:
-        _CHECKS[verb](a)
-        return 0
-
-    return run_guarded(verb, body, args)
+    return run_check(_CHECKS[verb], verb, args)

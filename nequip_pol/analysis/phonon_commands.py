@@ -33,6 +33,7 @@ from .command_common import (
     output_prefix,
     progress_printer,
     read_structure,
+    run_check,
     run_guarded,
     write_csv,
 )
@@ -282,9 +283,4 @@ _CHECKS = {"phonons": _check_phonons}
 
 def check_inputs(verb: str, args) -> int:
     """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-
-    def body(a) -> int:
-        _CHECKS[verb](a)
-        return 0
-
-    return run_guarded(verb, body, args)
+    return run_check(_CHECKS[verb], verb, args)

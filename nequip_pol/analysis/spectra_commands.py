@@ -23,6 +23,7 @@ from .command_common import (
     check_file,
     output_paths,
     output_prefix,
+    run_check,
     run_guarded,
     write_csv,
 )
@@ -383,9 +384,4 @@ _CHECKS = {
 
 def check_inputs(verb: str, args) -> int:
     """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-
-    def body(a) -> int:
-        _CHECKS[verb](a)
-        return 0
-
-    return run_guarded(verb, body, args)
+    return run_check(_CHECKS[verb], verb, args)

@@ -18,6 +18,7 @@ from .command_common import (
     check_model,
     load_calculator,
     read_structure,
+    run_check,
     run_guarded,
 )
 
@@ -426,9 +427,4 @@ _CHECKS = {"hysteresis": _check_hysteresis, "coercive": _check_coercive}
 
 def check_inputs(verb: str, args) -> int:
     """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-
-    def body(a) -> int:
-        _CHECKS[verb](a)
-        return 0
-
-    return run_guarded(verb, body, args)
+    return run_check(_CHECKS[verb], verb, args)
