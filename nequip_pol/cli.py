@@ -12,6 +12,9 @@ import argparse
 import sys
 from typing import Callable
 
+# argparse and the standard library only (fast --help), like the analysis verbs' modules
+from nequip_pol.lammps import commands as lammps_commands
+
 #: name -> (one-line help, add_arguments(parser), run(args) -> exit code)
 SUBCOMMANDS: dict[
     str,
@@ -290,7 +293,9 @@ for _name, (_module, _help) in ANALYSIS_VERBS.items():
     register(_name, _help, _add, _run)
 
 
-from nequip_pol.lammps import commands as _lammps_commands  # noqa: E402,F401  (registers `lammps`)
+register(
+    "lammps", lammps_commands.HELP, lammps_commands.add_arguments, lammps_commands.run
+)
 
 
 # ----------------------------------------------------------------------------------------- main

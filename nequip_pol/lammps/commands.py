@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nequip_pol.cli import register
+__all__ = ["HELP", "add_arguments", "run"]
+
+#: the verb's one-line help; :mod:`nequip_pol.cli` registers the verb (this module does not
+#: import the CLI: no import cycle)
+HELP = "LAMMPS plugin: build it from the installed package (build [OUT]) or show its files (path)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,11 +87,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(plugin.resolve())
     return 0
-
-
-register(
-    "lammps",
-    "LAMMPS plugin: build it from the installed package (build [OUT]) or show its files (path)",
-    add_arguments,
-    run,
-)
