@@ -60,14 +60,10 @@ from .ranges import (
 )
 from .recorder import WRAPPER_TARGET, TrainingRangeRecorder, with_training_ranges
 
+# the names of the module before its split, then the constants it also had
 __all__ = [
     "RANGES_KEY",
     "RANGES_FILE",
-    "DEFAULT_CUTOFF",
-    "MAX_FIELD_KEY",
-    "MIN_DISTANCE_KEY",
-    "DISTANCE_CUTOFF_KEY",
-    "WRAPPER_TARGET",
     "ExtrapolationError",
     "ExtrapolationWarning",
     "data_ranges",
@@ -80,4 +76,9 @@ __all__ = [
     "saved_model_ranges",
     "attach_ranges",
     "with_training_ranges",
+    "DEFAULT_CUTOFF",
+    "MAX_FIELD_KEY",
+    "MIN_DISTANCE_KEY",
+    "DISTANCE_CUTOFF_KEY",
+    "WRAPPER_TARGET",
 ]
