@@ -13,6 +13,7 @@ Units: eV, A, V/A, e*A (cell dipole), e (Born charges), e*A^2/V (polarizability)
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence
 
 import ase
@@ -29,6 +30,17 @@ __all__ = [
     "read_dataset",
     "dataset_statistics",
 ]
+
+
+@contextmanager
+def _one_torch_thread():
+    """Run the block with one torch thread, restoring the count afterwards."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n_threads)
 
 
 def generate_dataset(
@@ -58,69 +70,43 @@ def generate_dataset(
     """
     material = AnalyticPolarMaterial() if material is None else material
     # the graphs are tiny: intra-op threading only adds overhead (3x slower on 2 cores)
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _generate(
-            material,
-            n_frames,
-            seed,
-            supercell,
-            displacement_std,
-            strain_std,
-            max_field,
-            field_fraction,
-            branch_shift_max,
-        )
-    finally:
-        torch.set_num_threads(n_threads)
+    with _one_torch_thread():
+        rng = np.random.default_rng(seed)
+        ideal = ideal_structure(supercell)
+        frames = []
+        for _ in range(int(n_frames)):
+            strain = rng.normal(0.0, strain_std, size=(3, 3))
+            strain = 0.5 * (strain + strain.T)
+            defo = np.eye(3) + strain
+            disp = rng.normal(0.0, displacement_std, size=(len(ideal), 3))
+            has_field = rng.random() < field_fraction
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            magnitude = rng.uniform(0.0, max_field)
+            shifts = rng.integers(-branch_shift_max, branch_shift_max + 1, size=3)
+            field = direction * magnitude if has_field else np.zeros(3)
 
-
-def _generate(
-    material,
-    n_frames,
-    seed,
-    supercell,
-    displacement_std,
-    strain_std,
-    max_field,
-    field_fraction,
-    branch_shift_max,
-):
-    rng = np.random.default_rng(seed)
-    ideal = ideal_structure(supercell)
-    frames = []
-    for _ in range(int(n_frames)):
-        strain = rng.normal(0.0, strain_std, size=(3, 3))
-        strain = 0.5 * (strain + strain.T)
-        defo = np.eye(3) + strain
-        disp = rng.normal(0.0, displacement_std, size=(len(ideal), 3))
-        has_field = rng.random() < field_fraction
-        direction = rng.normal(size=3)
-        direction /= np.linalg.norm(direction)
-        magnitude = rng.uniform(0.0, max_field)
-        shifts = rng.integers(-branch_shift_max, branch_shift_max + 1, size=3)
-        field = direction * magnitude if has_field else np.zeros(3)
-
-        atoms = ase.Atoms(
-            numbers=ideal.numbers,
-            positions=ideal.positions @ defo + disp,
-            cell=ideal.cell.array @ defo,
-            pbc=True,
-        )
-        props = material.properties(atoms, field)
-        p_exact = props["polarization"]
-        atoms.info["total_energy"] = props["total_energy"]
-        atoms.info["stress"] = props["stress"]
-        atoms.info["polarization"] = p_exact + shifts.astype(float) @ atoms.cell.array
-        atoms.info["polarization_exact"] = p_exact
-        atoms.info["polarizability"] = props["polarizability"]
-        atoms.info["electric_field"] = field
-        atoms.arrays["forces"] = props["forces"]
-        atoms.arrays["born_effective_charges"] = props[
-            "born_effective_charges"
-        ].reshape(len(atoms), 9)
-        frames.append(atoms)
+            atoms = ase.Atoms(
+                numbers=ideal.numbers,
+                positions=ideal.positions @ defo + disp,
+                cell=ideal.cell.array @ defo,
+                pbc=True,
+            )
+            props = material.properties(atoms, field)
+            p_exact = props["polarization"]
+            atoms.info["total_energy"] = props["total_energy"]
+            atoms.info["stress"] = props["stress"]
+            atoms.info["polarization"] = (
+                p_exact + shifts.astype(float) @ atoms.cell.array
+            )
+            atoms.info["polarization_exact"] = p_exact
+            atoms.info["polarizability"] = props["polarizability"]
+            atoms.info["electric_field"] = field
+            atoms.arrays["forces"] = props["forces"]
+            atoms.arrays["born_effective_charges"] = props[
+                "born_effective_charges"
+            ].reshape(len(atoms), 9)
+            frames.append(atoms)
     return frames
 
 
