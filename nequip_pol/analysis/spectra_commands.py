@@ -122,13 +122,13 @@ def _add_spectral_options(p: argparse.ArgumentParser) -> None:
 
 
 def _upper(args, series) -> float:
-    from ..units import THZ_TO_CM1
+    """Upper end (cm^-1) of the CSV and plot: ``--max-freq``, else min(Nyquist, 4000)."""
+    from .spectra.correlation import nyquist_cm1
 
-    nyquist_cm1 = 1000.0 / (2.0 * series.dt_fs) * THZ_TO_CM1
     return (
         args.max_freq
         if args.max_freq is not None
-        else min(nyquist_cm1, DEFAULT_MAX_FREQ_CM1)
+        else min(nyquist_cm1(series.dt_fs), DEFAULT_MAX_FREQ_CM1)
     )
 
 
@@ -138,8 +138,7 @@ def _smoothing(args, series):
     The default is :data:`DEFAULT_RESOLUTION_CM1`, or the whole run when the log is too short
     for it (the finest resolution it allows); ``--resolution 0`` asks for the raw periodogram.
     """
-    from ..units import THZ_TO_CM1
-    from .spectra.correlation import window_fwhm
+    from .spectra.correlation import lag_resolution_cm1
 
     if args.max_lag is not None or (
         args.resolution is not None and args.resolution > 0
@@ -147,7 +146,7 @@ def _smoothing(args, series):
         return args.max_lag, args.resolution, ""
     if args.resolution == 0:
         return None, None, " (raw: lags up to the whole run)"
-    finest = window_fwhm(args.window, series.duration_fs) * 1000.0 * THZ_TO_CM1
+    finest = lag_resolution_cm1(args.window, series.duration_fs)
     if finest > DEFAULT_RESOLUTION_CM1:
         return (
             None,
@@ -175,6 +174,38 @@ def _check_spectral_inputs(args) -> None:
         raise CommandError(f"--pad must be >= 1, got {args.pad}")
     if not 0 <= args.prominence < 1:
         raise CommandError(f"--prominence must be in [0, 1), got {args.prominence}")
+
+
+def _spectrum_of_log(args, outputs, spectrum, **options):
+    """What ``ir`` and ``raman`` share before writing: ``(paths, series, result, note, upper)``.
+
+    Checks the outputs (``PREFIX_<name>`` for each of ``outputs``), reads the log, chooses the
+    smoothing (:func:`_smoothing`; ``note`` says which) and computes
+    ``spectrum(series, temperature, ..., **options)`` with the shared options (lag, resolution,
+    window, padding, Nyquist check, peak prominence, start); errors about the series name the
+    log. ``upper``: the upper end of the CSV and plot, cm^-1 (:func:`_upper`).
+    """
+    from .timeseries import read_series
+
+    paths = output_paths(output_prefix(args.output, args.log), outputs, args.force)
+    series = read_series(args.log, args.format)
+    max_lag, resolution, note = _about_log(args.log, lambda: _smoothing(args, series))
+    result = _about_log(
+        args.log,
+        lambda: spectrum(
+            series,
+            args.temperature,
+            max_lag_fs=max_lag,
+            resolution_cm1=resolution,
+            window=args.window,
+            pad_factor=args.pad,
+            max_frequency_cm1=args.max_freq,
+            peak_prominence=args.prominence,
+            start_fs=args.start,
+            **options,
+        ),
+    )
+    return paths, series, result, note, _upper(args, series)
 
 
 def _about_log(log, body):
@@ -216,32 +247,17 @@ def _run_ir(args) -> int:
 
     from .plots import plot_ir
     from .spectra.infrared import ir_spectrum
-    from .timeseries import read_series
 
-    prefix = output_prefix(args.output, args.log)
-    paths = output_paths(prefix, IR_OUTPUTS, args.force)
-    series = read_series(args.log, args.format)
-    max_lag, resolution, note = _about_log(args.log, lambda: _smoothing(args, series))
-    ir = _about_log(
-        args.log,
-        lambda: ir_spectrum(
-            series,
-            args.temperature,
-            volume=args.volume,
-            method=args.method,
-            max_lag_fs=max_lag,
-            resolution_cm1=resolution,
-            window=args.window,
-            pad_factor=args.pad,
-            quantum_correction=None
-            if args.quantum_correction == "none"
-            else args.quantum_correction,
-            max_frequency_cm1=args.max_freq,
-            peak_prominence=args.prominence,
-            start_fs=args.start,
-        ),
+    paths, series, ir, note, upper = _spectrum_of_log(
+        args,
+        IR_OUTPUTS,
+        ir_spectrum,
+        volume=args.volume,
+        method=args.method,
+        quantum_correction=None
+        if args.quantum_correction == "none"
+        else args.quantum_correction,
     )
-    upper = _upper(args, series)
     cols, rows = ir.table(upper)
     head = [
         f"IR from {series.source}: T = {args.temperature} K, V = {ir.settings['volume']:.6g} A^3, "
@@ -302,28 +318,10 @@ def add_raman(p: argparse.ArgumentParser) -> None:
 def _run_raman(args) -> int:
     from .plots import plot_raman
     from .spectra.raman import raman_spectrum
-    from .timeseries import read_series
 
-    prefix = output_prefix(args.output, args.log)
-    paths = output_paths(prefix, RAMAN_OUTPUTS, args.force)
-    series = read_series(args.log, args.format)
-    max_lag, resolution, note = _about_log(args.log, lambda: _smoothing(args, series))
-    r = _about_log(
-        args.log,
-        lambda: raman_spectrum(
-            series,
-            args.temperature,
-            max_lag_fs=max_lag,
-            resolution_cm1=resolution,
-            window=args.window,
-            pad_factor=args.pad,
-            laser_nm=args.laser_nm,
-            max_frequency_cm1=args.max_freq,
-            peak_prominence=args.prominence,
-            start_fs=args.start,
-        ),
+    paths, series, r, note, upper = _spectrum_of_log(
+        args, RAMAN_OUTPUTS, raman_spectrum, laser_nm=args.laser_nm
     )
-    upper = _upper(args, series)
     cols, rows = r.table(upper)
     write_csv(
         paths["raman.csv"],
@@ -370,16 +368,18 @@ def run_raman(args) -> int:
 
 
 # ---------------------------------------------------------------------- input checks
-_CHECKS = {
-    "ir": lambda args: (
-        _check_spectral_inputs(args),
-        output_paths(output_prefix(args.output, args.log), IR_OUTPUTS, args.force),
-    ),
-    "raman": lambda args: (
-        _check_spectral_inputs(args),
-        output_paths(output_prefix(args.output, args.log), RAMAN_OUTPUTS, args.force),
-    ),
-}
+def _spectral_check(outputs):
+    """The input check of a spectrum verb writing ``outputs``: its numbers and files
+    (:func:`_check_spectral_inputs`), then its output paths."""
+
+    def check(args) -> None:
+        _check_spectral_inputs(args)
+        output_paths(output_prefix(args.output, args.log), outputs, args.force)
+
+    return check
+
+
+_CHECKS = {"ir": _spectral_check(IR_OUTPUTS), "raman": _spectral_check(RAMAN_OUTPUTS)}
 
 
 def check_inputs(verb: str, args) -> int:

@@ -46,6 +46,10 @@ __all__ = [
     "find_spectral_peaks",
     "max_lag_for",
     "check_max_frequency",
+    "lag_resolution_cm1",
+    "nyquist_cm1",
+    "rows_up_to",
+    "peaks_up_to",
 ]
 
 WINDOWS = ("hann", "blackman", "gaussian", "none")
@@ -286,7 +290,7 @@ def max_lag_for(series, max_lag_fs, resolution_cm1, window) -> float:
                 f"the log is too short for a resolution of {resolution_cm1:g} cm^-1 with the {window} window: it needs "
                 f"correlations up to {needed:.0f} fs, the run spans {duration:.0f} fs ({len(series)} frames of "
                 f"{series.dt_fs:g} fs; {series.source}); run longer or ask for a coarser resolution "
-                f"(best possible here: {window_fwhm(window, duration) * 1000 * THZ_TO_CM1:.3g} cm^-1)"
+                f"(best possible here: {lag_resolution_cm1(window, duration):.3g} cm^-1)"
             )
         if max_lag_fs is None:
             max_lag_fs = needed
@@ -308,9 +312,38 @@ def check_max_frequency(series, max_frequency_cm1) -> None:
     frequency 1 / (2 dt) of ``series``."""
     if max_frequency_cm1 is None:
         return
-    nyquist_cm1 = 1000.0 / (2.0 * series.dt_fs) * THZ_TO_CM1
-    if max_frequency_cm1 > nyquist_cm1:
+    nyquist = nyquist_cm1(series.dt_fs)
+    if max_frequency_cm1 > nyquist:
         raise ValueError(
-            f"the sampling interval {series.dt_fs:g} fs resolves frequencies up to {nyquist_cm1:.0f} cm^-1 "
+            f"the sampling interval {series.dt_fs:g} fs resolves frequencies up to {nyquist:.0f} cm^-1 "
             f"(Nyquist), less than the requested {max_frequency_cm1:g} cm^-1; log more often ({series.source})"
         )
+
+
+def lag_resolution_cm1(window: str, max_lag_fs: float) -> float:
+    """The resolution (cm^-1) of a spectrum with lags up to ``max_lag_fs`` (fs): the FWHM of
+    ``window``'s line shape (:func:`window_fwhm`, THz) in cm^-1."""
+    return window_fwhm(window, max_lag_fs) * 1000.0 * THZ_TO_CM1
+
+
+def nyquist_cm1(dt_fs: float) -> float:
+    """The highest frequency (cm^-1) that samples every ``dt_fs`` fs resolve: 1 / (2 dt)."""
+    return 1000.0 / (2.0 * dt_fs) * THZ_TO_CM1
+
+
+def rows_up_to(frequency_cm1: np.ndarray, max_frequency_cm1: Optional[float]):
+    """Index of the rows of a spectrum up to ``max_frequency_cm1`` (cm^-1): a boolean mask (m,)
+    over ``frequency_cm1`` (m,), or every row (``slice(None)``) when it is None."""
+    return (
+        slice(None) if max_frequency_cm1 is None else frequency_cm1 <= max_frequency_cm1
+    )
+
+
+def peaks_up_to(
+    peaks: List[Dict[str, float]], max_frequency_cm1: Optional[float]
+) -> List[Dict[str, float]]:
+    """The peaks (:func:`find_spectral_peaks`) at or below ``max_frequency_cm1`` (cm^-1; None:
+    all)."""
+    if max_frequency_cm1 is None:
+        return peaks
+    return [p for p in peaks if p["frequency_cm1"] <= max_frequency_cm1]

@@ -43,9 +43,11 @@ from .correlation import (
     correlation_spectrum,
     find_spectral_peaks,
     kramers_kronig_real,
+    lag_resolution_cm1,
     max_lag_for,
+    peaks_up_to,
     quantum_correction_factor,
-    window_fwhm,
+    rows_up_to,
 )
 
 __all__ = ["IRSpectrum", "ir_spectrum"]
@@ -82,11 +84,7 @@ class IRSpectrum:
 
     def table(self, max_frequency_cm1: Optional[float] = None):
         """(columns, rows) for a CSV file, up to ``max_frequency_cm1``."""
-        sel = (
-            slice(None)
-            if max_frequency_cm1 is None
-            else self.frequency_cm1 <= max_frequency_cm1
-        )
+        sel = rows_up_to(self.frequency_cm1, max_frequency_cm1)
         cols = ["frequency_cm1", "frequency_thz"]
         data = [self.frequency_cm1[sel], self.frequency_thz[sel]]
         for name, arr in (
@@ -195,9 +193,10 @@ def ir_spectrum(
     eps_imag4, eps_real4, absorption4, power4 = map(
         _four_columns, (eps_imag, eps_real, absorption, power)
     )
-    peaks = find_spectral_peaks(freq, absorption4[:, 3], prominence=peak_prominence)
-    if max_frequency_cm1 is not None:
-        peaks = [p for p in peaks if p["frequency_cm1"] <= max_frequency_cm1]
+    peaks = peaks_up_to(
+        find_spectral_peaks(freq, absorption4[:, 3], prominence=peak_prominence),
+        max_frequency_cm1,
+    )
     return IRSpectrum(
         frequency_thz=freq,
         frequency_cm1=freq_cm1,
@@ -208,7 +207,7 @@ def ir_spectrum(
         peaks=peaks,
         eps0_fluctuation=eps_static,
         eps_inf=eps_inf,
-        resolution_cm1=window_fwhm(window, max_lag) * 1000.0 * THZ_TO_CM1,
+        resolution_cm1=lag_resolution_cm1(window, max_lag),
         settings={
             "temperature": temperature,
             "volume": volume,

@@ -26,9 +26,11 @@ from .correlation import (
     check_max_frequency,
     correlation_spectrum,
     find_spectral_peaks,
+    lag_resolution_cm1,
     max_lag_for,
+    peaks_up_to,
     quantum_correction_factor,
-    window_fwhm,
+    rows_up_to,
 )
 
 __all__ = ["RamanSpectrum", "raman_spectrum"]
@@ -59,11 +61,7 @@ class RamanSpectrum:
     settings: Dict[str, object] = dataclass_field(default_factory=dict)
 
     def table(self, max_frequency_cm1: Optional[float] = None):
-        sel = (
-            slice(None)
-            if max_frequency_cm1 is None
-            else self.frequency_cm1 <= max_frequency_cm1
-        )
+        sel = rows_up_to(self.frequency_cm1, max_frequency_cm1)
         cols = [
             "frequency_cm1",
             "frequency_thz",
@@ -118,17 +116,15 @@ def raman_spectrum(
         nu_laser_thz = 299792.458 / laser_nm  # c / lambda, THz
         q = q * np.clip((nu_laser_thz - freq) / nu_laser_thz, 0.0, None) ** 4
     freq_cm1 = freq * THZ_TO_CM1
-    peaks_iso = find_spectral_peaks(
-        freq, iso, prominence=peak_prominence, min_freq_thz=freq[1]
+    peaks_iso, peaks_aniso = (
+        peaks_up_to(
+            find_spectral_peaks(
+                freq, part, prominence=peak_prominence, min_freq_thz=freq[1]
+            ),
+            max_frequency_cm1,
+        )
+        for part in (iso, aniso)
     )
-    peaks_aniso = find_spectral_peaks(
-        freq, aniso, prominence=peak_prominence, min_freq_thz=freq[1]
-    )
-    if max_frequency_cm1 is not None:
-        peaks_iso = [p for p in peaks_iso if p["frequency_cm1"] <= max_frequency_cm1]
-        peaks_aniso = [
-            p for p in peaks_aniso if p["frequency_cm1"] <= max_frequency_cm1
-        ]
     return RamanSpectrum(
         frequency_thz=freq,
         frequency_cm1=freq_cm1,
@@ -140,7 +136,7 @@ def raman_spectrum(
         stokes_aniso=q * aniso,
         peaks_iso=peaks_iso,
         peaks_aniso=peaks_aniso,
-        resolution_cm1=window_fwhm(window, max_lag) * 1000.0 * THZ_TO_CM1,
+        resolution_cm1=lag_resolution_cm1(window, max_lag),
         settings={
             "temperature": temperature,
             "max_lag_fs": max_lag,
