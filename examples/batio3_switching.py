@@ -104,7 +104,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--temperatures", type=float, nargs="+", default=[50.0, 200.0])
     p.add_argument(
-        "--periods", type=float, nargs="+", default=[1200.0, 2400.0], help="fs"
+        "--periods",
+        dest="period",  # the option names of `nequip-pol hysteresis` (loop_protocol)
+        metavar="PERIODS",
+        type=float,
+        nargs="+",
+        default=[1200.0, 2400.0],
+        help="fs",
     )
     p.add_argument(
         "--amplitude",
@@ -133,38 +139,31 @@ def main(argv=None) -> int:
     )
     p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
+    # the hysteresis verb's options this script does not offer: the loops run along z
+    p.set_defaults(axis="z", sample_interval=1)
     args = p.parse_args(argv)
 
     import torch
     from ase.io import write
     from ase.optimize import FIRE
 
+    from nequip_pol import models
+    from nequip_pol.analysis.coercive import intrinsic_coercive_field
+    from nequip_pol.analysis.command_common import CommandError, load_calculator
     from nequip_pol.analysis.hysteresis import (
         LammpsLoopRunner,
-        LoopProtocol,
         check_output_dir,
         run_sweep,
     )
-    from nequip_pol.analysis.coercive import intrinsic_coercive_field
+    from nequip_pol.analysis.switching_commands import loop_protocol
     from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
     from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    protocol = LoopProtocol(
-        axis="z",
-        amplitude=args.amplitude,
-        period_fs=args.periods[0],
-        waveform=args.waveform,
-        cycles=args.cycles,
-        discard_cycles=args.discard,
-        timestep_fs=args.timestep,
-        temperature_K=args.temperatures[0],
-        friction_per_fs=args.friction,
-        seed=args.seed,
-    )
+    protocol = loop_protocol(args)
     try:
         protocol.validate()
-        out = check_output_dir(args.out, args.temperatures, args.periods, args.force)
+        out = check_output_dir(args.out, args.temperatures, args.period, args.force)
         runner = None
         if args.lammps_model:
             if args.model.startswith("reference:"):
@@ -175,35 +174,21 @@ def main(argv=None) -> int:
                 args.lammps_model, ["Ba", "Ti", "O"], args.plugin, ranks=args.ranks
             )
             runner.check(protocol)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        # the MODEL argument as every verb reads it (reference:ferroelectric, shipped names,
+        # files); relaxation and loops need E, F and P only: a checkpoint or package runs
+        # without the Born-charge passes (a compiled model has its outputs fixed)
+        calc = load_calculator(args.model, modifiers=["disable_born_charges"])
+    except (ValueError, FileExistsError, FileNotFoundError, CommandError) as exc:
         print(f"batio3_switching: error: {exc}", file=sys.stderr)
         return 2
 
     if args.model.startswith("reference:"):
-        from nequip_pol.reference import ReferenceMaterialCalculator
         from nequip_pol.reference.paraelectric import LATTICE_CONSTANT
 
-        calc = ReferenceMaterialCalculator(AnalyticFerroelectric())
         a = c = LATTICE_CONSTANT
     else:
-        from nequip_pol import models
-        from nequip_pol.integrations.ase import NequIPPolCalculator
-
         if models.is_shipped_name(args.model):
             print(models.describe(args.model))
-            args.model = models.resolve(args.model)
-        load = (
-            NequIPPolCalculator.from_compiled_model
-            if args.model.endswith(".pt2")
-            else NequIPPolCalculator.from_saved_model
-        )
-        # relaxation and loops need E, F and P only: a checkpoint runs without the Born-charge passes
-        options = (
-            {}
-            if args.model.endswith(".pt2")
-            else {"modifiers": ["disable_born_charges"]}
-        )
-        calc = load(args.model, chemical_species_to_atom_type_map=True, **options)
         a, c = lattice_from_data(Path(args.data)) if args.data else (3.966, 4.304)
 
     # 1. polar ground state at zero field
@@ -266,7 +251,7 @@ def main(argv=None) -> int:
         calc,
         protocol,
         args.temperatures,
-        args.periods,
+        args.period,
         out,
         force=True,
         runner=runner,

@@ -28,6 +28,7 @@ __all__ = [
     "add_coercive",
     "run_coercive",
     "check_inputs",
+    "loop_protocol",
 ]
 
 #: STRUCTURE name of the relaxed +P state of the exact ferroelectric
@@ -39,6 +40,28 @@ _MODEL_HELP = (
 )
 
 
+# ---------------------------------------------------------------------- what both verbs share
+def _add_model_and_structure(p: argparse.ArgumentParser, structure_help: str) -> None:
+    """The positional MODEL and STRUCTURE arguments (``structure_help``: the verb's text)."""
+    p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    p.add_argument("structure", metavar="STRUCTURE", help=structure_help)
+
+
+def _limit_torch_threads() -> None:
+    """At most two torch threads for the model evaluations of these verbs (one small cell at a
+    time: the relaxations and MD steps are serial)."""
+    import torch
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+
+
+def _calculator_and_structure(args, device: str = "cpu"):
+    """``(calc, atoms)``: the MODEL's calculator on ``device`` and the STRUCTURE argument as
+    Atoms (:func:`_starting_structure`; ``reference:poled`` in the model's own material)."""
+    calc = load_calculator(args.model, device)
+    return calc, _starting_structure(args, getattr(calc, "material", None))
+
+
 # ---------------------------------------------------------------------- hysteresis
 def add_hysteresis(p: argparse.ArgumentParser) -> None:
     p.description = (
@@ -47,11 +70,9 @@ def add_hysteresis(p: argparse.ArgumentParser) -> None:
         "averaged over cycles with their spread. Writes OUT/hysteresis.csv, one P(t) CSV per run, and "
         "loops.png, ec_vs_temperature.png, ec_vs_frequency.png. Units: V/A, fs, K, e*A, eV."
     )
-    p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument(
-        "structure",
-        metavar="STRUCTURE",
-        help="starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
+    _add_model_and_structure(
+        p,
+        "starting structure (any file ASE reads; best a poled polar state), or 'reference:poled' "
         "for the relaxed +P state of the analytic ferroelectric along --axis",
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
@@ -159,7 +180,11 @@ def _repeat(text: str):
     return repeat
 
 
-def _protocol(args):
+def loop_protocol(args):
+    """The :class:`~nequip_pol.analysis.protocol.LoopProtocol` of the hysteresis options in
+    ``args`` (``axis``, ``amplitude`` V/A, ``period`` (fs, a list: its first), ``waveform``,
+    ``cycles``, ``discard``, ``timestep`` fs, ``temperatures`` (K, a list: its first),
+    ``friction`` 1/fs, ``sample_interval``, ``seed``); a sweep varies period and temperature."""
     from .protocol import LoopProtocol
 
     return LoopProtocol(
@@ -184,7 +209,7 @@ def _check_hysteresis(args) -> None:
     from .sweeps import check_output_dir
 
     _repeat(args.repeat)
-    protocol = _protocol(args)
+    protocol = loop_protocol(args)
     for t in args.temperatures:
         for period in args.period:
             replace(protocol, temperature_K=t, period_fs=period).validate()
@@ -244,7 +269,7 @@ def _run_hysteresis(args) -> int:
     from .sweeps import run_sweep
 
     repeat = _repeat(args.repeat)
-    protocol = _protocol(args)
+    protocol = loop_protocol(args)
     runner, calc = None, None
     if args.lammps_plugin:
         atoms = read_structure(args.structure, periodic=False)
@@ -253,12 +278,9 @@ def _run_hysteresis(args) -> int:
             args.model, species, args.lammps_plugin, ranks=args.ranks
         )
         runner.check(protocol)
-    import torch
-
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    _limit_torch_threads()
     if runner is None:
-        calc = load_calculator(args.model)
-        atoms = _starting_structure(args, getattr(calc, "material", None))
+        calc, atoms = _calculator_and_structure(args)
         _check_polarization(calc, atoms)
     atoms = atoms.repeat(repeat)
     where = f"LAMMPS, {args.ranks} rank(s)" if runner else "ASE"
@@ -294,11 +316,9 @@ def add_coercive(p: argparse.ArgumentParser) -> None:
         "under a growing field against its polarization (continuation, FIRE relaxations at fixed cell) until "
         "the polar minimum disappears; bisection to --tol. Prints Ec (V/A and MV/cm). Writes nothing."
     )
-    p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument(
-        "structure",
-        metavar="STRUCTURE",
-        help="a polar structure with P along +AXIS (any file ASE reads), or 'reference:poled' (the exact "
+    _add_model_and_structure(
+        p,
+        "a polar structure with P along +AXIS (any file ASE reads), or 'reference:poled' (the exact "
         "ferroelectric's +P state; its centrosymmetric reference is the ideal cubic cell)",
     )
     p.add_argument(
@@ -368,24 +388,16 @@ def _check_coercive(args) -> None:
 
 
 def _run_coercive(args) -> int:
-    import torch
-
     from ..units import V_PER_A_TO_MV_PER_CM, dipole_density_to_uc_cm2
     from .coercive import intrinsic_coercive_field
 
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
-    calc = load_calculator(args.model, args.device)
-    if args.structure == POLED_REFERENCE:
+    _limit_torch_threads()
+    calc, atoms = _calculator_and_structure(args, args.device)
+    if args.structure == POLED_REFERENCE and args.centrosymmetric is None:
         from nequip_pol.reference import ideal_structure
 
-        atoms = _starting_structure(args, getattr(calc, "material", None))
-        centro = (
-            ideal_structure((1, 1, 1))
-            if args.centrosymmetric is None
-            else read_structure(args.centrosymmetric, periodic=False)
-        )
+        centro = ideal_structure((1, 1, 1))
     else:
-        atoms = read_structure(args.structure, periodic=False)
         centro = read_structure(args.centrosymmetric, periodic=False)
     print(
         f"{len(atoms)} atoms ({atoms.get_chemical_formula()}), model {args.model}, P along {args.axis}"
