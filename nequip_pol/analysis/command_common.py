@@ -4,7 +4,9 @@ Conventions (``docs/analysis.md``): inputs are checked first, before any heavy i
 nequip, phonopy) and any work: the files exist, the numbers are in range, no output would be
 overwritten (unless ``--force``). Bad input stops a verb with one line
 ``nequip-pol VERB: error: ...`` and the exit status :data:`EXIT_USER_ERROR` (2, as argparse),
-and nothing is written.
+and nothing is written. The verbs' modules import only ``argparse`` and the standard library at
+module level (``--help`` stays fast); each gives :mod:`nequip_pol.cli` a ``check_inputs``
+(:func:`input_checker`) that runs before the verb.
 
 MODEL arguments, the same for every verb (:func:`check_model`, :func:`load_calculator`):
 
@@ -30,6 +32,8 @@ __all__ = [
     "DEPRECATED_MODEL_NAMES",
     "CommandError",
     "run_guarded",
+    "run_check",
+    "input_checker",
     "check_model",
     "check_file",
     "load_calculator",
@@ -87,6 +91,18 @@ def run_check(check, verb: str, args) -> int:
         return 0
 
     return run_guarded(verb, body, args)
+
+
+def input_checker(checks):
+    """The ``check_inputs(verb, args) -> int`` of a module of verbs (what :mod:`nequip_pol.cli`
+    runs before a verb): :func:`run_check` of ``checks[verb]``, the verb's check of its files,
+    numbers and outputs (no heavy imports)."""
+
+    def check_inputs(verb: str, args) -> int:
+        """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
+        return run_check(checks[verb], verb, args)
+
+    return check_inputs
 
 
 def _note(message: str) -> None:

@@ -6,13 +6,9 @@ to a finite field) and ``md`` (polarization fluctuations of an NVT run). MODEL, 
 options and the relaxation are those of ``phonons``
 (:mod:`~nequip_pol.analysis.phonon_commands`).
 
-Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`). Only
-``argparse`` and the standard library are imported at module level (``--help`` stays fast);
-numpy, ASE, torch and phonopy are imported inside the run functions, after :func:`check_inputs`
-has checked the files, numbers and outputs. Conventions of every verb
-(:mod:`~nequip_pol.analysis.command_common`): all output paths are checked *before* any work (an
-existing file stops the command unless ``--force``), bad input stops it with
-``nequip-pol VERB: error: ...`` and exit status 2, nothing is written then. Outputs are
+Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`); imports, input
+checks (:func:`check_inputs`), errors and exit status as for every analysis verb
+(:mod:`~nequip_pol.analysis.command_common`). Outputs are
 ``PREFIX_dielectric.csv``, ``PREFIX_dielectric.png``, ``PREFIX_relaxed.extxyz`` and, per route,
 ``PREFIX_modes.csv`` and ``PREFIX_md_polarization.csv`` (PREFIX: ``-o``, default the structure
 file without its extension). Units: field V/A, temperature K, time fs, friction 1/fs, V in A^3.
@@ -26,10 +22,10 @@ from .command_common import (
     REFERENCE_MATERIALS,
     CommandError,
     check_model,
+    input_checker,
     load_calculator,
     output_paths,
     output_prefix,
-    run_check,
     run_guarded,
     write_csv,
 )
@@ -276,7 +272,4 @@ def _check_dielectric(args) -> None:
 
 _CHECKS = {"dielectric": _check_dielectric}
 
-
-def check_inputs(verb: str, args) -> int:
-    """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-    return run_check(_CHECKS[verb], verb, args)
+check_inputs = input_checker(_CHECKS)

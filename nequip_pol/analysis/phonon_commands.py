@@ -6,13 +6,9 @@ arguments and their checks (:func:`add_structure_arguments`, :func:`check_struct
 the structure relaxed at zero field (:func:`relaxed_structure`) and the CSV table of the Gamma
 modes (:func:`mode_rows`).
 
-Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`). Only
-``argparse`` and the standard library are imported at module level (``--help`` stays fast);
-numpy, ASE, torch and phonopy are imported inside the run functions, after :func:`check_inputs`
-has checked the files, numbers and outputs. Conventions of every verb
-(:mod:`~nequip_pol.analysis.command_common`): all output paths are checked *before* any work (an
-existing file stops the command unless ``--force``), bad input stops it with
-``nequip-pol VERB: error: ...`` and exit status 2, nothing is written then. Outputs are
+Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`); imports, input
+checks (:func:`check_inputs`), errors and exit status as for every analysis verb
+(:mod:`~nequip_pol.analysis.command_common`). Outputs are
 ``PREFIX_phonons.csv``, ``PREFIX_loto.csv``, ``PREFIX_phonons.png`` (PREFIX: ``-o``, default
 the structure file without its extension). Units: frequencies in cm^-1 and THz, oscillator
 strengths in e^2/amu, displacements in A, forces in eV/A.
@@ -28,12 +24,12 @@ from .command_common import (
     CommandError,
     check_file,
     check_model,
+    input_checker,
     load_calculator,
     output_paths,
     output_prefix,
     progress_printer,
     read_structure,
-    run_check,
     run_guarded,
     write_csv,
 )
@@ -280,7 +276,4 @@ def _check_phonons(args) -> None:
 
 _CHECKS = {"phonons": _check_phonons}
 
-
-def check_inputs(verb: str, args) -> int:
-    """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-    return run_check(_CHECKS[verb], verb, args)
+check_inputs = input_checker(_CHECKS)

@@ -21,9 +21,9 @@ import argparse
 from .command_common import (
     CommandError,
     check_file,
+    input_checker,
     output_paths,
     output_prefix,
-    run_check,
     run_guarded,
     write_csv,
 )
@@ -381,7 +381,4 @@ def _spectral_check(outputs):
 
 _CHECKS = {"ir": _spectral_check(IR_OUTPUTS), "raman": _spectral_check(RAMAN_OUTPUTS)}
 
-
-def check_inputs(verb: str, args) -> int:
-    """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-    return run_check(_CHECKS[verb], verb, args)
+check_inputs = input_checker(_CHECKS)

@@ -16,9 +16,9 @@ from .command_common import (
     CommandError,
     check_file,
     check_model,
+    input_checker,
     load_calculator,
     read_structure,
-    run_check,
     run_guarded,
 )
 
@@ -436,7 +436,4 @@ def run_coercive(args) -> int:
 # ---------------------------------------------------------------------- input checks
 _CHECKS = {"hysteresis": _check_hysteresis, "coercive": _check_coercive}
 
-
-def check_inputs(verb: str, args) -> int:
-    """Check VERB's files, numbers and outputs without heavy imports; 0, or 2 after the error line."""
-    return run_check(_CHECKS[verb], verb, args)
+check_inputs = input_checker(_CHECKS)
