@@ -33,6 +33,17 @@ from .protocol import LoopProtocol, field_function
 __all__ = ["check_field_calculator", "run_loop", "LammpsLoopRunner"]
 
 
+def _loop_analysis(series, protocol: LoopProtocol):
+    """The loops of one run's P(t) ``series`` (:func:`~nequip_pol.analysis.loops.analyze_series`)
+    along the protocol's axis, over its period, without its discarded (poling) cycles."""
+    return analyze_series(
+        series,
+        protocol.axis,
+        protocol.period_fs,
+        discard_cycles=protocol.discard_cycles,
+    )
+
+
 def check_field_calculator(atoms, calc) -> None:
     """The calculator must follow a time-dependent field and give P; ``ValueError`` otherwise."""
     for attr in ("set_field", "attach_dynamics", "field_at"):
@@ -155,13 +166,7 @@ def run_loop(
         f"{protocol.temperature_K} K)",
         metadata={"protocol": asdict(protocol)},
     )
-    analysis = analyze_series(
-        series,
-        protocol.axis,
-        protocol.period_fs,
-        discard_cycles=protocol.discard_cycles,
-    )
-    return series, analysis
+    return series, _loop_analysis(series, protocol)
 
 
 class LammpsLoopRunner:
@@ -309,10 +314,4 @@ class LammpsLoopRunner:
             )
         series = read_loop(log_path)
         series.metadata["protocol"] = asdict(protocol)
-        analysis = analyze_series(
-            series,
-            protocol.axis,
-            protocol.period_fs,
-            discard_cycles=protocol.discard_cycles,
-        )
-        return series, analysis
+        return series, _loop_analysis(series, protocol)
