@@ -34,7 +34,7 @@ from ase import units
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
-from nequip_pol.integrations.ase import NequIPPolCalculator
+from nequip_pol.analysis.command_common import load_calculator
 from nequip_pol.integrations.md import (
     PolarizationLogger,
     read_polarization_log,
@@ -85,16 +85,6 @@ def train_demo_model(out: Path, epochs: int) -> Path:
     if proc.returncode != 0:
         sys.exit(f"nequip-train failed:\n{proc.stderr[-4000:]}")
     return run_dir / "last.ckpt"
-
-
-def load_calculator(path: Path, mode: str) -> NequIPPolCalculator:
-    if str(path).endswith(".nequip.pt2"):
-        return NequIPPolCalculator.from_compiled_model(
-            path, chemical_species_to_atom_type_map=True, mode=mode
-        )
-    return NequIPPolCalculator.from_saved_model(
-        path, chemical_species_to_atom_type_map=True, mode=mode
-    )
 
 
 def run(atoms, dyn, calc, path, steps, reference):
@@ -156,7 +146,9 @@ def main():
         if args.model is not None
         else train_demo_model(args.out, args.epochs)
     )
-    calc = load_calculator(model_path, args.mode)
+    # the MODEL argument as every nequip-pol verb reads it (compiled, checkpoint or package)
+    calc = load_calculator(str(model_path))
+    calc.set_mode(args.mode)
     reference = ideal_structure(
         tuple(args.supercell)
     )  # P - P(ideal cubic cell at zero field)
