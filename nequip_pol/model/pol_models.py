@@ -19,6 +19,22 @@ from .field_aware import (
 )  # noqa: F401
 
 
+def _field_aware_build(stock_builder, type_names, avg_num_neighbors, kwargs: dict):
+    """``stock_builder`` (a nequip model builder) with ``kwargs`` less the field settings
+    (:func:`~nequip_pol.model.field_aware.pop_field_settings`, which removes them from
+    ``kwargs``), made field-aware with those settings."""
+    settings = pop_field_settings(kwargs)
+    stock = stock_builder(
+        type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs
+    )
+    return make_field_aware(
+        stock,
+        type_names=type_names,
+        avg_num_neighbors=avg_num_neighbors,
+        settings=settings,
+    )
+
+
 @model_builder
 def AllegroPolModel(
     type_names: Sequence[str],
@@ -32,16 +48,7 @@ def AllegroPolModel(
     """
     from allegro.model import AllegroModel
 
-    settings = pop_field_settings(kwargs)
-    stock = AllegroModel(
-        type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs
-    )
-    return make_field_aware(
-        stock,
-        type_names=type_names,
-        avg_num_neighbors=avg_num_neighbors,
-        settings=settings,
-    )
+    return _field_aware_build(AllegroModel, type_names, avg_num_neighbors, kwargs)
 
 
 @model_builder
@@ -55,16 +62,7 @@ def NequIPPolModel(
     Takes every argument of ``NequIPGNNModel``; the field coefficients of edge i->j are read
     out from the final scalar node features of i and j and the edge's radial embedding.
     """
-    settings = pop_field_settings(kwargs)
-    stock = NequIPGNNModel(
-        type_names=type_names, avg_num_neighbors=avg_num_neighbors, **kwargs
-    )
-    return make_field_aware(
-        stock,
-        type_names=type_names,
-        avg_num_neighbors=avg_num_neighbors,
-        settings=settings,
-    )
+    return _field_aware_build(NequIPGNNModel, type_names, avg_num_neighbors, kwargs)
 
 
 AllegroPolModel.__doc__ += FIELD_ARGS_DOC
