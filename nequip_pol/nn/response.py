@@ -47,7 +47,7 @@ from .._keys import (
     POLARIZABILITY_KEY,
 )
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 RESPONSE_OUTPUTS = (POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY)
 BORN_CHARGE_TRAINING_MODES = ("full", "projected")
@@ -102,6 +102,29 @@ def _polarization_jacobian(
         assert grad is not None
         rows.append(grad)
     return torch.stack(rows, dim=1)
+
+
+def _energy_gradients(
+    energy: torch.Tensor,
+    pos: torch.Tensor,
+    strain: torch.Tensor,
+    retain_graph: bool,
+    create_graph: bool,
+) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """dE/dR (num_atoms, 3) and dE/d(strain) (num_frames, 3, 3) of the summed energy, eV/A and
+    eV; the second None when the strain does not enter (no stress computed).
+
+    ``retain_graph``: keep the graph for more backward passes (Born charges from P after this);
+    ``create_graph``: make the gradients differentiable (training on forces and stress).
+    """
+    grads = torch.autograd.grad(
+        [energy.sum()],
+        [pos, strain],
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
+    return grads[0], grads[1]
 
 
 class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
@@ -274,14 +297,9 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
         elif self.compute_born_charges and project:
             # training step with the projected Born-charge loss: force backward + one backward of v.P
             polarization = data[POLARIZATION_KEY]
-            grads = torch.autograd.grad(
-                [energy.sum()],
-                [pos, strain],
-                retain_graph=True,
-                create_graph=create_graph,
-                allow_unused=True,
+            force_grad, virial_grad = _energy_gradients(
+                energy, pos, strain, retain_graph=True, create_graph=create_graph
             )
-            force_grad, virial_grad = grads[0], grads[1]
             projection = torch.randn(
                 (num_frames, 3), dtype=polarization.dtype, device=polarization.device
             )
@@ -321,27 +339,22 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
                 virial_grad = None if all_strain_grads is None else all_strain_grads[0]
                 born_charges = all_pos_grads[1:].permute(1, 0, 2)  # (num_atoms, a, b)
             else:
-                grads = torch.autograd.grad(
-                    [energy.sum()],
-                    [pos, strain],
-                    retain_graph=True,
-                    create_graph=create_graph,
-                    allow_unused=True,
+                force_grad, virial_grad = _energy_gradients(
+                    energy, pos, strain, retain_graph=True, create_graph=create_graph
                 )
-                force_grad, virial_grad = grads[0], grads[1]
                 born_charges = _polarization_jacobian(
                     polarization, pos, create_graph, keep_graph=False
                 )
             if self.compute_polarizability:
                 polarizability = data[POLARIZABILITY_KEY]
         else:
-            grads = torch.autograd.grad(
-                [energy.sum()],
-                [pos, strain],
+            force_grad, virial_grad = _energy_gradients(
+                energy,
+                pos,
+                strain,
+                retain_graph=create_graph,
                 create_graph=create_graph,
-                allow_unused=True,
             )
-            force_grad, virial_grad = grads[0], grads[1]
             polarization = (
                 data[POLARIZATION_KEY] if self.compute_polarization else self._empty
             )
