@@ -177,16 +177,13 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         self.guard = None
 
     # ------------------------------------------------------------------ loading
+    # The loaders' keyword arguments and defaults are those of the functions in
+    # model_loading, which these constructors call (one list of them, documented there).
     @classmethod
     def from_compiled_model(
         cls,
         compile_path: Union[str, Path],
         device: Union[str, torch.device] = "cpu",
-        chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
-        neighborlist_backend: Optional[str] = None,
-        neighborlist_backend_kwargs: Optional[dict] = None,
-        guard: Union[str, dict, None] = "warn",
-        guard_options: Optional[dict] = None,
         **kwargs,
     ) -> "NequIPPolCalculator":
         """Load an AOTInductor model (``nequip-compile ... --mode aotinductor --target nequip_pol_ase``).
@@ -194,51 +191,35 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         The inputs and outputs are read from the artifact's metadata, so that a model compiled
         for another target fails here with a message naming the target, and a model without
         response outputs can still give energies and forces (asking it for P, Z* or alpha, or
-        using ``mode="linear"``, raises an error that says so). ``**kwargs`` go to the
-        constructor (``field``, ``mode``, ``time``, ...). ``guard``, ``guard_options``: the
-        extrapolation guard, see :meth:`set_guard`.
+        using ``mode="linear"``, raises an error that says so). Keyword arguments
+        (:func:`~nequip_pol.integrations.model_loading.load_compiled_calculator`):
+        ``chemical_species_to_atom_type_map``, ``neighborlist_backend``,
+        ``neighborlist_backend_kwargs``; ``guard`` (default ``"warn"``), ``guard_options``: the
+        extrapolation guard, see :meth:`set_guard`; the others go to the constructor
+        (``field``, ``mode``, ``time``, ...).
         """
-        return load_compiled_calculator(
-            cls,
-            compile_path,
-            device=device,
-            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
-            neighborlist_backend=neighborlist_backend,
-            neighborlist_backend_kwargs=neighborlist_backend_kwargs,
-            guard=guard,
-            guard_options=guard_options,
-            **kwargs,
-        )
+        return load_compiled_calculator(cls, compile_path, device=device, **kwargs)
 
     @classmethod
     def _from_saved_model(
         cls,
         model_path: Union[str, Path],
         device: Union[str, torch.device] = "cpu",
-        chemical_species_to_atom_type_map: Optional[Union[Dict[str, str], bool]] = None,
-        modifiers: Sequence[str] = (),
-        guard: Union[str, dict, None] = "warn",
-        guard_options: Optional[dict] = None,
         **kwargs,
     ) -> "NequIPPolCalculator":
         """Load a checkpoint (``.ckpt``) or package (``.nequip.zip``) for eager evaluation.
 
-        ``modifiers``: names of model modifiers to apply first (e.g. ``["disable_born_charges"]``,
-        ``["energy_forces_only"]``). ``guard``, ``guard_options``: the extrapolation guard (the
-        training range is read from a checkpoint written with
-        ``nequip_pol.guards.TrainingRangeRecorder``), see :meth:`set_guard`. Other keyword arguments as in nequip's
-        ``NequIPCalculator._from_saved_model`` (``allow_tf32``, ``model_name``, ``compile_mode``,
-        ``neighborlist_backend``) or for the constructor (``field``, ``mode``, ``time``, ...).
+        Keyword arguments (:func:`~nequip_pol.integrations.model_loading.load_saved_calculator`):
+        ``chemical_species_to_atom_type_map``; ``modifiers``: names of model modifiers to
+        apply first (e.g. ``["disable_born_charges"]``, ``["energy_forces_only"]``); ``guard``
+        (default ``"warn"``), ``guard_options``: the extrapolation guard (the training range is
+        read from a checkpoint written with ``nequip_pol.guards.TrainingRangeRecorder``), see
+        :meth:`set_guard`. Others as in nequip's ``NequIPCalculator._from_saved_model``
+        (``allow_tf32``, ``model_name``, ``compile_mode``, ``neighborlist_backend``) or for the
+        constructor (``field``, ``mode``, ``time``, ...).
         """
         return load_saved_calculator(
-            super()._from_saved_model,
-            model_path,
-            device=device,
-            chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
-            modifiers=modifiers,
-            guard=guard,
-            guard_options=guard_options,
-            **kwargs,
+            super()._from_saved_model, model_path, device=device, **kwargs
         )
 
     def set_guard(
