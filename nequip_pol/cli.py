@@ -31,6 +31,12 @@ def register(name: str, help: str, add_arguments, run) -> None:
     SUBCOMMANDS[name] = (help, add_arguments, run)
 
 
+def _input_error(verb: str, message: str) -> int:
+    """Print ``nequip-pol VERB: error: MESSAGE`` (argparse's form) and return exit status 2."""
+    print(f"nequip-pol {verb}: error: {message}", file=sys.stderr)
+    return 2
+
+
 # ------------------------------------------------------------------------------------- parse-qe
 
 
@@ -63,31 +69,39 @@ def _add_parse_qe(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_parse_qe(args: argparse.Namespace) -> int:
+    """Fast checks before the (possibly long) parsing: the runs exist, the output is writable."""
+    from pathlib import Path
+
+    missing = [r for r in args.runs if not Path(r).exists()]
+    if missing:
+        return _input_error(
+            "parse-qe",
+            f"no such run folder or XML file: {', '.join(missing)}",
+        )
+    out = Path(args.output)
+    if out.is_dir():
+        return _input_error(
+            "parse-qe",
+            f"{out}: is a folder; give the path of the extended-XYZ file to write "
+            f"(e.g. -o {out / 'frames.xyz'})",
+        )
+    if out.exists() and not args.force:
+        return _input_error(
+            "parse-qe",
+            f"{out}: output file exists; not overwriting it (use --force)",
+        )
+    if args.tol <= 0:
+        return _input_error("parse-qe", f"--tol must be positive, got {args.tol}")
+    return 0
+
+
 def _run_parse_qe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nequip_pol.io.qe import (
-        NequipPolIOError,
-        OutputExistsError,
-        parse_qe_runs,
-        write_frames,
-    )
+    from nequip_pol.io.qe import NequipPolIOError, parse_qe_runs, write_frames
 
     out = Path(args.output)
-    # fail before the (possibly long) parsing
-    if out.is_dir():
-        print(
-            f"nequip-pol parse-qe: error: {out}: is a folder; give the path of the extended-XYZ file to write "
-            f"(e.g. -o {out / 'frames.xyz'})",
-            file=sys.stderr,
-        )
-        return 2
-    if out.exists() and not args.force:
-        print(
-            f"nequip-pol parse-qe: error: {out}: output file exists; not overwriting it (use --force)",
-            file=sys.stderr,
-        )
-        return 2
     try:
         frames = parse_qe_runs(
             args.runs,
@@ -95,15 +109,10 @@ def _run_parse_qe(args: argparse.Namespace) -> int:
             include_field_frames=args.include_field_frames,
             fold=not args.no_fold,
         )
+        # OutputExistsError is a NequipPolIOError: a file that appeared during the parsing
         write_frames(frames, out, force=args.force)
-    except OutputExistsError as exc:
-        print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
-        return 2
-    except (
-        NequipPolIOError
-    ) as exc:  # bad input runs: a user error, exit status 2 as every verb
-        print(f"nequip-pol parse-qe: error: {exc}", file=sys.stderr)
-        return 2
+    except NequipPolIOError as exc:  # bad input runs: a user error, exit status 2
+        return _input_error("parse-qe", str(exc))
     print(f"wrote {len(frames)} frame(s) to {out}")
     return 0
 
@@ -122,19 +131,35 @@ def _add_check_data(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_map(items: list[str]) -> dict[str, str]:
+    return {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
+
+
+def _check_check_data(args: argparse.Namespace) -> int:
+    """Usage errors (exit 2) before reading anything: files that are not there, a bad
+    --key-map. Problems found *in* the data are the verb's report (exit 1)."""
+    from pathlib import Path
+
+    for item in args.key_map:
+        if "=" not in item or not all(part.strip() for part in item.split("=", 1)):
+            return _input_error(
+                "check-data", f"--key-map expects FILE_KEY=KEY, got {item!r}"
+            )
+    for f in args.files:
+        path = Path(f)
+        if path.is_dir():
+            return _input_error(
+                "check-data", f"{path}: is a folder, not an extended-XYZ file"
+            )
+        if not path.is_file():
+            return _input_error("check-data", f"{path}: no such file")
+    return 0
+
+
 def _run_check_data(args: argparse.Namespace) -> int:
     from nequip_pol.io.check_data import check_dataset
 
-    mapping = {}
-    for item in args.key_map:
-        if "=" not in item:
-            print(
-                f"nequip-pol check-data: error: --key-map expects FILE_KEY=KEY, got {item!r}",
-                file=sys.stderr,
-            )
-            return 2
-        k, v = item.split("=", 1)
-        mapping[k.strip()] = v.strip()
+    mapping = _key_map(args.key_map)
     rc = 0
     for f in args.files:
         rep = check_dataset(f, key_mapping=mapping)
@@ -296,6 +321,15 @@ for _name, (_module, _help) in ANALYSIS_VERBS.items():
 register(
     "lammps", lammps_commands.HELP, lammps_commands.add_arguments, lammps_commands.run
 )
+INPUT_CHECKS.update(
+    {
+        "parse-qe": _check_parse_qe,
+        "check-data": _check_check_data,
+        "lammps": lammps_commands.check_inputs,
+    }
+)
+#: verbs that never touch a nequip model (no key or compile-target registration needed)
+WITHOUT_NEQUIP = {"lammps"}
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -319,11 +353,12 @@ def main(argv=None) -> int:
         code = check(args)
         if code:
             return code
-    # the console script imports the package without nequip (fast --help); register keys and
-    # compile targets now, as an import through nequip would have
-    from nequip_pol import _register_with_nequip
+    if args.command not in WITHOUT_NEQUIP:
+        # the console script imports the package without nequip (fast --help); register keys
+        # and compile targets now, as an import through nequip would have
+        from nequip_pol import _register_with_nequip
 
-    _register_with_nequip()
+        _register_with_nequip()
     return int(args._run(args) or 0)
 
 

