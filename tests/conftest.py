@@ -38,6 +38,21 @@ except ImportError:  # without hypothesis the property tests skip
     pass
 
 
+SEED_ENV_VAR = "NEQUIP_POL_TEST_SEED"
+
+
+@pytest.fixture(scope="session")
+def seed_offset():
+    """Added to every seed of a statistical test (marker ``statistical``): 0 by default, so the
+    suite is reproducible; ``NEQUIP_POL_TEST_SEED=N`` runs the same tests on other random input,
+    which they must pass at the same tolerances (CONTRIBUTING.md lists the seeds checked)."""
+    value = os.environ.get(SEED_ENV_VAR, "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{SEED_ENV_VAR}={value!r}: give an integer") from None
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a test module with one torch thread, restoring the count afterwards."""

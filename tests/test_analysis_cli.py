@@ -241,10 +241,11 @@ def _two_oscillator_log(path, seed=0, duration_ps=60.0, dt_fs=2.0, friction_per_
     ).write_csv(path)
 
 
-def test_ir_defaults_give_a_smooth_spectrum(tmp_path, capsys):
+@pytest.mark.statistical
+def test_ir_defaults_give_a_smooth_spectrum(tmp_path, capsys, seed_offset):
     """A 60 ps log of two oscillators: the defaults find the two peaks (the raw periodogram gives ~16)."""
     log = tmp_path / "two.csv"
-    _two_oscillator_log(log)
+    _two_oscillator_log(log, seed=seed_offset)
     assert main(["ir", str(log), "-T", "300"]) == 0
     out = capsys.readouterr().out
     assert "resolution 8 cm^-1 (default" in out, out

@@ -101,10 +101,11 @@ def _langevin_oscillator(n, dt, nu0_thz, gamma, sigma2, seed):
     return out, w0
 
 
-def test_ir_of_langevin_oscillator_matches_lorentz_model():
+@pytest.mark.statistical
+def test_ir_of_langevin_oscillator_matches_lorentz_model(seed_offset):
     """eps(w) - eps_inf = (beta <M^2> / (eps_vac V)) w0^2 / (w0^2 - w^2 - i gamma w) for a Langevin oscillator."""
     dt, nu0, gamma, sigma2, temperature, volume = 1.0, 10.0, 0.02, 0.25, 300.0, 100.0
-    p, w0 = _langevin_oscillator(60000, dt, nu0, gamma, sigma2, seed=0)
+    p, w0 = _langevin_oscillator(60000, dt, nu0, gamma, sigma2, seed=seed_offset)
     series = _series(p, dt, volume)
     amp = sigma2 / (KB_EV * temperature * EPS_VAC * volume)
     ir = S.ir_spectrum(series, temperature, eps_inf=np.eye(3), max_lag_fs=1500.0)
