@@ -358,18 +358,37 @@ def _exact_loop(temperature, period, cycles=2, discard=0, amplitude=0.12, seed=1
 
 
 @pytest.mark.slow
-@pytest.mark.statistical
-def test_quasistatic_loop_matches_intrinsic_coercive_field(seed_offset):
-    """Slow sweep (16 ps period, E0 = 0.1 V/A, 1 K; ~3 min): MD Ec within 5 % of the intrinsic
-    (zero-temperature, fold) value; measured 0.0802 +- 0.0025 vs 0.0779 V/A (+2.9 %)."""
+def test_quasistatic_limit_of_the_loop_is_the_intrinsic_coercive_field():
+    """Deterministic MD loops (T = 0, no noise; E0 = 0.10 V/A, periods 8, 16, 32 ps, one cycle
+    each; ~3 min) of the exact ferroelectric approach the intrinsic (fold) coercive field from
+    above as the sweep slows, as the passage through a saddle-node bifurcation does: without
+    noise the polar branch is left only after the fold, with a delay that vanishes as a power
+    (sweep rate)^beta (beta -> 2/3 for slow overdamped passage). Measured: Ec 0.0905, 0.0865,
+    0.0837 V/A against 0.0779 (delays shrink by 0.68, 0.67 per doubling, beta 0.55, 0.58; 64 ps
+    gives 0.0817, beta 0.60); the limit extrapolated from the three (geometric sequence of
+    delays) is 0.0766 V/A, -1.7 %. At 1 K the same 16 ps loop gives about +3 %, because the
+    thermal noise lowers Ec by ~8 % and cancels most of the delay: a statistical quantity that
+    depends on the seed, so this test runs at T = 0."""
     from nequip_pol.reference.ferroelectric import exact_intrinsic_coercive_field
 
     intrinsic = exact_intrinsic_coercive_field(axis="z", tol=1e-4, field_step=0.02)[
         "coercive_field"
     ]
-    res = _exact_loop(1.0, 16000.0, cycles=2, amplitude=0.10, seed=1 + seed_offset)
-    print(f"intrinsic Ec = {intrinsic:.5f} V/A; MD: {res.summary()}")
-    assert res.mean["ec"] == pytest.approx(intrinsic, rel=0.05)
+    ec = np.array(
+        [
+            _exact_loop(0.0, period, cycles=1, amplitude=0.10).mean["ec"]
+            for period in (8000.0, 16000.0, 32000.0)
+        ]
+    )
+    delay = ec - intrinsic
+    print(f"intrinsic Ec = {intrinsic:.5f} V/A; MD Ec at 8, 16, 32 ps: {ec}")
+    assert np.all(delay > 0), "without noise no loop may switch before the fold"
+    ratios = delay[1:] / delay[:-1]
+    beta = -np.log2(ratios)
+    assert np.all((beta > 0.45) & (beta < 0.75)), beta
+    # Aitken: for delays d0, d1, d2 shrinking geometrically, the limit is the ec where they vanish
+    limit = (ec[0] * ec[2] - ec[1] ** 2) / (ec[0] + ec[2] - 2 * ec[1])
+    assert limit == pytest.approx(intrinsic, rel=0.025), (limit, intrinsic)
 
 
 @pytest.mark.slow
