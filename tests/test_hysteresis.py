@@ -394,26 +394,27 @@ def test_quasistatic_limit_of_the_loop_is_the_intrinsic_coercive_field():
 @pytest.mark.slow
 @pytest.mark.statistical
 def test_coercive_field_vs_temperature_and_frequency(seed_offset):
-    """Rows of the table in docs/switching.md (same protocol and seed; ~4 min): Ec 0.097 +- 0.003
-    (5 K, 1600 fs), 0.052 +- 0.013 (60 K, 1600 fs), 0.086 +- 0.003 V/A (5 K, 6400 fs)."""
+    """Thermal activation lowers Ec and a faster sweep raises it (the trends of the table in
+    docs/switching.md; ~30 s): loops at 5 K and 60 K with period 1600 fs, and at 5 K with 6400 fs.
+
+    The amplitude (0.15 V/A) is well above the dynamic Ec of the fast sweep (~0.11 V/A): at the
+    table's 0.12 V/A a fast cycle sometimes did not switch completely (seed offset 3: Pr 0.22 +-
+    0.11 e*A, Ec 0.077 V/A), which no bound can absorb. The bounds come from the seed offsets
+    0-5 (the spread of two cycles is too noisy to compare with): Ec(60 K) / Ec(5 K) 0.35-0.56
+    (the 5-atom cell flips thermally at 60 K), Ec(1600 fs) / Ec(6400 fs) 1.18-1.46."""
     seed = 1 + seed_offset
-    cold_fast = _exact_loop(5.0, 1600.0, cycles=3, discard=1, seed=seed)
-    hot_fast = _exact_loop(60.0, 1600.0, cycles=3, discard=1, seed=seed)
-    cold_slow = _exact_loop(5.0, 6400.0, cycles=3, discard=1, seed=seed)
+    amplitude = 0.15
+    cold_fast = _exact_loop(5.0, 1600.0, 3, 1, amplitude, seed)
+    hot_fast = _exact_loop(60.0, 1600.0, 3, 1, amplitude, seed)
+    cold_slow = _exact_loop(5.0, 6400.0, 3, 1, amplitude, seed)
     for name, r in [
         ("5 K 1600 fs", cold_fast),
         ("60 K 1600 fs", hot_fast),
         ("5 K 6400 fs", cold_slow),
     ]:
         print(name, r.summary())
-    spread = lambda r: r.std["ec"] if np.isfinite(r.std["ec"]) else 0.0  # noqa: E731
-    # thermal activation lowers Ec; a faster sweep raises it (both beyond the cycle-to-cycle spread)
-    assert hot_fast.mean["ec"] < cold_fast.mean["ec"] - 2 * max(
-        spread(hot_fast), spread(cold_fast)
-    )
-    assert cold_fast.mean["ec"] > cold_slow.mean["ec"] + 2 * max(
-        spread(cold_fast), spread(cold_slow)
-    )
+    assert hot_fast.mean["ec"] < 0.75 * cold_fast.mean["ec"]
+    assert cold_fast.mean["ec"] > 1.06 * cold_slow.mean["ec"]
 
 
 # ---------------------------------------------------------------------- LAMMPS vs ASE
