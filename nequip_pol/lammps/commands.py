@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 __all__ = ["HELP", "add_arguments", "check_inputs", "run"]
 
@@ -72,14 +71,7 @@ def check_inputs(args: argparse.Namespace) -> int:
     if args.lammps_action != "build":
         return 0
     try:
-        if (
-            args.out is not None
-            and Path(args.out).exists()
-            and not Path(args.out).is_dir()
-        ):
-            raise lammps.PluginBuildError(
-                f"{args.out} is a file; give the folder to build into"
-            )
+        lammps.check_build_dir(args.out)
         lammps.check_prerequisites(args.cmake)
     except lammps.PluginBuildError as exc:
         print(f"nequip-pol lammps build: error: {exc}", file=sys.stderr)
