@@ -1,7 +1,7 @@
 """Long trainings in chunks, resumable, with a learning curve: test-split RMSEs against CPU hours.
 
-Runs ``nequip-train`` with ``configs/dft.yaml`` in chunks of ``--chunk-epochs`` epochs. Chunk k
-trains up to epoch k * chunk-epochs, resuming from the previous chunk's ``last.ckpt`` (nequip's
+Runs ``nequip-train`` with ``configs/dft.yaml`` in chunks of ``--chunk-epochs`` epochs. Each chunk
+trains that many epochs more than the last finished one, resuming from its ``last.ckpt`` (nequip's
 own restart: model, EMA weights, optimizer, learning-rate schedule, epoch counter; the data split
 comes from the config's fixed seed, so it is the same in every chunk), then evaluates the best
 model so far (by validation score) on the test split. After each chunk one row is appended to
@@ -30,6 +30,9 @@ and reused by ``--resume``). The one exception is a new plan for the learning-ra
 ``--resume --replan lr_total_epochs=120 lr_decay_epochs=40`` continues the run with those
 ``lr_*`` settings changed from the next chunk on (the schedule's state is only the epoch counter,
 see nequip_pol.train.WarmupStableDecayLR); each change is recorded in ``learning_curve.json``.
+``--chunk-epochs`` may also change on resume (it only sets where the test points fall): long
+chunks on a GPU, short ones on a CPU core. An interrupted chunk's log is kept as
+``log/chunk_NNN.interrupted1`` (its epochs up to ``last.ckpt`` stay in ``val_curve.csv``).
 """
 
 import argparse
@@ -69,7 +72,7 @@ def _value(row, key):
     return float(value) if value not in (None, "") else None
 
 
-def chunk_command(out: Path, args, chunk: int, resume_from) -> list:
+def chunk_command(out: Path, args, chunk: int, max_epochs: int, resume_from) -> list:
     data = [f"data_file={Path(args.data_file).resolve()}"] if args.data_file else []
     command = [
         sys.executable,
@@ -83,7 +86,7 @@ def chunk_command(out: Path, args, chunk: int, resume_from) -> list:
         f"model={args.model}",
         *data,
         "run=[train,test]",
-        f"max_epochs={chunk * args.chunk_epochs}",
+        f"max_epochs={max_epochs}",
         "max_time=99:00:00:00",
         "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
         f"++trainer.logger.save_dir={out}",
@@ -242,17 +245,24 @@ def train(args) -> None:
                     stored["data_file"],
                 )
             settings = {k: getattr(args, k) for k in stored}
+            # the chunk length is bookkeeping (where the test points fall), not training: it may
+            # change on resume, e.g. long chunks on a GPU, short ones on a CPU core
+            done = (
+                len(list(csv.DictReader(open(curve_path))))
+                if curve_path.exists()
+                else 0
+            )
+            if settings["chunk_epochs"] != stored["chunk_epochs"]:
+                replans.append(
+                    {"from_chunk": done + 1, "chunk_epochs": settings["chunk_epochs"]}
+                )
+                stored["chunk_epochs"] = settings["chunk_epochs"]
             if settings != stored:
                 sys.exit(
                     f"--resume with other settings than the run in {out}: stored {stored}, given {settings}"
                 )
             if args.replan:
                 keys = {o.split("=", 1)[0] for o in args.replan}
-                done = (
-                    len(list(csv.DictReader(open(curve_path))))
-                    if curve_path.exists()
-                    else 0
-                )
                 args.overrides = [
                     o for o in args.overrides if o.split("=", 1)[0] not in keys
                 ] + list(args.replan)
@@ -302,9 +312,25 @@ def train(args) -> None:
             if args.replan_active:
                 set_schedule(resume_from, args.overrides)
         log_dir = out / "log" / f"chunk_{chunk:03d}"
-        if log_dir.exists():  # an interrupted attempt of this chunk
-            shutil.rmtree(log_dir)
-        command = chunk_command(out, args, chunk, resume_from)
+        if log_dir.exists():
+            # an interrupted attempt of this chunk: its epochs up to last.ckpt stay trained, so
+            # keep their validation metrics (val_curve.csv reads every chunk_* folder)
+            attempt = 1
+            while log_dir.with_name(f"{log_dir.name}.interrupted{attempt}").exists():
+                attempt += 1
+            log_dir.rename(log_dir.with_name(f"{log_dir.name}.interrupted{attempt}"))
+        # a chunk trains --chunk-epochs epochs after the last finished chunk; when the checkpoint
+        # it resumes from is already past that (an interrupted longer chunk), after the checkpoint
+        max_epochs = (int(points[-1]["epochs"]) if points else 0) + args.chunk_epochs
+        if resume_from is not None:
+            import torch
+
+            at = int(
+                torch.load(resume_from, map_location="cpu", weights_only=False)["epoch"]
+            )
+            if at >= max_epochs:
+                max_epochs = at + args.chunk_epochs
+        command = chunk_command(out, args, chunk, max_epochs, resume_from)
         print("+ " + " ".join(command), flush=True)
         start = time.time()
         proc = subprocess.run(

@@ -9,6 +9,7 @@ nequip-train starts in all).
 """
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -55,7 +56,9 @@ def run(command, check=True):
 
 def val_rows(out: Path):
     rows = {}
-    for path in sorted((out / "log").glob("chunk_*/metrics.csv")):
+    for path in sorted(
+        (out / "log").glob("chunk_???/metrics.csv")
+    ):  # finished attempts
         for row in csv.DictReader(open(path)):
             if row.get("val0_epoch/forces_rmse"):
                 rows[int(row["epoch"])] = {
@@ -110,16 +113,19 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
 ):
     base = base_command(tiny_data)
     chunked = tmp_path / "chunked"
-    run(base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "1"])
+    run(base + [str(chunked), *PLAN, "--chunk-epochs", "1", "--chunks", "1"])
     # the same command again neither overwrites nor continues without being told
     refused = run(
-        base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "2"],
+        base + [str(chunked), *PLAN, "--chunk-epochs", "1", "--chunks", "2"],
         check=False,
     )
     assert refused.returncode != 0 and "--resume" in refused.stderr
+    # a longer second chunk (the chunk length may change on resume: 1 + 3 epochs)
     run(
-        base + [str(chunked), *PLAN, "--chunk-epochs", "2", "--chunks", "2", "--resume"]
+        base + [str(chunked), *PLAN, "--chunk-epochs", "3", "--chunks", "2", "--resume"]
     )
+    replans = json.loads((chunked / "learning_curve.json").read_text())["replans"]
+    assert replans == [{"from_chunk": 2, "chunk_epochs": 3}]
 
     a = list(csv.DictReader(open(straight / "learning_curve.csv")))
     b = list(csv.DictReader(open(chunked / "learning_curve.csv")))
@@ -128,7 +134,7 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
     va, vb = val_rows(straight), val_rows(chunked)
     assert sorted(va) == sorted(vb) == [0, 1, 2, 3]
     # same split, same start: before the interruption the runs are the same computation
-    for epoch in (0, 1):
+    for epoch in (0,):
         for key in ("val0_epoch/forces_rmse", "val0_epoch/born_effective_charges_rmse"):
             assert vb[epoch][key] == pytest.approx(va[epoch][key], rel=1e-4), (
                 epoch,
@@ -198,7 +204,9 @@ def test_run_killed_mid_epoch_resumes_from_its_last_checkpoint(
     b = list(csv.DictReader(open(killed / "learning_curve.csv")))
     assert len(b) == 1
     assert_ends_within_noise(a, b)
-    # the resumed attempt trained only the epochs after the last checkpoint
+    # the resumed attempt trained only the epochs after the last checkpoint; the interrupted
+    # attempt's log is kept beside it
+    assert (killed / "log" / "chunk_001.interrupted1").is_dir()
     vb = val_rows(killed)
     assert sorted(vb) == list(range(epoch_at_kill + 1, 4)), sorted(vb)
     # the same split: the validation of the first epoch after the restart is that of the
@@ -207,3 +215,20 @@ def test_run_killed_mid_epoch_resumes_from_its_last_checkpoint(
     epoch = epoch_at_kill + 1
     ratio = vb[epoch]["val0_epoch/forces_rmse"] / va[epoch]["val0_epoch/forces_rmse"]
     assert 0.8 < ratio < 1.25, ratio
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_validation_stalls(
+    tiny_data, tmp_path
+):
+    """With the learning rate at zero the validation score never improves after the first
+    epoch, so best.ckpt stays at the first epoch; last.ckpt, which restarts continue from, must
+    still hold the last one (with Lightning's save_last it followed the best one, and a restart
+    silently dropped every epoch since the last improvement). Epochs are counted from 0."""
+    out = tmp_path / "stalled"
+    run(
+        base_command(tiny_data)
+        + [str(out), "--chunk-epochs", "3", "--chunks", "1", "learning_rate=0.0"]
+        + ["batch_size=2", "lr_total_epochs=3"]
+    )
+    assert _saved_epoch(out / "run" / "last.ckpt") == 2
+    assert _saved_epoch(out / "run" / "best.ckpt") == 0
