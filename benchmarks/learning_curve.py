@@ -20,6 +20,8 @@ under OUT (outside the repository; they are never committed).
 
     python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 10 --cpu-hours 4
     python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 10 --cpu-hours 8 --resume
+    # a GPU lent for 10 minutes: a 3-epoch chunk measures the pace, one more fills the time
+    python benchmarks/learning_curve.py OUT --dataset SiO2 --chunk-epochs 3 --wall-seconds 540 --resume
     python benchmarks/learning_curve.py OUT --dataset analytic --data-file analytic.xyz \\
         --model allegro_pol_small --chunk-epochs 5 --chunks 4 born_charge_training=full
     python benchmarks/learning_curve.py --plot docs/figures/learning_curve.png OUT1/learning_curve.csv OUT1/val_curve.csv ...
@@ -72,7 +74,9 @@ def _value(row, key):
     return float(value) if value not in (None, "") else None
 
 
-def chunk_command(out: Path, args, chunk: int, max_epochs: int, resume_from) -> list:
+def chunk_command(
+    out: Path, args, chunk: int, max_epochs: int, resume_from, max_time="99:00:00:00"
+) -> list:
     data = [f"data_file={Path(args.data_file).resolve()}"] if args.data_file else []
     command = [
         sys.executable,
@@ -87,7 +91,7 @@ def chunk_command(out: Path, args, chunk: int, max_epochs: int, resume_from) -> 
         *data,
         "run=[train,test]",
         f"max_epochs={max_epochs}",
-        "max_time=99:00:00:00",
+        f"max_time={max_time}",
         "++trainer.logger._target_=lightning.pytorch.loggers.CSVLogger",
         f"++trainer.logger.save_dir={out}",
         "++trainer.logger.name=log",
@@ -164,6 +168,25 @@ def summarize_chunk(out: Path, chunk: int) -> dict:
         value = _value(tested[-1], f"test0_epoch/{key}")
         point[column] = None if value is None else value * factor
     return point
+
+
+def chunk_pace(out: Path, chunk: int, wall_s: float):
+    """(seconds per epoch, restart cost in seconds) of a finished chunk, from its log."""
+    rows = read_csv_rows(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
+    walls = sorted({_value(r, "wall_hours") for r in rows} - {None})
+    if len(walls) < 2:
+        return wall_s, 0.0
+    per_epoch = (walls[-1] - walls[0]) * 3600.0 / (len(walls) - 1)
+    return per_epoch, max(wall_s - len(walls) * per_epoch, 0.0)
+
+
+def _planned_epochs(overrides):
+    """The schedule's planned length (the lr_total_epochs override), or None."""
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "lr_total_epochs":
+            return int(float(value))
+    return None
 
 
 def collect_val_curve(out: Path) -> None:
@@ -296,12 +319,33 @@ def train(args) -> None:
         else []
     )
     chunk = len(points)
+    started, pace, sized = time.time(), None, False
     while True:
         cpu_so_far = float(points[-1]["cpu_hours"]) if points else 0.0
         if args.chunks is not None and chunk >= args.chunks:
             break
         if args.cpu_hours is not None and cpu_so_far >= args.cpu_hours:
             break
+        chunk_epochs, max_time = args.chunk_epochs, "99:00:00:00"
+        if args.wall_seconds is not None:
+            left = args.wall_seconds - (time.time() - started)
+            if sized or left <= 0:
+                break
+            if pace is not None:
+                # the last chunk fills what is left of the budget (pace: the previous chunk's
+                # seconds per epoch and restart cost), never past the planned schedule
+                per_epoch, overhead = pace
+                chunk_epochs = int((left - overhead - 10.0) / per_epoch)
+                planned = _planned_epochs(args.overrides)
+                done = int(points[-1]["epochs"]) if points else 0
+                if planned is not None:
+                    chunk_epochs = min(chunk_epochs, planned - done)
+                if chunk_epochs < 1:
+                    break
+                sized = True
+            # nequip-train's own clock (started after its restart) stops the chunk at the budget
+            seconds = int(max(left - (pace[1] if pace else 0.0), 60.0))
+            max_time = f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
         chunk += 1
         last = out / "run" / "last.ckpt"
         resume_from = None
@@ -321,7 +365,7 @@ def train(args) -> None:
             log_dir.rename(log_dir.with_name(f"{log_dir.name}.interrupted{attempt}"))
         # a chunk trains --chunk-epochs epochs after the last finished chunk; when the checkpoint
         # it resumes from is already past that (an interrupted longer chunk), after the checkpoint
-        max_epochs = (int(points[-1]["epochs"]) if points else 0) + args.chunk_epochs
+        max_epochs = (int(points[-1]["epochs"]) if points else 0) + chunk_epochs
         if resume_from is not None:
             import torch
 
@@ -329,8 +373,8 @@ def train(args) -> None:
                 torch.load(resume_from, map_location="cpu", weights_only=False)["epoch"]
             )
             if at >= max_epochs:
-                max_epochs = at + args.chunk_epochs
-        command = chunk_command(out, args, chunk, max_epochs, resume_from)
+                max_epochs = at + chunk_epochs
+        command = chunk_command(out, args, chunk, max_epochs, resume_from, max_time)
         print("+ " + " ".join(command), flush=True)
         start = time.time()
         proc = subprocess.run(
@@ -343,6 +387,7 @@ def train(args) -> None:
                 f"chunk {chunk} failed (exit {proc.returncode}); see {out / f'chunk_{chunk:03d}.log'}"
             )
         point = summarize_chunk(out, chunk)
+        pace = chunk_pace(out, chunk, time.time() - start)
         reproduce = [
             sys.executable,
             "benchmarks/learning_curve.py",
@@ -452,6 +497,13 @@ def main():
         type=float,
         help="stop once training has used this many CPU hours",
     )
+    parser.add_argument(
+        "--wall-seconds",
+        type=float,
+        help="stop within this many seconds of wall time: after a first chunk of --chunk-epochs "
+        "(which measures the seconds per epoch), one last chunk sized to fill the rest (a GPU "
+        "lent for a fixed time)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT")
     parser.add_argument(
         "--force", action="store_true", help="delete the run in OUT and start over"
@@ -480,8 +532,8 @@ def main():
         return
     if not args.out:
         sys.exit("give the output folder OUT")
-    if args.chunks is None and args.cpu_hours is None:
-        sys.exit("give --chunks or --cpu-hours")
+    if args.chunks is None and args.cpu_hours is None and args.wall_seconds is None:
+        sys.exit("give --chunks, --cpu-hours or --wall-seconds")
     train(args)
 
 

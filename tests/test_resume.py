@@ -232,3 +232,31 @@ def test_last_checkpoint_is_the_last_epoch_even_when_validation_stalls(
     )
     assert _saved_epoch(out / "run" / "last.ckpt") == 2
     assert _saved_epoch(out / "run" / "best.ckpt") == 0
+
+
+def test_wall_budget_sizes_the_last_chunk_to_the_plan(tiny_data, straight, tmp_path):
+    """``--wall-seconds``: a budget spent after the first chunk stops there; a large one runs a
+    pace-measuring chunk and then one chunk up to the planned length (never past it), and the run
+    ends like the uninterrupted one."""
+    base = base_command(tiny_data)
+    timed = tmp_path / "timed"
+    run(base + [str(timed), *PLAN, "--chunk-epochs", "1", "--wall-seconds", "1"])
+    rows = list(csv.DictReader(open(timed / "learning_curve.csv")))
+    assert [int(r["epochs"]) for r in rows] == [1]
+    run(
+        base
+        + [
+            str(timed),
+            *PLAN,
+            "--chunk-epochs",
+            "1",
+            "--wall-seconds",
+            "3600",
+            "--resume",
+        ]
+    )
+    rows = list(csv.DictReader(open(timed / "learning_curve.csv")))
+    assert [int(r["epochs"]) for r in rows] == [1, 2, 4]  # PLAN: lr_total_epochs=4
+    assert_ends_within_noise(
+        list(csv.DictReader(open(straight / "learning_curve.csv"))), rows
+    )
