@@ -295,9 +295,7 @@ def train(args) -> None:
                 settings["replans"] = replans
     elif args.resume:
         sys.exit(f"nothing to resume in {out} (no learning_curve.json)")
-    if not any(
-        o.split("=", 1)[0].lstrip("+") == "lr_total_epochs" for o in args.overrides
-    ):
+    if _planned_epochs(args.overrides) is None:
         # configs/dft.yaml plans the schedule over max_epochs, but nequip-train's restart keeps
         # the plan of the first chunk (whose max_epochs is one chunk): plan the whole run here
         if args.chunks is None:
