@@ -89,6 +89,22 @@ VARIANTS = {
         _COSINE + ["training_module.ema_decay=0.999"],
         "EMA decay 0.999 (0.99)",
     ),
+    "zstar_x4": (
+        _COSINE + ["training_module.loss.coeffs.born_effective_charges=4.0"],
+        "Born-charge weight 4 (1)",
+    ),
+    # the batch-1 winner of the first round combined with the other round-one gains
+    "batch1_lr1e-2": (
+        ["batch_size=1", "learning_rate=0.01"] + _COSINE[2:],
+        "batch 1, peak lr 0.01",
+    ),
+    "batch1_forces_x4": (
+        ["batch_size=1"]
+        + _COSINE[:1]
+        + _COSINE[2:]
+        + ["training_module.loss.coeffs.forces=4.0"],
+        "batch 1, forces weight 4",
+    ),
     "wide": (
         _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
         "128 scalar / 64 tensor features (64 / 32)",
@@ -122,19 +138,25 @@ def _run(command, log: Path) -> None:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
-#: the variant whose plan (epochs, chunks) the variants of the same cost per epoch share
-BASE = "cosine"
-#: variants that change only the schedule, the loss or the averaging: the same cost per epoch as
-#: BASE, so they run BASE's epochs (no probe of their own; equal epochs make the CPU hours equal
-#: up to noise, where separate probes on a loaded machine differed by 30 %)
-SAME_COST_AS_BASE = {
-    "constant",
-    "wsd",
-    "lr_2e-3",
-    "lr_1e-2",
-    "forces_x4",
-    "energy_x10",
-    "ema_0.999",
+#: variant -> the variant whose plan (epochs, chunks) it shares. These change only the schedule,
+#: the loss or the averaging: the same cost per epoch as the variant they point to, so they run its
+#: epochs (no probe of their own; equal epochs make the CPU hours equal up to noise, where separate
+#: probes on a loaded machine differed by 30 %)
+SAME_COST_AS = {
+    **{
+        v: "cosine"
+        for v in (
+            "constant",
+            "wsd",
+            "lr_2e-3",
+            "lr_1e-2",
+            "forces_x4",
+            "energy_x10",
+            "ema_0.999",
+            "zstar_x4",
+        )
+    },
+    **{v: "batch1" for v in ("batch1_lr2e-3", "batch1_lr1e-2", "batch1_forces_x4")},
 }
 
 
@@ -181,9 +203,8 @@ def probe_cost(out: Path, variant: str, args) -> float:
 
 def plan(out: Path, variant: str, args):
     """(CPU s per epoch, epochs, chunk epochs, chunks) of ``variant``: from its own probe, or
-    BASE's plan for the variants in SAME_COST_AS_BASE."""
-    if variant in SAME_COST_AS_BASE:
-        variant = BASE
+    the plan of the variant it shares one with (SAME_COST_AS)."""
+    variant = SAME_COST_AS.get(variant, variant)
     (out / variant).mkdir(parents=True, exist_ok=True)
     cost = probe_cost(out, variant, args)
     epochs = max(args.points, int(args.cpu_hours * 3600.0 // cost))
