@@ -260,10 +260,28 @@ def planned_epochs(settings: dict):
     return planned
 
 
+#: the study's settings, written when it runs: what the per-row command of the report repeats
+STUDY_SETTINGS = "study.json"
+
+
+def row_command(study: Path, dataset: str, variant: str) -> str:
+    """The command that reruns one variant of a study (from the study's settings file), or ""."""
+    path = study / STUDY_SETTINGS
+    if not path.exists():
+        return ""
+    settings = json.loads(path.read_text())
+    return (
+        f"python benchmarks/recipe_study.py OUT --dataset {dataset} "
+        f"--cpu-hours {settings['cpu_hours']:g} --points {settings['points']} "
+        f"--variants {variant}"
+    )
+
+
 def report(paths, table_path, plot_path) -> None:
     """The table (Markdown) and plot of every variant under the given study folders (a run still
     going or stopped early shows its epochs as ``done of planned``)."""
     rows = []
+    commands = []
     for study in map(Path, paths):
         dataset = json.loads(next(study.glob("*/run/learning_curve.json")).read_text())[
             "dataset"
@@ -276,13 +294,14 @@ def report(paths, table_path, plot_path) -> None:
                 (variant_dir / "run" / "learning_curve.json").read_text()
             )
             rows.append((dataset, variant_dir.name, curve, settings))
+            commands.append(row_command(study, dataset, variant_dir.name))
     lines = [
         "| dataset | variant | change | epochs | CPU h | "
         + " | ".join(c for _, c in COLUMNS)
-        + " |",
-        "|" + " --- |" * (5 + len(COLUMNS)),
+        + " | command |",
+        "|" + " --- |" * (6 + len(COLUMNS)),
     ]
-    for dataset, variant, curve, settings in rows:
+    for (dataset, variant, curve, settings), command in zip(rows, commands):
         last = curve[-1]
         values = [
             f"{float(last[k]):.3g}" if last.get(k) not in (None, "") else ""
@@ -296,10 +315,13 @@ def report(paths, table_path, plot_path) -> None:
         lines.append(
             f"| {dataset} | {variant} | {change} | {epochs} | {float(last['cpu_hours']):.2f} | "
             + " | ".join(values)
-            + " |"
+            + (f" | `{command}` |" if command else " | |")
         )
     lines.append("")
-    lines.append("Commands (one per row, OUT = the variant's run folder):")
+    lines.append(
+        "The nequip-train runs behind each row (learning_curve.py; OUT = the variant's run "
+        "folder):"
+    )
     lines.append("")
     for dataset, variant, curve, _ in rows:
         lines.append(f"- {dataset} {variant}: `{curve[-1]['command']}`")
@@ -409,6 +431,20 @@ def main():
     if out.exists() and any(out.iterdir()) and not args.resume:
         sys.exit(f"{out} is not empty: --resume to continue the study in it")
     out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "dataset": args.dataset,
+        "cpu_hours": args.cpu_hours,
+        "points": args.points,
+    }
+    previous = out / STUDY_SETTINGS
+    if previous.exists():
+        stored = json.loads(previous.read_text())
+        if stored != settings:
+            sys.exit(
+                f"{out} is a study with {stored}; this call asks for {settings}: "
+                "one budget per study folder (use another folder)"
+            )
+    previous.write_text(json.dumps(settings))
     for variant in args.variants:
         run_variant(out, variant, args)
 

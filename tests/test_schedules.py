@@ -162,11 +162,7 @@ def test_recipe_study_variants_compose():
     from nequip.utils.resolvers import _register_default_resolvers
 
     _register_default_resolvers()
-    spec = importlib.util.spec_from_file_location(
-        "recipe_study", ROOT / "benchmarks" / "recipe_study.py"
-    )
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = _load_recipe_study()
     assert {"constant", "cosine"} <= set(study.VARIANTS)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         for name, total in itertools.product(study.VARIANTS, (30, 100, 31)):
@@ -227,3 +223,74 @@ def test_replan_writes_the_schedule_into_the_checkpoint(tmp_path):
     assert new["lr_schedulers"] == [
         {"last_epoch": 25}
     ]  # the epoch counter is untouched
+
+
+def _load_recipe_study():
+    spec = importlib.util.spec_from_file_location(
+        "recipe_study", ROOT / "benchmarks" / "recipe_study.py"
+    )
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    return study
+
+
+def test_recipe_study_report_gives_each_row_its_command(tmp_path, capsys):
+    """The report's table has one row per variant with the command that reruns it (from the
+    study's settings), a run stopped early shows `done of planned`, and a study folder refuses a
+    second budget instead of mixing two in one table."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    study = _load_recipe_study()
+    out = tmp_path / "SiO2"
+    (out / study.STUDY_SETTINGS).parent.mkdir(parents=True)
+    (out / study.STUDY_SETTINGS).write_text(
+        json.dumps({"dataset": "SiO2", "cpu_hours": 0.2, "points": 3})
+    )
+    for variant, epochs, planned in (("cosine", 9, 9), ("wide", 2, 6)):
+        run = out / variant / "run"
+        run.mkdir(parents=True)
+        (run / "learning_curve.json").write_text(
+            json.dumps({"dataset": "SiO2", "overrides": [f"lr_total_epochs={planned}"]})
+        )
+        with open(run / "learning_curve.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                ["chunk", "epochs", "cpu_hours", "forces_rmse_meV_A", "command"]
+            )
+            writer.writerow(
+                [1, epochs, 0.1, 300.0, f"python learning_curve.py {variant}"]
+            )
+    table = tmp_path / "table.md"
+    study.report([out], table, None)
+    rows = [
+        line for line in table.read_text().splitlines() if line.startswith("| SiO2")
+    ]
+    assert len(rows) == 2
+    assert rows[0].endswith(
+        "| `python benchmarks/recipe_study.py OUT --dataset SiO2 --cpu-hours 0.2 "
+        "--points 3 --variants cosine` |"
+    )
+    assert "| 2 of 6 |" in rows[1] and "--variants wide`" in rows[1]
+    assert "python learning_curve.py wide" in table.read_text()
+    capsys.readouterr()
+
+    second_budget = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "recipe_study.py", out, "--resume"]
+        + [
+            "--dataset",
+            "SiO2",
+            "--cpu-hours",
+            "0.5",
+            "--points",
+            "3",
+            "--variants",
+            "wide",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert second_budget.returncode != 0
+    assert "one budget per study folder" in second_budget.stderr
