@@ -67,6 +67,11 @@ VARIANTS = {
         _COSINE[:3] + ["lr_decay_epochs={third}"],
         "warm-up, constant, cosine decay over the last third (warm-up-stable-decay)",
     ),
+    "wsd_energy_final": (
+        _COSINE[:3]
+        + ["lr_decay_epochs={third}", "decay_stage_loss_scale={{total_energy:10.0}}"],
+        "WSD, energy weight x10 in the decay (a final stage)",
+    ),
     "lr_2e-3": (_COSINE[1:] + ["learning_rate=0.002"], "peak lr 0.002"),
     "lr_1e-2": (_COSINE[1:] + ["learning_rate=0.01"], "peak lr 0.01"),
     "batch1": (
@@ -148,6 +153,7 @@ SAME_COST_AS = {
         for v in (
             "constant",
             "wsd",
+            "wsd_energy_final",
             "lr_2e-3",
             "lr_1e-2",
             "forces_x4",

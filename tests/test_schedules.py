@@ -177,8 +177,18 @@ def test_recipe_study_variants_compose():
             assert sched.total_epochs == total, name
             if name == "constant":
                 assert [sched.factor(e) for e in range(total)] == [1.0] * total
-            if name == "wsd":
+            if name.startswith("wsd"):
                 assert sched.decay_start_epoch == total - total // 3
+            (stage,) = [
+                c
+                for c in cfg.trainer.callbacks
+                if c._target_.endswith("DecayStageLossWeights")
+            ]
+            scale = OmegaConf.to_container(stage, resolve=True)["scale"]
+            if name == "wsd_energy_final":
+                assert scale == {"total_energy": 10.0}
+            else:
+                assert scale is None, name
 
 
 def test_replan_writes_the_schedule_into_the_checkpoint(tmp_path):
@@ -294,3 +304,79 @@ def test_recipe_study_report_gives_each_row_its_command(tmp_path, capsys):
     )
     assert second_budget.returncode != 0
     assert "one budget per study folder" in second_budget.stderr
+
+
+def _decay_stage_setup(scale, coeffs=None):
+    from types import SimpleNamespace
+
+    from nequip_pol.train import DecayStageLossWeights, ElectricResponseLoss
+
+    opt = _adam()
+    sched = WarmupStableDecayLR(opt, total_epochs=9, warmup_epochs=1, decay_epochs=3)
+    trainer = SimpleNamespace(
+        lr_scheduler_configs=[SimpleNamespace(scheduler=sched)], current_epoch=0
+    )
+    coeffs = coeffs or {"total_energy": 10.0, "forces": 1.0, "polarization": 1.0}
+    module = SimpleNamespace(loss=ElectricResponseLoss(coeffs=coeffs))
+    return DecayStageLossWeights(scale), trainer, module
+
+
+def _weights(module):
+    return {name: entry.coeff for name, entry in module.loss.entries.items()}
+
+
+def test_decay_stage_loss_weights_scale_once_where_the_decay_starts():
+    """The energy weight is multiplied by 10 relative to the others exactly at the epoch where
+    WarmupStableDecayLR starts its decay (epoch 6 of 9 here), once; the weights stay normalized
+    as nequip keeps them; the callback's state tells a resumed run it was done."""
+    callback, trainer, module = _decay_stage_setup({"total_energy": 10.0})
+    before = _weights(module)
+    assert before["per_atom_energy_mse"] / before["forces_mse"] == pytest.approx(10.0)
+    for epoch in range(6):
+        trainer.current_epoch = epoch
+        callback.on_train_epoch_start(trainer, module)
+        assert _weights(module) == before, epoch
+    for epoch in (6, 7, 8):
+        trainer.current_epoch = epoch
+        callback.on_train_epoch_start(trainer, module)
+        after = _weights(module)
+        assert after["per_atom_energy_mse"] / after["forces_mse"] == pytest.approx(
+            100.0
+        )
+        assert after["polarization_mse"] / after["forces_mse"] == pytest.approx(1.0)
+        assert sum(after.values()) == pytest.approx(1.0)
+
+    # a resumed run: the loss weights come from the checkpoint, the callback's state says "done"
+    resumed, trainer2, module2 = _decay_stage_setup({"total_energy": 10.0})
+    module2.loss.set_coeffs(after)
+    resumed.load_state_dict(callback.state_dict())
+    trainer2.current_epoch = 7
+    resumed.on_train_epoch_start(trainer2, module2)
+    assert _weights(module2) == pytest.approx(after)
+
+    # the metric name works as well as the coeffs key
+    by_metric, trainer3, module3 = _decay_stage_setup({"per_atom_energy_mse": 10.0})
+    trainer3.current_epoch = 6
+    by_metric.on_train_epoch_start(trainer3, module3)
+    assert _weights(module3) == pytest.approx(after)
+
+
+def test_decay_stage_loss_weights_bad_input_is_named():
+    from types import SimpleNamespace
+
+    from nequip_pol.train import DecayStageLossWeights
+
+    with pytest.raises(ValueError, match="positive"):
+        DecayStageLossWeights({"forces": 0.0})
+    callback, trainer, module = _decay_stage_setup({"stress": 2.0})
+    trainer.current_epoch = 6
+    with pytest.raises(ValueError, match="no loss term 'stress'"):
+        callback.on_train_epoch_start(trainer, module)
+    callback, trainer, module = _decay_stage_setup({"forces": 2.0})
+    trainer.lr_scheduler_configs = [
+        SimpleNamespace(scheduler=torch.optim.lr_scheduler.StepLR(_adam(), 5))
+    ]
+    with pytest.raises(RuntimeError, match="WarmupStableDecayLR"):
+        callback.on_train_epoch_start(trainer, module)
+    # no scale (the config's default): nothing to do, whatever the scheduler
+    DecayStageLossWeights(None).on_train_epoch_start(trainer, module)

@@ -6,7 +6,7 @@ from .metrics import (
     BornChargesOrProjection,
 )
 from .callbacks import CPUTimeLogger, EpochProgressPrinter, PerRankSeed
-from .schedules import WarmupStableDecayLR
+from .schedules import DecayStageLossWeights, WarmupStableDecayLR
 
 __all__ = [
     "ElectricResponseLoss",
@@ -16,4 +16,5 @@ __all__ = [
     "EpochProgressPrinter",
     "PerRankSeed",
     "WarmupStableDecayLR",
+    "DecayStageLossWeights",
 ]

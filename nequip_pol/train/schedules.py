@@ -11,10 +11,15 @@ redoing the earlier epochs.
 The learning rate is a closed-form function of the epoch and the settings: the scheduler's state
 (saved in checkpoints) holds only the epoch counter and the base learning rates, so a run resumed
 with other settings (a longer plan, a later decay) follows the new settings from its current epoch.
+
+:class:`DecayStageLossWeights` changes the loss weights where that decay starts (a final stage
+with, e.g., a higher energy weight).
 """
 
 import math
+from typing import Dict, Optional
 
+import lightning
 import torch
 
 
@@ -131,3 +136,88 @@ class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+class DecayStageLossWeights(lightning.Callback):
+    """Multiply loss weights when the learning-rate decay starts: a final training stage.
+
+    A common last stage of NequIP/MACE training lowers the learning rate and raises the energy
+    weight (energies are the smallest, most precise labels; the decay is when the model can fit
+    them). With :class:`WarmupStableDecayLR` the decay start is known, so this callback scales
+    the named loss terms there, once (the new weights, renormalized to sum 1 as nequip's
+    :class:`~nequip.train.MetricsManager` keeps them, are saved in checkpoints, and so is the fact
+    that they were applied: a resumed run neither repeats nor undoes it, even under a new plan).
+
+    Example (energy weight x10 in the decay)::
+
+        callbacks:
+          - _target_: nequip_pol.train.DecayStageLossWeights
+            scale: {total_energy: 10.0}
+
+    Args:
+        scale: loss term -> factor. A term is named by its key in the loss's ``coeffs``
+            (``total_energy``, ``forces``, ``born_effective_charges``, ...) or by its metric name
+            (``per_atom_energy_mse``, ``forces_mse``, ...); None or empty: the callback does
+            nothing
+    """
+
+    def __init__(self, scale: Optional[Dict[str, float]] = None) -> None:
+        self.scale = {str(k): float(v) for k, v in (scale or {}).items()}
+        bad = {k: v for k, v in self.scale.items() if not v > 0.0}
+        if bad:
+            raise ValueError(f"loss-weight factors must be positive, got {bad}")
+        self.applied = False
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if not self.scale or self.applied:
+            return
+        schedulers = [
+            config.scheduler
+            for config in trainer.lr_scheduler_configs
+            if isinstance(config.scheduler, WarmupStableDecayLR)
+        ]
+        if not schedulers:
+            raise RuntimeError(
+                "DecayStageLossWeights needs the learning-rate scheduler "
+                "nequip_pol.train.WarmupStableDecayLR (it scales the loss where that decay starts)"
+            )
+        if trainer.current_epoch < schedulers[0].decay_start_epoch:
+            return
+        entries = pl_module.loss.entries
+        factors = {
+            _loss_term(name, entries): factor for name, factor in self.scale.items()
+        }
+        pl_module.loss.set_coeffs(
+            {
+                name: None
+                if entry.coeff is None
+                else entry.coeff * factors.get(name, 1.0)
+                for name, entry in entries.items()
+            }
+        )
+        self.applied = True
+
+    def state_dict(self):
+        return {"applied": self.applied}
+
+    def load_state_dict(self, state_dict) -> None:
+        self.applied = bool(state_dict.get("applied", False))
+
+
+def _loss_term(name: str, entries) -> str:
+    """The metric name of a loss term given by its ``coeffs`` key or its metric name."""
+    # ElectricResponseLoss names a term KEY_mse, the energy per_atom_energy_mse when per atom
+    candidates = [name, name + "_mse"] + (
+        ["per_atom_energy_mse"] if name == "total_energy" else []
+    )
+    for candidate in candidates:
+        if candidate in entries:
+            if entries[candidate].coeff is None:
+                raise ValueError(
+                    f"DecayStageLossWeights: the loss term {name!r} has no weight (it is not "
+                    "trained on), so it cannot be scaled"
+                )
+            return candidate
+    raise ValueError(
+        f"DecayStageLossWeights: no loss term {name!r}; the loss has {list(entries)}"
+    )
