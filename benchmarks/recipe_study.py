@@ -110,6 +110,17 @@ VARIANTS = {
         + ["training_module.loss.coeffs.forces=4.0"],
         "batch 1, forces weight 4",
     ),
+    # the recipe of configs/dft.yaml (batch 1, WSD) at lr 0.005 and at the round-two winner's 0.01
+    "batch1_wsd": (
+        ["batch_size=1"] + _COSINE[:1] + _COSINE[2:3] + ["lr_decay_epochs={third}"],
+        "batch 1, WSD (decay over the last third)",
+    ),
+    "batch1_lr1e-2_wsd": (
+        ["batch_size=1", "learning_rate=0.01"]
+        + _COSINE[2:3]
+        + ["lr_decay_epochs={third}"],
+        "batch 1, peak lr 0.01, WSD",
+    ),
     "wide": (
         _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
         "128 scalar / 64 tensor features (64 / 32)",
@@ -162,7 +173,16 @@ SAME_COST_AS = {
             "zstar_x4",
         )
     },
-    **{v: "batch1" for v in ("batch1_lr2e-3", "batch1_lr1e-2", "batch1_forces_x4")},
+    **{
+        v: "batch1"
+        for v in (
+            "batch1_lr2e-3",
+            "batch1_lr1e-2",
+            "batch1_forces_x4",
+            "batch1_wsd",
+            "batch1_lr1e-2_wsd",
+        )
+    },
 }
 
 
