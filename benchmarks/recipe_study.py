@@ -362,10 +362,17 @@ def report(paths, table_path, plot_path) -> None:
         import matplotlib.pyplot as plt
 
         datasets = sorted({r[0] for r in rows})
+        # one style per variant on every panel (20 colours, then dashed), one legend for all
+        names = sorted({r[1] for r in rows})
+        colours = plt.get_cmap("tab20").colors
+        style = {
+            v: dict(color=colours[k % 20], ls="-" if k < 20 else "--")
+            for k, v in enumerate(names)
+        }
         fig, axes = plt.subplots(
             len(datasets),
             len(COLUMNS),
-            figsize=(3.2 * len(COLUMNS), 3.0 * len(datasets)),
+            figsize=(3.2 * len(COLUMNS) + 2.0, 3.0 * len(datasets)),
             squeeze=False,
         )
         for i, dataset in enumerate(datasets):
@@ -378,14 +385,19 @@ def report(paths, table_path, plot_path) -> None:
                         float(r[key]) if r.get(key) not in (None, "") else math.nan
                         for r in curve
                     ]
-                    ax.plot(cpu, values, "o-", ms=3, label=variant)
+                    ax.plot(
+                        cpu, values, marker="o", ms=3, label=variant, **style[variant]
+                    )
             for ax, (_, label) in zip(axes[i], COLUMNS):
                 ax.set_yscale("log")
                 ax.set_xlabel("CPU hours (training, 1 thread)")
                 ax.set_title(f"{dataset}: test RMSE {label}", fontsize=9)
                 ax.grid(True, which="both", alpha=0.3)
-            axes[i][0].legend(fontsize=7)
-        fig.tight_layout()
+        handles = [
+            plt.Line2D([], [], marker="o", ms=3, label=v, **style[v]) for v in names
+        ]
+        fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
         fig.savefig(plot_path, dpi=100)
         print(f"wrote {plot_path}")
 
