@@ -91,8 +91,9 @@ def test_decay_fraction():
 
 
 def test_config_default_is_the_recipe():
-    """configs/dft.yaml trains with the recipe its comment names: batch 1, warm-up 2 epochs, a
-    plateau, cosine decay over the last third of max_epochs (chosen by the recipe study)."""
+    """configs/dft.yaml trains with the recipe its comment names: batch 1, peak lr 0.01, warm-up
+    2 epochs, a plateau, cosine decay over the last third of max_epochs (chosen by the recipe
+    study), and no final-stage loss weights."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -101,7 +102,11 @@ def test_config_default_is_the_recipe():
     _register_default_resolvers()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         cfg = compose("dft", overrides=["dataset=SiO2", "max_epochs=90"])
-    assert cfg.batch_size == 1
+    assert (cfg.batch_size, cfg.learning_rate, cfg.decay_stage_loss_scale) == (
+        1,
+        0.01,
+        None,
+    )
     schedule = OmegaConf.to_container(
         cfg.training_module.lr_scheduler.scheduler, resolve=True
     )
