@@ -121,6 +121,16 @@ VARIANTS = {
         + ["lr_decay_epochs={third}"],
         "batch 1, peak lr 0.01, WSD",
     ),
+    # the round-two winner with the Born-charge weight that lowered Z* in round one
+    "batch1_lr1e-2_wsd_zstar_x4": (
+        ["batch_size=1", "learning_rate=0.01"]
+        + _COSINE[2:3]
+        + [
+            "lr_decay_epochs={third}",
+            "training_module.loss.coeffs.born_effective_charges=4.0",
+        ],
+        "batch 1, peak lr 0.01, WSD, Born-charge weight 4",
+    ),
     "wide": (
         _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
         "128 scalar / 64 tensor features (64 / 32)",
@@ -181,6 +191,7 @@ SAME_COST_AS = {
             "batch1_forces_x4",
             "batch1_wsd",
             "batch1_lr1e-2_wsd",
+            "batch1_lr1e-2_wsd_zstar_x4",
         )
     },
 }
