@@ -164,6 +164,10 @@ def _run(command, log: Path) -> None:
         sys.exit(f"failed (exit {proc.returncode}); see {log}")
 
 
+#: settings of configs/dft.yaml before the study that the study changed (its winner's), pinned
+#: in every variant that does not set them (learning rate and batch size every variant sets)
+BEFORE_STUDY = ["training_module.loss.coeffs.born_effective_charges=1.0"]
+
 #: variant -> the variant whose plan (epochs, chunks) it shares. These change only the schedule,
 #: the loss or the averaging: the same cost per epoch as the variant they point to, so they run its
 #: epochs (no probe of their own; equal epochs make the CPU hours equal up to noise, where separate
@@ -204,9 +208,14 @@ def variant_overrides(variant: str, total_epochs: int) -> list:
     the WSD variant, computed here because nequip's ``int_div`` resolver needs exact division."""
     overrides, _ = VARIANTS[variant]
     third = max(1, total_epochs // 3)
-    return [o.format(third=third) for o in overrides] + [
-        f"lr_total_epochs={total_epochs}"
-    ]
+    overrides = [o.format(third=third) for o in overrides]
+    # the study changes configs/dft.yaml as it was before it: the loss weights the study has since
+    # changed there are pinned to their old values unless the variant sets them
+    for pinned in BEFORE_STUDY:
+        key = pinned.split("=")[0]
+        if not any(o.startswith(key + "=") for o in overrides):
+            overrides.append(pinned)
+    return overrides + [f"lr_total_epochs={total_epochs}"]
 
 
 def probe_cost(out: Path, variant: str, args) -> float:

@@ -92,8 +92,8 @@ def test_decay_fraction():
 
 def test_config_default_is_the_recipe():
     """configs/dft.yaml trains with the recipe its comment names: batch 1, peak lr 0.01, warm-up
-    2 epochs, a plateau, cosine decay over the last third of max_epochs (chosen by the recipe
-    study), and no final-stage loss weights."""
+    2 epochs, a plateau, cosine decay over the last third of max_epochs, Born-charge weight 4
+    (chosen by the recipe study), and no final-stage loss weights."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -107,6 +107,7 @@ def test_config_default_is_the_recipe():
         0.01,
         None,
     )
+    assert cfg.training_module.loss.coeffs.born_effective_charges == 4.0
     schedule = OmegaConf.to_container(
         cfg.training_module.lr_scheduler.scheduler, resolve=True
     )
@@ -194,6 +195,9 @@ def test_recipe_study_variants_compose():
                 assert scale == {"total_energy": 10.0}
             else:
                 assert scale is None, name
+            # the study compares against configs/dft.yaml as it was before it (weight 1)
+            zstar_weight = cfg.training_module.loss.coeffs.born_effective_charges
+            assert zstar_weight == (4.0 if "zstar_x4" in name else 1.0), name
 
 
 def test_replan_writes_the_schedule_into_the_checkpoint(tmp_path):
