@@ -48,6 +48,13 @@ _COSINE = [
     "lr_decay_epochs=null",
     "lr_decay_fraction=null",
 ]
+#: the round-two winner: batch 1, peak lr 0.01, WSD
+_BATCH1_LR1E2_WSD = [
+    "batch_size=1",
+    "learning_rate=0.01",
+    *_COSINE[2:3],
+    "lr_decay_epochs={third}",
+]
 VARIANTS = {
     "constant": (
         [
@@ -115,20 +122,10 @@ VARIANTS = {
         ["batch_size=1"] + _COSINE[:1] + _COSINE[2:3] + ["lr_decay_epochs={third}"],
         "batch 1, WSD (decay over the last third)",
     ),
-    "batch1_lr1e-2_wsd": (
-        ["batch_size=1", "learning_rate=0.01"]
-        + _COSINE[2:3]
-        + ["lr_decay_epochs={third}"],
-        "batch 1, peak lr 0.01, WSD",
-    ),
+    "batch1_lr1e-2_wsd": (_BATCH1_LR1E2_WSD, "batch 1, peak lr 0.01, WSD"),
     # the round-two winner with the Born-charge weight that lowered Z* in round one
     "batch1_lr1e-2_wsd_zstar_x4": (
-        ["batch_size=1", "learning_rate=0.01"]
-        + _COSINE[2:3]
-        + [
-            "lr_decay_epochs={third}",
-            "training_module.loss.coeffs.born_effective_charges=4.0",
-        ],
+        _BATCH1_LR1E2_WSD + ["training_module.loss.coeffs.born_effective_charges=4.0"],
         "batch 1, peak lr 0.01, WSD, Born-charge weight 4",
     ),
     "wide": (

@@ -96,6 +96,12 @@ def _entry(name, key, metric, coeff, per_atom=False):
     }
 
 
+def loss_term_name(key: str, per_atom: bool = False) -> str:
+    """The metric name of the loss term of ``key`` (e.g. ``forces_mse``; the energy per atom:
+    ``per_atom_energy_mse``)."""
+    return ("per_atom_energy" if per_atom and key == _E else key) + "_mse"
+
+
 def ElectricResponseLoss(
     coeffs: Dict[str, float] = {
         _E: 1.0,
@@ -137,7 +143,7 @@ def ElectricResponseLoss(
         if coeffs.get(key) is None:
             continue
         per_atom = key == _E and per_atom_energy
-        name = ("per_atom_energy" if per_atom else key) + "_mse"
+        name = loss_term_name(key, per_atom)
         metrics.append(_entry(name, key, MeanSquaredError(), coeffs[key], per_atom))
     return MetricsManager(metrics, type_names=type_names)
 

@@ -22,6 +22,8 @@ from typing import Dict, Optional
 import lightning
 import torch
 
+from .metrics import loss_term_name
+
 
 class WarmupStableDecayLR(torch.optim.lr_scheduler.LRScheduler):
     """Linear warm-up, constant plateau, cosine or linear decay; stepped once per epoch.
@@ -206,11 +208,8 @@ class DecayStageLossWeights(lightning.Callback):
 
 def _loss_term(name: str, entries) -> str:
     """The metric name of a loss term given by its ``coeffs`` key or its metric name."""
-    # ElectricResponseLoss names a term KEY_mse, the energy per_atom_energy_mse when per atom
-    candidates = [name, name + "_mse"] + (
-        ["per_atom_energy_mse"] if name == "total_energy" else []
-    )
-    for candidate in candidates:
+    # the energy's term is per_atom_energy_mse or total_energy_mse (ElectricResponseLoss's choice)
+    for candidate in (name, loss_term_name(name, True), loss_term_name(name, False)):
         if candidate in entries:
             if entries[candidate].coeff is None:
                 raise ValueError(
