@@ -11,6 +11,7 @@ nequip-train starts in all).
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -267,3 +268,44 @@ def test_wall_budget_sizes_the_last_chunk_to_the_plan(tiny_data, straight, tmp_p
     assert_ends_within_noise(
         list(csv.DictReader(open(straight / "learning_curve.csv"))), rows
     )
+
+
+def test_saved_state_continues_in_the_same_folder_on_a_new_machine(tiny_data, tmp_path):
+    """benchmarks/save_run_state.py keeps last.ckpt but not best.ckpt. Moved back to the folder
+    the run trained in (a new machine, the same path), the state continues; with the learning
+    rate at zero validation never beats the saved best score, so without the reset of the best
+    record the next chunk's test would look for the missing best.ckpt and fail."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from save_run_state import save_state
+
+    out = tmp_path / "run"
+    settings = ["learning_rate=0.0", "batch_size=2", "lr_total_epochs=3"]
+    run(
+        base_command(tiny_data)
+        + [str(out), "--chunk-epochs", "2", "--chunks", "1"]
+        + settings
+    )
+    saved = tmp_path / "saved"
+    assert save_state(out, saved) == 1
+    assert not (saved / "run" / "best.ckpt").exists()
+    assert (saved / "log" / "chunk_001" / "metrics.csv").is_file()
+    # refusals: an existing state needs --force; what is not a saved state is never touched
+    with pytest.raises(SystemExit, match="--force"):
+        save_state(out, saved)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not a saved run state"):
+        save_state(out, tmp_path / "notes", force=True)
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+    out.rename(tmp_path / "old_machine")
+    shutil.copytree(saved, out)
+    run(
+        base_command(tiny_data)
+        + [str(out), "--chunk-epochs", "1", "--chunks", "2", "--resume"]
+        + settings
+    )
+    rows = list(csv.DictReader(open(out / "learning_curve.csv")))
+    assert [int(r["epochs"]) for r in rows] == [2, 3]
+    assert _saved_epoch(out / "run" / "last.ckpt") == 2
+    assert _saved_epoch(out / "run" / "best.ckpt") == 2  # the best since the resume
