@@ -43,22 +43,11 @@ import torch
 def pair_graph(n, r_max, ntypes, seed=1):
     """Inputs of the pair style for a periodic perovskite cell of 5 n^3 atoms: positions of the
     local atoms and of the ghost images some edge reaches, edges from local atoms only."""
-    from ase import Atoms
     from ase.neighborlist import neighbor_list
 
-    cell = Atoms(
-        "HCO3",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.5, 0.5, 0],
-            [0.5, 0, 0.5],
-            [0, 0.5, 0.5],
-        ],
-        cell=np.eye(3) * 4.0,
-        pbc=True,
-    )
-    atoms = cell.repeat(n)
+    from nequip_pol.reference.paraelectric import ideal_structure
+
+    atoms = ideal_structure((n, n, n))
     atoms.rattle(0.05, seed=seed)
     i, j, shift = neighbor_list("ijS", atoms, r_max)
     nlocal = len(atoms)
@@ -76,7 +65,7 @@ def pair_graph(n, r_max, ntypes, seed=1):
             ghost_pos.append(pos[j[k]] + shift[k] @ atoms.cell.array)
         dst[k] = ghost_index[key]
     all_pos = np.concatenate([pos, np.array(ghost_pos).reshape(-1, 3)])
-    species = {"H": 0, "C": 1, "O": 2}
+    species = {"Ba": 0, "Ti": 1, "O": 2}
     types = np.array([species[s] % ntypes for s in atoms.get_chemical_symbols()])
     ghost_types = [types[key[0]] for key in ghost_index]
     all_types = np.concatenate([types, np.array(ghost_types, dtype=types.dtype)])

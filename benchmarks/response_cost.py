@@ -97,7 +97,6 @@ def run_case(family: str, dtype: str, natoms: int, level: str, repeats: int) -> 
     """One measurement, in this process."""
     import numpy as np
     import torch
-    from ase import Atoms
     from hydra.utils import get_method
     from nequip.data import from_ase
     from nequip.data.transforms import (
@@ -106,24 +105,15 @@ def run_case(family: str, dtype: str, natoms: int, level: str, repeats: int) -> 
     )
     from nequip.utils.global_state import set_global_state
 
+    from nequip_pol.reference.paraelectric import ideal_structure
+
     set_global_state()
     config = model_config(family, dtype)
     config.update(LEVELS[level])
     model = get_method(config.pop("_target_"))(**config).eval()
 
     n = SUPERCELLS[natoms]
-    cell = Atoms(
-        "BaTiO3",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.5, 0.5, 0],
-            [0.5, 0, 0.5],
-            [0, 0.5, 0.5],
-        ],
-        cell=np.eye(3) * 4.0,
-        pbc=True,
-    ).repeat(n)
+    cell = ideal_structure((n, n, n))  # the reference perovskite, a = 4 A
     cell.rattle(0.05, seed=1)
     data = NeighborListTransform(r_max=5.0)(
         ChemicalSpeciesToAtomTypeMapper(TYPE_NAMES)(from_ase(cell))
