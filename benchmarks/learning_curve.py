@@ -7,7 +7,8 @@ comes from the config's fixed seed, so it is the same in every chunk), then eval
 model so far (by validation score) on the test split. After each chunk one row is appended to
 ``OUT/learning_curve.csv``: epochs, CPU hours and wall hours spent in training so far (logged by
 :class:`nequip_pol.train.CPUTimeLogger`, carried across restarts; start-up and test evaluation not
-counted), the test RMSEs, and the command that reproduces the point. ``OUT/val_curve.csv`` gets
+counted), the epoch of the tested model (``tested_epoch``), the test RMSEs, and the command that
+reproduces the point. ``OUT/val_curve.csv`` gets
 the validation RMSEs of every epoch against CPU hours.
 
 The learning-rate schedule of ``configs/dft.yaml`` (warm-up, decay to the final value) is planned
@@ -57,7 +58,7 @@ QUANTITIES = [
     ("alpha_rmse_eA2_V", "polarizability_rmse", 1.0),
 ]
 CURVE_COLUMNS = (
-    ["chunk", "epochs", "cpu_hours", "wall_hours"]
+    ["chunk", "epochs", "cpu_hours", "wall_hours", "tested_epoch"]
     + [q for q, _, _ in QUANTITIES]
     + ["command"]
 )
@@ -148,6 +149,18 @@ def set_schedule(checkpoint: Path, overrides) -> None:
     torch.save(state, checkpoint)
 
 
+def tested_epoch(out: Path):
+    """The epoch (counted from 1, like ``epochs``) whose model the chunk tested: the best by
+    validation score, ``run/best.ckpt``. When validation stops improving, later rows repeat its
+    test RMSEs; this column says so. None without a best checkpoint."""
+    import torch
+
+    best = out / "run" / "best.ckpt"
+    if not best.is_file():
+        return None
+    return int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]) + 1
+
+
 def summarize_chunk(out: Path, chunk: int) -> dict:
     """Epochs, CPU/wall hours and test RMSEs of one finished chunk, from its CSV log."""
     rows = read_csv_rows(out / "log" / f"chunk_{chunk:03d}" / "metrics.csv")
@@ -163,6 +176,7 @@ def summarize_chunk(out: Path, chunk: int) -> dict:
         "epochs": int(float(last["epoch"])) + 1,
         "cpu_hours": _value(last, "cpu_hours"),
         "wall_hours": _value(last, "wall_hours"),
+        "tested_epoch": tested_epoch(out),
     }
     for column, key, factor in QUANTITIES:
         value = _value(tested[-1], f"test0_epoch/{key}")
@@ -410,7 +424,8 @@ def train(args) -> None:
         collect_val_curve(out)
         print(
             f"chunk {chunk}: {point['epochs']} epochs, {float(point['cpu_hours']):.3f} CPU h "
-            f"({time.time() - start:.0f} s wall for this chunk); test: "
+            f"({time.time() - start:.0f} s wall for this chunk); test of epoch "
+            f"{point['tested_epoch']} (best validation): "
             + ", ".join(
                 f"{q} {point[q]:.4g}" for q, _, _ in QUANTITIES if point[q] is not None
             ),

@@ -152,6 +152,10 @@ def main():
         },
         "training": {
             "epochs": int(last["epochs"]),
+            # the shipped weights: best.ckpt, the best validation epoch of those trained
+            "best_epoch": int(last["tested_epoch"])
+            if last.get("tested_epoch")
+            else None,
             "cpu_hours": float(last["cpu_hours"]),
             "wall_hours": float(last["wall_hours"]),
             "threads": 1,
@@ -201,6 +205,7 @@ def card_text(card: dict, archive: Path) -> str:
     train, data, split = card["training"], card["data"], card["split"]
     n_test = len(split["test_indices"])
     size_mb = archive.stat().st_size / 1e6
+    best = f" (epoch {train['best_epoch']})" if train.get("best_epoch") else ""
     return f"""# Shipped model `{card["name"]}`: {card["dataset"]}
 
 `nequip_pol.models.load("{card["name"]}")` in Python; MODEL `{card["name"]}` in every
@@ -219,7 +224,7 @@ def card_text(card: dict, archive: Path) -> str:
 ## Recipe
 
 `{card["recipe"]["config"]}` with `model={card["recipe"]["model"]}` and
-`{" ".join(card["recipe"]["overrides"])}`; the best checkpoint by validation score.
+`{" ".join(card["recipe"]["overrides"])}`; the best checkpoint by validation score{best}.
 {train["epochs"]} epochs, **{train["cpu_hours"]:.2f} CPU hours** on {train["threads"]}
 thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine).
 

@@ -240,6 +240,9 @@ def test_last_checkpoint_is_the_last_epoch_even_when_validation_stalls(
     )
     assert _saved_epoch(out / "run" / "last.ckpt") == 2
     assert _saved_epoch(out / "run" / "best.ckpt") == 0
+    # the learning curve says which epoch its test RMSEs are of (counted from 1)
+    rows = list(csv.DictReader(open(out / "learning_curve.csv")))
+    assert [(int(r["epochs"]), int(r["tested_epoch"])) for r in rows] == [(3, 1)]
 
 
 def test_wall_budget_sizes_the_last_chunk_to_the_plan(tiny_data, straight, tmp_path):
@@ -309,3 +312,4 @@ def test_saved_state_continues_in_the_same_folder_on_a_new_machine(tiny_data, tm
     assert [int(r["epochs"]) for r in rows] == [2, 3]
     assert _saved_epoch(out / "run" / "last.ckpt") == 2
     assert _saved_epoch(out / "run" / "best.ckpt") == 2  # the best since the resume
+    assert [int(r["tested_epoch"]) for r in rows] == [1, 3]
