@@ -53,7 +53,9 @@ def _cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("lammps_models")
 
 
-def _start_compile(config, target, out):
+def _start_compile(config, target, out, *overrides):
+    """Compile `config` for `target` to `out` in a subprocess (log beside it); `overrides` are
+    extra config overrides for compile_model.py."""
     log = open(str(out) + ".log", "w")
     return subprocess.Popen(
         [
@@ -62,6 +64,7 @@ def _start_compile(config, target, out):
             config,
             target,
             str(out),
+            *overrides,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -252,35 +252,13 @@ def variant_models(lammps_setup):
         out = cache / f"{name}.nequip.pt2"
         paths[key] = str(out)
         if not out.exists():
-            procs[key] = _start_compile_with(target, out, overrides)
+            procs[key] = _start_compile("ALLEGRO_POL", target, out, *overrides)
     for key, proc in procs.items():
         if proc.wait() != 0:
             pytest.fail(
                 f"compiling {key} failed:\n" + open(paths[key] + ".log").read()[-4000:]
             )
     return paths
-
-
-def _start_compile_with(target, out, overrides, config="ALLEGRO_POL"):
-    import subprocess
-    import sys
-
-    from test_lammps import PATCH, REPO
-
-    log = open(str(out) + ".log", "w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(PATCH / "tools" / "compile_model.py"),
-            config,
-            target,
-            str(out),
-            *overrides,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=str(REPO),
-    )
 
 
 @pytest.mark.slow
@@ -322,11 +300,8 @@ def test_born_on_demand_nequip_pol(lammps_setup, nequip_model, tmp_path):
     same Z* on the dump steps (needs NEQUIP_POL_LAMMPS_NEQUIP=1 and two NequIP compiles)."""
     nb = lammps_setup["cache"] / "nequip_pol_nb.nequip.pt2"
     if not nb.exists():
-        proc = _start_compile_with(
-            "nequip_pol_pair_nequip_no_born",
-            nb,
-            [NO_BORN_RESPONSE],
-            config="NEQUIP_POL",
+        proc = _start_compile(
+            "NEQUIP_POL", "nequip_pol_pair_nequip_no_born", nb, NO_BORN_RESPONSE
         )
         if proc.wait() != 0:
             pytest.fail(
