@@ -59,16 +59,23 @@ UNITS = {
 }
 
 
-def test_indices(n_frames: int, fractions, seed: int) -> list:
-    """Indices of the test frames, drawn by nequip's own split (RandomSplitAndIndexDataset)."""
+def split_indices(n_frames: int, fractions, seed: int, part: str = "test") -> list:
+    """Indices of one part ("train", "val" or "test") of nequip's own random split
+    (RandomSplitAndIndexDataset), as nequip-train draws it from the config's fractions and seed."""
     from nequip.data.dataset import RandomSplitAndIndexDataset
 
     split = dict(zip(("train", "val", "test"), fractions))
-    test = RandomSplitAndIndexDataset(list(range(n_frames)), split, "test", seed)
-    return sorted(int(i) for i in test.indices)
+    chosen = RandomSplitAndIndexDataset(list(range(n_frames)), split, part, seed)
+    return sorted(int(i) for i in chosen.indices)
 
 
-def _dataset_settings(dataset: str) -> dict:
+def test_indices(n_frames: int, fractions, seed: int) -> list:
+    """Indices of the test frames (:func:`split_indices` of "test")."""
+    return split_indices(n_frames, fractions, seed, "test")
+
+
+def read_dataset_config(dataset: str) -> dict:
+    """configs/dataset/DATASET.yaml (its file name and split fractions)."""
     import yaml
 
     return yaml.safe_load(
@@ -105,7 +112,7 @@ def main():
         sys.exit(f"{run} has no finished chunk")
     last = curve[-1]
     dataset = settings["dataset"]
-    dataset_settings = _dataset_settings(dataset)
+    dataset_settings = read_dataset_config(dataset)
     data_file = shared_data_dir() / "dft" / dataset_settings["dataset_file"]
     import ase.io
 
