@@ -1,11 +1,14 @@
 """Which frames make a model's force error: per-frame test RMSEs on the shared DFT data.
 
     python benchmarks/frame_errors.py MODEL --dataset SiO2 [--part test] [--top 8] [--csv OUT.csv]
+    python benchmarks/frame_errors.py best.ckpt --dataset MyMaterial --data-file my.xyz
 
 MODEL is a shipped name (``sio2``, ``batio3``), a ``nequip-package`` archive or a checkpoint
-(``RUN/run/best.ckpt``). The frames of one part of the split (nequip's random split with the
-fractions of ``configs/dataset/DATASET.yaml`` and the seed of ``configs/dft.yaml``, as
-``nequip-train`` draws it) are evaluated with the ASE calculator, one at a time. Printed: the
+(``RUN/run/best.ckpt``). DATASET names a ``configs/dataset/DATASET.yaml`` (its data file, found
+in the shared data unless ``--data-file`` is given, and its split fractions). The frames of one
+part of the split (nequip's random split with those fractions and the seed of
+``configs/dft.yaml``, as ``nequip-train`` draws it) are evaluated with the ASE calculator, one at
+a time. Printed: the
 frames with the largest force RMSE, each with its worst atom (species, error in meV/A, the
 distances to its three nearest neighbours, A) and the frame's Born-charge RMSE; then the part's
 force RMSE with all frames, without the worst one, and the median frame's, and the same for Z*. A test RMSE that one
@@ -27,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SEED = 1  # configs/dft.yaml
+#: per-atom Born-charge keys of extended-XYZ files (the shared data use the first)
+BORN_KEYS = ("born_charge", "born_effective_charges")
 
 
 def nearest_distances(atoms, index: int, count: int = 3) -> list:
@@ -51,8 +56,9 @@ def frame_rows(calc, frames, indices) -> list:
         atom_error = np.linalg.norm(forces - ref, axis=1)
         worst = int(np.argmax(atom_error))
         born_sq = None
-        if "born_charge" in frame.arrays:
-            ref_born = frame.arrays["born_charge"].reshape(len(frame), 3, 3)
+        born_key = next((k for k in BORN_KEYS if k in frame.arrays), None)
+        if born_key is not None:
+            ref_born = frame.arrays[born_key].reshape(len(frame), 3, 3)
             born_sq = float(
                 ((calc.results["born_effective_charges"] - ref_born) ** 2).sum()
             )
@@ -92,7 +98,15 @@ def main():
     parser.add_argument(
         "model", help="shipped name, nequip-package archive or checkpoint"
     )
-    parser.add_argument("--dataset", required=True, choices=("SiO2", "BaTiO3"))
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=sorted(p.stem for p in (ROOT / "configs" / "dataset").glob("*.yaml")),
+    )
+    parser.add_argument(
+        "--data-file",
+        help="extended XYZ (default: the dataset's file in the shared data)",
+    )
     parser.add_argument("--part", default="test", choices=("train", "val", "test"))
     parser.add_argument("--top", type=int, default=8, help="frames to print")
     parser.add_argument("--csv", help="write every frame's row here")
@@ -106,11 +120,17 @@ def main():
     from ship_model import read_dataset_config, split_indices
 
     config = read_dataset_config(args.dataset)
-    data_file = shared_data_dir() / "dft" / config["dataset_file"]
-    if not data_file.is_file():
-        sys.exit(
-            f"{data_file}: not found (set NEQUIP_POL_DATA to the shared data folder)"
-        )
+    if args.data_file:
+        data_file = Path(args.data_file)
+        if not data_file.is_file():
+            sys.exit(f"--data-file {data_file}: no such file")
+    else:
+        data_file = shared_data_dir() / "dft" / config["dataset_file"]
+        if not data_file.is_file():
+            sys.exit(
+                f"{data_file}: not found (set NEQUIP_POL_DATA to the shared data folder, "
+                "or give --data-file)"
+            )
     model = shipped.resolve(args.model)
     if not Path(model).is_file():
         sys.exit(f"{args.model}: neither a shipped model name nor a file")
