@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SEED = 1  # configs/dft.yaml
 #: per-atom Born-charge keys of extended-XYZ files (the shared data use the first)
 BORN_KEYS = ("born_charge", "born_effective_charges")
 
@@ -46,22 +45,16 @@ def frame_rows(calc, frames, indices) -> list:
     rows = []
     for index in indices:
         frame = frames[index]
-        atoms = frame.copy()
-        atoms.calc = calc
-        calc.calculate(atoms, properties=("forces", "born_effective_charges"))
-        forces = calc.results["forces"]
-        ref = frame.arrays.get("forces")
-        if ref is None:
-            ref = frame.get_forces()
+        result = calc.evaluate(frame)  # zero field, as in the data
+        forces = result["forces"]
+        ref = frame.get_forces()
         atom_error = np.linalg.norm(forces - ref, axis=1)
         worst = int(np.argmax(atom_error))
         born_sq = None
         born_key = next((k for k in BORN_KEYS if k in frame.arrays), None)
         if born_key is not None:
             ref_born = frame.arrays[born_key].reshape(len(frame), 3, 3)
-            born_sq = float(
-                ((calc.results["born_effective_charges"] - ref_born) ** 2).sum()
-            )
+            born_sq = float(((result["born_effective_charges"] - ref_born) ** 2).sum())
         rows.append(
             {
                 "frame": index,
@@ -117,7 +110,7 @@ def main():
     import nequip_pol.models as shipped
     from nequip_pol.data_path import shared_data_dir
     from nequip_pol.integrations.ase import NequIPPolCalculator
-    from ship_model import read_dataset_config, split_indices
+    from ship_model import config_seed, read_dataset_config, split_indices
 
     config = read_dataset_config(args.dataset)
     if args.data_file:
@@ -139,7 +132,7 @@ def main():
     frames = ase.io.read(data_file, ":")
     split = config["split"]
     fractions = [split["train"], split["val"], split["test"]]
-    indices = split_indices(len(frames), fractions, SEED, args.part)
+    indices = split_indices(len(frames), fractions, config_seed(), args.part)
     calc = NequIPPolCalculator.from_saved_model(
         model, chemical_species_to_atom_type_map=True
     )
@@ -147,9 +140,7 @@ def main():
     for row in rows:
         row["force_rmse_meV_A"] = rmse_meV([row])
         row["born_rmse_e"] = (
-            float(np.sqrt(row["born_sq_sum"] / (9 * row["n_atoms"])))
-            if row["born_sq_sum"] is not None
-            else None
+            born_rmse([row]) if row["born_sq_sum"] is not None else None
         )
     rows.sort(key=lambda r: -r["force_rmse_meV_A"])
 

@@ -69,9 +69,11 @@ def split_indices(n_frames: int, fractions, seed: int, part: str = "test") -> li
     return sorted(int(i) for i in chosen.indices)
 
 
-def test_indices(n_frames: int, fractions, seed: int) -> list:
-    """Indices of the test frames (:func:`split_indices` of "test")."""
-    return split_indices(n_frames, fractions, seed, "test")
+def config_seed() -> int:
+    """The seed of configs/dft.yaml, which fixes the train/val/test split."""
+    import yaml
+
+    return int(yaml.safe_load((ROOT / "configs" / "dft.yaml").read_text())["seed"])
 
 
 def read_dataset_config(dataset: str) -> dict:
@@ -119,7 +121,6 @@ def main():
     n_frames = len(ase.io.read(data_file, ":"))
     split = dataset_settings["split"]
     fractions = [split["train"], split["val"], split["test"]]
-    seed = 1  # configs/dft.yaml
     overrides = [o for o in settings["overrides"] if not o.startswith("seed=")]
     seed = int(
         next(
@@ -128,7 +129,7 @@ def main():
                 for o in settings["overrides"]
                 if o.startswith("seed=")
             ),
-            seed,
+            config_seed(),
         )
     )
 
@@ -150,7 +151,7 @@ def main():
         "split": {
             "seed": seed,
             "fractions": fractions,
-            "test_indices": test_indices(n_frames, fractions, seed),
+            "test_indices": split_indices(n_frames, fractions, seed, "test"),
         },
         "recipe": {
             "config": "configs/dft.yaml",
