@@ -116,6 +116,11 @@ def main():
     dataset = settings["dataset"]
     dataset_settings = read_dataset_config(dataset)
     data_file = shared_data_dir() / "dft" / dataset_settings["dataset_file"]
+    if not data_file.is_file():  # the card needs the frame count and the test split
+        sys.exit(
+            f"{data_file}: not found (set NEQUIP_POL_DATA to the shared data folder, "
+            "which holds dft/)"
+        )
     import ase.io
 
     n_frames = len(ase.io.read(data_file, ":"))
@@ -135,10 +140,17 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / archive.name
-        subprocess.run(
+        # nequip-package reads the checkpoint's training data (for example inputs) from the path
+        # recorded at training time, relative to where training ran: the project root
+        built = subprocess.run(
             ["nequip-package", "build", str(run / "run" / "best.ckpt"), str(target)],
-            check=True,
+            cwd=ROOT,
         )
+        if built.returncode != 0:
+            sys.exit(
+                f"nequip-package build failed for {run / 'run' / 'best.ckpt'} (above); it needs "
+                "the training data at the path the checkpoint recorded, relative to the project root"
+            )
         shutil.move(target, archive)
     card = {
         "name": name,
@@ -157,6 +169,17 @@ def main():
             "config": "configs/dft.yaml",
             "model": settings["model"],
             "overrides": overrides,
+            # a schedule re-planned mid-run (learning_curve.py --replan), from which epoch on
+            "replans": [
+                {
+                    "from_epoch": int(curve[r["from_chunk"] - 2]["epochs"])
+                    if r["from_chunk"] > 1
+                    else 0,
+                    "overrides": r["overrides"],
+                }
+                for r in settings.get("replans", [])
+                if "overrides" in r  # (the others changed only the chunk length)
+            ],
         },
         "training": {
             "epochs": int(last["epochs"]),
@@ -214,6 +237,10 @@ def card_text(card: dict, archive: Path) -> str:
     n_test = len(split["test_indices"])
     size_mb = archive.stat().st_size / 1e6
     best = f" (epoch {train['best_epoch']})" if train.get("best_epoch") else ""
+    replanned = "".join(
+        f" (re-planned after epoch {r['from_epoch']}: `{' '.join(r['overrides'])}`)"
+        for r in card["recipe"].get("replans", [])
+    )
     return f"""# Shipped model `{card["name"]}`: {card["dataset"]}
 
 `nequip_pol.models.load("{card["name"]}")` in Python; MODEL `{card["name"]}` in every
@@ -232,7 +259,7 @@ def card_text(card: dict, archive: Path) -> str:
 ## Recipe
 
 `{card["recipe"]["config"]}` with `model={card["recipe"]["model"]}` and
-`{" ".join(card["recipe"]["overrides"])}`; the best checkpoint by validation score{best}.
+`{" ".join(card["recipe"]["overrides"])}`{replanned}; the best checkpoint by validation score{best}.
 {train["epochs"]} epochs, **{train["cpu_hours"]:.2f} CPU hours** on {train["threads"]}
 thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine).
 
