@@ -1,6 +1,6 @@
 """Which frames make a model's force error: per-frame test RMSEs on the shared DFT data.
 
-    python benchmarks/frame_errors.py MODEL --dataset SiO2 [--part test] [--top 8] [--csv OUT.csv]
+    python benchmarks/frame_errors.py MODEL --dataset SiO2 [--part test|val|train|all] [--top 8] [--csv OUT.csv]
     python benchmarks/frame_errors.py best.ckpt --dataset MyMaterial --data-file my.xyz
 
 MODEL is a shipped name (``sio2``, ``batio3``), a ``nequip-package`` archive or a checkpoint
@@ -13,7 +13,10 @@ frames with the largest force RMSE, each with its worst atom (species, error in 
 distances to its three nearest neighbours, A) and the frame's Born-charge RMSE; then the part's
 force RMSE with all frames, without the worst one, and the median frame's, and the same for Z*. A test RMSE that one
 frame dominates says the target needs that kind of configuration in the training data more than
-more epochs (docs/training_on_cpu.md §8). ``--csv`` writes every frame's row.
+more epochs (docs/training_on_cpu.md §8). The train part beside the test part says whether the
+model still falls short on what it was trained on (epochs, capacity) or generalizes poorly
+(data). ``--part all`` takes every frame, as the published Allegro-pol errors are given, and
+prints each part's RMSEs too. ``--csv`` writes every frame's row.
 
 Units: forces meV/A, Z* e, distances A.
 """
@@ -100,7 +103,12 @@ def main():
         "--data-file",
         help="extended XYZ (default: the dataset's file in the shared data)",
     )
-    parser.add_argument("--part", default="test", choices=("train", "val", "test"))
+    parser.add_argument(
+        "--part",
+        default="test",
+        choices=("train", "val", "test", "all"),
+        help="part of the split; all: every frame (as the published errors are given)",
+    )
     parser.add_argument("--top", type=int, default=8, help="frames to print")
     parser.add_argument("--csv", help="write every frame's row here")
     args = parser.parse_args()
@@ -132,12 +140,18 @@ def main():
     frames = ase.io.read(data_file, ":")
     split = config["split"]
     fractions = [split["train"], split["val"], split["test"]]
-    indices = split_indices(len(frames), fractions, config_seed(), args.part)
+    part_of = {
+        i: part
+        for part in ("train", "val", "test")
+        for i in split_indices(len(frames), fractions, config_seed(), part)
+    }
+    indices = sorted(i for i, part in part_of.items() if args.part in ("all", part))
     calc = NequIPPolCalculator.from_saved_model(
         model, chemical_species_to_atom_type_map=True
     )
     rows = frame_rows(calc, frames, indices)
     for row in rows:
+        row["part"] = part_of[row["frame"]]
         row["force_rmse_meV_A"] = rmse_meV([row])
         row["born_rmse_e"] = (
             born_rmse([row]) if row["born_sq_sum"] is not None else None
@@ -145,14 +159,18 @@ def main():
     rows.sort(key=lambda r: -r["force_rmse_meV_A"])
 
     print(
-        f"{args.model} on the {args.part} split of {args.dataset} ({len(rows)} frames)"
+        f"{args.model} on "
+        + ("all frames" if args.part == "all" else f"the {args.part} split")
+        + f" of {args.dataset} ({len(rows)} frames)"
     )
-    print("frame  F rmse  Z* rmse  worst atom  its error  its 3 nearest neighbours (A)")
+    print(
+        "frame  part   F rmse  Z* rmse  worst atom  its error  its 3 nearest neighbours (A)"
+    )
     for row in rows[: args.top]:
         born = f"{row['born_rmse_e']:.4f}" if row["born_rmse_e"] is not None else "-"
         neighbours = ", ".join(f"{d:.2f}" for d in row["worst_neighbours_A"])
         print(
-            f"{row['frame']:5d} {row['force_rmse_meV_A']:7.1f} {born:>8} "
+            f"{row['frame']:5d}  {row['part']:<5} {row['force_rmse_meV_A']:7.1f} {born:>8} "
             f"{row['worst_symbol']:>6} {row['worst_atom']:<4d} "
             f"{row['worst_error_meV_A']:9.0f}  {neighbours}"
         )
@@ -166,9 +184,21 @@ def main():
             f"Z* rmse: {born_rmse(rows):.4f} e all frames, {born_rmse(rows[1:]):.4f} without "
             f"frame {rows[0]['frame']}"
         )
+    if args.part == "all":
+        for part in ("train", "val", "test"):
+            members = [r for r in rows if r["part"] == part]
+            born = (
+                f", Z* {born_rmse(members):.4f} e"
+                if all(r["born_sq_sum"] is not None for r in members)
+                else ""
+            )
+            print(
+                f"{part}: F {rmse_meV(members):.1f} meV/A{born} ({len(members)} frames)"
+            )
     if args.csv:
         fields = [
             "frame",
+            "part",
             "n_atoms",
             "force_rmse_meV_A",
             "born_rmse_e",
