@@ -8,7 +8,8 @@ spread over cycles), one P(t) CSV per run (``loop_T<K>K_period<fs>fs.csv``) and 
 ``loops.png`` (loops coloured by temperature, one panel per period), ``ec_vs_temperature.png``
 and ``ec_vs_frequency.png``. The command line ``nequip-pol hysteresis`` runs it.
 
-Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K, frequency GHz.
+Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K, frequency GHz; the figures
+show the field in MV/cm and P in uC/cm^2 (the ferroelectrics literature's units).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from .loop_drivers import check_field_calculator, run_loop
 from .loops import LOOP_QUANTITIES
+from ..units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
 from .protocol import LoopProtocol, axis_vector
 
 __all__ = [
@@ -162,7 +164,8 @@ def run_sweep(
             rows, out / "hysteresis.csv", force=True
         )  # after each run: partial results survive
     if plots:
-        plot_sweep(rows, series_by_run, out, protocol.axis)
+        volume = atoms.get_volume() if atoms.cell.rank == 3 else None
+        plot_sweep(rows, series_by_run, out, protocol.axis, volume=volume)
     return rows
 
 
@@ -186,8 +189,15 @@ def write_table(rows: Sequence[dict], path, force: bool = False) -> None:
             )
 
 
-def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
-    """``loops.png`` (loops coloured by T, a panel per period), ``ec_vs_temperature.png``, ``ec_vs_frequency.png``."""
+def plot_sweep(
+    rows, series_by_run, out_dir, axis, volume: Optional[float] = None
+) -> None:
+    """``loops.png`` (loops coloured by T, a panel per period), ``ec_vs_temperature.png``, ``ec_vs_frequency.png``.
+
+    The figures use the units of the ferroelectrics literature: field in MV/cm and, given the
+    cell ``volume`` (A^3; the loops run at fixed cell), P in uC/cm^2; without it (no periodic
+    cell) P stays the dipole in e*A. The table and the P(t) files keep V/A and e*A.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,6 +205,14 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
 
     out = Path(out_dir)
     e_axis = axis_vector(axis)
+    field_scale = V_PER_A_TO_MV_PER_CM
+    if volume is not None and volume > 0:
+        p_scale, p_label = (
+            E_ANGSTROM2_TO_UC_CM2 / volume,
+            "P along axis (uC/cm^2, centred)",
+        )
+    else:
+        p_scale, p_label = 1.0, "P along axis (e*A, centred)"
     temps = sorted({r["temperature_K"] for r in rows})
     periods = sorted({r["period_fs"] for r in rows})
     cmap = plt.get_cmap(
@@ -216,16 +234,17 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
             start = analysis.cycle_start_fs[0] if analysis.cycle_start_fs else 0.0
             keep = series.time_fs >= start - 1e-9
             ax.plot(
-                series.field[keep] @ e_axis,
-                series.polarization[keep] @ e_axis - analysis.polarization_offset,
+                field_scale * (series.field[keep] @ e_axis),
+                p_scale
+                * (series.polarization[keep] @ e_axis - analysis.polarization_offset),
                 color=color[t],
                 lw=0.8,
                 label=f"{t:g} K",
             )
         ax.axhline(0, color="0.7", lw=0.5)
         ax.axvline(0, color="0.7", lw=0.5)
-        ax.set_xlabel("E along axis (V/A)")
-        ax.set_ylabel("P along axis (e*A, centred)")
+        ax.set_xlabel("E along axis (MV/cm)")
+        ax.set_ylabel(p_label)
         ax.set_title(f"period {period:g} fs")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -238,9 +257,10 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
             sel = sorted((r for r in rows if r[group_key] == g), key=lambda r: r[x_key])
             ax.errorbar(
                 [r[x_key] for r in sel],
-                [r["ec"] for r in sel],
+                [field_scale * r["ec"] for r in sel],
                 yerr=[
-                    0.0 if not np.isfinite(r["ec_std"]) else r["ec_std"] for r in sel
+                    0.0 if not np.isfinite(r["ec_std"]) else field_scale * r["ec_std"]
+                    for r in sel
                 ],
                 marker="o",
                 capsize=3,
@@ -248,7 +268,7 @@ def plot_sweep(rows, series_by_run, out_dir, axis) -> None:
             )
         ax.set_xscale(xscale)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("coercive field Ec (V/A)")
+        ax.set_ylabel("coercive field Ec (MV/cm)")
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=130)
