@@ -116,6 +116,49 @@ SCHEDULE_KEYS = {
 }
 
 
+def relocate_checkpoint_records(checkpoint: Path, run_dir: Path) -> None:
+    """Point the ``ModelCheckpoint`` records in ``checkpoint`` at ``run_dir`` (this run's ``run/``).
+
+    Lightning restores a callback's record (best score, best and last paths) only when the
+    checkpoint's ``dirpath`` is the callback's own, and the best path whatever it is: a run copied
+    to another folder or machine (``benchmarks/save_run_state.py``) would point at the old one.
+    Paths are moved to ``run_dir``; when ``run_dir/best.ckpt`` is missing (a state saved without
+    it) the best record is reset, so the first validation after the resume is the best one.
+    """
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    has_best = (run_dir / "best.ckpt").is_file()
+
+    def moved(path):
+        return str(run_dir / Path(path).name) if path else path
+
+    for name, record in state.get("callbacks", {}).items():
+        if not name.startswith("ModelCheckpoint"):
+            continue
+        record["dirpath"] = str(run_dir)
+        record["last_model_path"] = moved(record.get("last_model_path", ""))
+        if record.get("monitor") is None:
+            continue
+        if has_best:
+            record["best_model_path"] = moved(record.get("best_model_path", ""))
+            record["kth_best_model_path"] = moved(record.get("kth_best_model_path", ""))
+            record["best_k_models"] = {
+                moved(k): v for k, v in record.get("best_k_models", {}).items()
+            }
+        else:
+            record.update(
+                best_model_score=None,
+                best_model_path="",
+                best_k_models={},
+                kth_best_model_path="",
+                kth_value=torch.tensor(
+                    torch.inf if record.get("mode", "min") == "min" else -torch.inf
+                ),
+            )
+    torch.save(state, checkpoint)
+
+
 def set_schedule(checkpoint: Path, overrides) -> None:
     """Write the schedule settings among ``overrides`` into a checkpoint's hyperparameters.
 
@@ -365,6 +408,7 @@ def train(args) -> None:
             # a copy: the running chunk rewrites last.ckpt
             resume_from = out / "run" / "resume_from.ckpt"
             shutil.copyfile(last, resume_from)
+            relocate_checkpoint_records(resume_from, out.resolve() / "run")
             if args.replan_active:
                 set_schedule(resume_from, args.overrides)
         log_dir = out / "log" / f"chunk_{chunk:03d}"

@@ -5,17 +5,20 @@
 RUN is a folder of ``benchmarks/learning_curve.py`` (possibly still training). The copy holds
 
 - ``run/last.ckpt``: nequip-train's restart state (weights, EMA weights, Adam state, schedule
-  epoch counter, CPU hours so far), copied and then loaded back to check that it is whole (the
-  running chunk rewrites it once per epoch; a copy caught mid-write is taken again);
+  epoch counter, CPU hours so far, the best validation score so far), copied and then loaded
+  back to check that it is whole (the running chunk rewrites it once per epoch; a copy caught
+  mid-write is taken again);
+- ``run/best.ckpt``: the best checkpoint by validation so far, the model the run would ship
+  (checked the same way; ``--without-best`` leaves it out, 1.3 MB less for the tutorial-size
+  model, and the run then forgets its best score: the first validation after the resume is
+  the best one);
 - ``learning_curve.json`` (settings, re-plans), ``learning_curve.csv`` (test RMSEs per chunk),
   ``val_curve.csv`` (validation RMSEs per epoch, when present);
 - ``log/chunk_*/metrics.csv`` and ``hparams.yaml``: the per-epoch logs, a chunk still running
   included (``--resume`` keeps its epochs up to ``last.ckpt`` as ``chunk_NNN.interrupted1``).
 
-Not copied: ``best.ckpt``, the chunk consoles, hydra's folder. Without ``best.ckpt`` the copy of
-``last.ckpt`` forgets its best validation score (Lightning would otherwise keep pointing at the
-missing file and the next chunk's test, which uses the best checkpoint, would fail when validation
-does not improve): after a move the best model is the best one since the resume. Continue anywhere with
+Not copied: the chunk consoles, hydra's folder. ``learning_curve.py --resume`` points the
+checkpoint's records at the folder it resumes in (any path). Continue anywhere with
 
     cp -r models/NAME ~/runs/NAME
     python benchmarks/learning_curve.py ~/runs/NAME --dataset ... --chunk-epochs ... --chunks ... --resume
@@ -34,32 +37,8 @@ FILES = ["learning_curve.json", "learning_curve.csv", "val_curve.csv"]
 LOG_FILES = ["metrics.csv", "hparams.yaml"]
 
 
-def forget_best(checkpoint: dict) -> None:
-    """Reset the best-model record of every monitoring ``ModelCheckpoint`` state in ``checkpoint``.
-
-    Lightning restores ``best_model_path`` from the checkpoint whatever folder the run resumes in;
-    a reset record makes the first validation after the resume the best one.
-    """
-    import torch
-
-    for name, state in checkpoint.get("callbacks", {}).items():
-        if name.startswith("ModelCheckpoint") and state.get("monitor") is not None:
-            state.update(
-                best_model_score=None,
-                best_model_path="",
-                best_k_models={},
-                kth_best_model_path="",
-                kth_value=torch.tensor(
-                    torch.inf if state.get("mode", "min") == "min" else -torch.inf
-                ),
-            )
-
-
 def copy_checkpoint(source: Path, target: Path, tries: int = 5) -> int:
-    """Copy ``source`` to ``target`` without its best-model record until the copy loads whole.
-
-    Returns the checkpoint's epoch counter.
-    """
+    """Copy ``source`` to ``target`` until the copy loads whole; returns its epoch counter."""
     import torch
 
     for _ in range(tries):
@@ -69,15 +48,15 @@ def copy_checkpoint(source: Path, target: Path, tries: int = 5) -> int:
         except Exception:  # caught mid-write: the running chunk rewrites it every epoch
             time.sleep(2.0)
             continue
-        forget_best(checkpoint)
-        torch.save(checkpoint, target)
         return int(checkpoint["epoch"])
     sys.exit(
         f"{source}: no whole copy in {tries} tries (is it being written, or damaged?)"
     )
 
 
-def save_state(run: Path, dest: Path, force: bool = False) -> int:
+def save_state(
+    run: Path, dest: Path, force: bool = False, with_best: bool = True
+) -> int:
     """Copy the continuation state of ``run`` into ``dest``; returns the checkpoint's epoch."""
     if not (run / "learning_curve.json").is_file():
         sys.exit(f"{run} is not a learning-curve run (no learning_curve.json)")
@@ -91,6 +70,8 @@ def save_state(run: Path, dest: Path, force: bool = False) -> int:
         shutil.rmtree(dest)
     (dest / "run").mkdir(parents=True)
     epoch = copy_checkpoint(run / "run" / "last.ckpt", dest / "run" / "last.ckpt")
+    if with_best and (run / "run" / "best.ckpt").is_file():
+        copy_checkpoint(run / "run" / "best.ckpt", dest / "run" / "best.ckpt")
     for name in FILES:
         if (run / name).is_file():
             shutil.copyfile(run / name, dest / name)
@@ -113,8 +94,15 @@ def main():
     parser.add_argument(
         "--force", action="store_true", help="replace a saved state in DEST"
     )
+    parser.add_argument(
+        "--without-best",
+        action="store_true",
+        help="leave run/best.ckpt out (smaller; the resumed run forgets its best score)",
+    )
     args = parser.parse_args()
-    epoch = save_state(args.run.resolve(), args.dest.resolve(), args.force)
+    epoch = save_state(
+        args.run.resolve(), args.dest.resolve(), args.force, not args.without_best
+    )
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file())
     print(
         f"saved {args.run} at epoch index {epoch} into {args.dest} ({size / 1e6:.2f} MB)"

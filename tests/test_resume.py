@@ -273,11 +273,15 @@ def test_wall_budget_sizes_the_last_chunk_to_the_plan(tiny_data, straight, tmp_p
     )
 
 
-def test_saved_state_continues_in_the_same_folder_on_a_new_machine(tiny_data, tmp_path):
-    """benchmarks/save_run_state.py keeps last.ckpt but not best.ckpt. Moved back to the folder
-    the run trained in (a new machine, the same path), the state continues; with the learning
-    rate at zero validation never beats the saved best score, so without the reset of the best
-    record the next chunk's test would look for the missing best.ckpt and fail."""
+def test_saved_state_continues_in_another_folder_with_its_best_model(
+    tiny_data, tmp_path
+):
+    """benchmarks/save_run_state.py keeps last.ckpt and best.ckpt. Copied to another folder (a
+    new machine, another path), the run continues with its best record pointing at the copy: with
+    the learning rate at zero validation never beats the saved best score, so the next chunk tests
+    the best model from before the move (a record left pointing at the old folder would fail the
+    test). A state saved without best.ckpt forgets its best score instead: the first validation
+    after the resume is the best one."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from save_run_state import save_state
 
@@ -288,9 +292,16 @@ def test_saved_state_continues_in_the_same_folder_on_a_new_machine(tiny_data, tm
         + [str(out), "--chunk-epochs", "2", "--chunks", "1"]
         + settings
     )
-    saved = tmp_path / "saved"
+    best_before = int(
+        next(csv.DictReader(open(out / "learning_curve.csv")))["tested_epoch"]
+    )
+    saved, saved_lean = tmp_path / "saved", tmp_path / "saved_lean"
     assert save_state(out, saved) == 1
-    assert not (saved / "run" / "best.ckpt").exists()
+    assert save_state(out, saved_lean, with_best=False) == 1
+    assert _saved_epoch(saved / "run" / "best.ckpt") == _saved_epoch(
+        out / "run" / "best.ckpt"
+    )
+    assert not (saved_lean / "run" / "best.ckpt").exists()
     assert (saved / "log" / "chunk_001" / "metrics.csv").is_file()
     # refusals: an existing state needs --force; what is not a saved state is never touched
     with pytest.raises(SystemExit, match="--force"):
@@ -301,15 +312,43 @@ def test_saved_state_continues_in_the_same_folder_on_a_new_machine(tiny_data, tm
         save_state(out, tmp_path / "notes", force=True)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
-    out.rename(tmp_path / "old_machine")
-    shutil.copytree(saved, out)
-    run(
-        base_command(tiny_data)
-        + [str(out), "--chunk-epochs", "1", "--chunks", "2", "--resume"]
-        + settings
-    )
-    rows = list(csv.DictReader(open(out / "learning_curve.csv")))
-    assert [int(r["epochs"]) for r in rows] == [2, 3]
-    assert _saved_epoch(out / "run" / "last.ckpt") == 2
-    assert _saved_epoch(out / "run" / "best.ckpt") == 2  # the best since the resume
-    assert [int(r["tested_epoch"]) for r in rows] == [1, 3]
+    score = _best_record(out / "run" / "last.ckpt")["best_model_score"]
+    shutil.rmtree(out)  # the old machine is gone
+    # with best.ckpt, in another folder: the record moves along (Lightning restores it only when
+    # the checkpoint's dirpath is the run's, else it starts a new best-v1.ckpt beside the copy);
+    # without it, in the same folder: the record is reset (else it points at the missing file)
+    for state, moved_to, tested in (
+        (saved, tmp_path / "elsewhere", [best_before, best_before]),
+        (saved_lean, out, [best_before, 3]),
+    ):
+        shutil.copytree(state, moved_to)
+        run(
+            base_command(tiny_data)
+            + [str(moved_to), "--chunk-epochs", "1", "--chunks", "2", "--resume"]
+            + settings
+        )
+        rows = list(csv.DictReader(open(moved_to / "learning_curve.csv")))
+        assert [int(r["epochs"]) for r in rows] == [2, 3]
+        assert _saved_epoch(moved_to / "run" / "last.ckpt") == 2
+        assert [int(r["tested_epoch"]) for r in rows] == tested, moved_to.name
+        record = _best_record(moved_to / "run" / "last.ckpt")
+        assert record["best_model_path"] == str(
+            (moved_to / "run" / "best.ckpt").resolve()
+        )
+        assert not list((moved_to / "run").glob("best-v*.ckpt"))
+    assert _best_record(tmp_path / "elsewhere" / "run" / "last.ckpt")[
+        "best_model_score"
+    ] == pytest.approx(float(score))
+
+
+def _best_record(ckpt: Path) -> dict:
+    """The record of the monitoring ModelCheckpoint callback in a checkpoint."""
+    import torch
+
+    callbacks = torch.load(ckpt, map_location="cpu", weights_only=False)["callbacks"]
+    (record,) = [
+        v
+        for k, v in callbacks.items()
+        if k.startswith("ModelCheckpoint") and v.get("monitor")
+    ]
+    return record
