@@ -116,7 +116,7 @@ SCHEDULE_KEYS = {
 }
 
 
-def relocate_checkpoint_records(checkpoint: Path, run_dir: Path) -> None:
+def relocate_checkpoint_records(checkpoint: Path, run_dir: Path) -> int:
     """Point the ``ModelCheckpoint`` records in ``checkpoint`` at ``run_dir`` (this run's ``run/``).
 
     Lightning restores a callback's record (best score, best and last paths) only when the
@@ -124,6 +124,7 @@ def relocate_checkpoint_records(checkpoint: Path, run_dir: Path) -> None:
     to another folder or machine (``benchmarks/save_run_state.py``) would point at the old one.
     Paths are moved to ``run_dir``; when ``run_dir/best.ckpt`` is missing (a state saved without
     it) the best record is reset, so the first validation after the resume is the best one.
+    Returns the checkpoint's epoch counter.
     """
     import torch
 
@@ -157,6 +158,7 @@ def relocate_checkpoint_records(checkpoint: Path, run_dir: Path) -> None:
                 ),
             )
     torch.save(state, checkpoint)
+    return int(state["epoch"])
 
 
 def set_schedule(checkpoint: Path, overrides) -> None:
@@ -403,12 +405,14 @@ def train(args) -> None:
             max_time = f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
         chunk += 1
         last = out / "run" / "last.ckpt"
-        resume_from = None
+        resume_from, resume_epoch = None, None
         if last.exists():
             # a copy: the running chunk rewrites last.ckpt
             resume_from = out / "run" / "resume_from.ckpt"
             shutil.copyfile(last, resume_from)
-            relocate_checkpoint_records(resume_from, out.resolve() / "run")
+            resume_epoch = relocate_checkpoint_records(
+                resume_from, out.resolve() / "run"
+            )
             if args.replan_active:
                 set_schedule(resume_from, args.overrides)
         log_dir = out / "log" / f"chunk_{chunk:03d}"
@@ -422,14 +426,8 @@ def train(args) -> None:
         # a chunk trains --chunk-epochs epochs after the last finished chunk; when the checkpoint
         # it resumes from is already past that (an interrupted longer chunk), after the checkpoint
         max_epochs = (int(points[-1]["epochs"]) if points else 0) + chunk_epochs
-        if resume_from is not None:
-            import torch
-
-            at = int(
-                torch.load(resume_from, map_location="cpu", weights_only=False)["epoch"]
-            )
-            if at >= max_epochs:
-                max_epochs = at + chunk_epochs
+        if resume_epoch is not None and resume_epoch >= max_epochs:
+            max_epochs = resume_epoch + chunk_epochs
         command = chunk_command(out, args, chunk, max_epochs, resume_from, max_time)
         print("+ " + " ".join(command), flush=True)
         start = time.time()
