@@ -106,7 +106,8 @@ except ImportError:  # pragma: no cover - nequip depends on lightning
 class TrainingRangeRecorder(_Callback):
     """Lightning callback: record the training data's range in every checkpoint.
 
-    The ranges (:func:`data_ranges` of ``data_file``, or of the datamodule's file when not given)
+    The ranges (:func:`data_ranges` of ``data_file``, one path or a list, or of the datamodule's
+    file when not given)
     are computed once at the start of training, stored in each checkpoint under
     :data:`RANGES_KEY` and written to ``training_ranges.json`` in ``out_dir`` (default: the
     trainer's ``default_root_dir``). In a nequip-train config::
@@ -125,7 +126,7 @@ class TrainingRangeRecorder(_Callback):
 
     def __init__(
         self,
-        data_file: Optional[str] = None,
+        data_file=None,
         out_dir: Optional[str] = None,
         cutoff: float = DEFAULT_CUTOFF,
     ):
@@ -138,13 +139,26 @@ class TrainingRangeRecorder(_Callback):
     def _compute(self, trainer) -> None:
         if self.ranges is not None:
             return
-        path = Path(self.data_file) if self.data_file else _training_file(trainer)
-        if path is None or not path.is_file():
-            raise ValueError(
-                f"TrainingRangeRecorder: training data file not found ({path}); give data_file"
-            )
-        self.ranges = data_ranges(path, cutoff=self.cutoff)
-        self.ranges["data_file"] = str(path)
+        if isinstance(self.data_file, (str, Path)) or self.data_file is None:
+            paths = [Path(self.data_file) if self.data_file else _training_file(trainer)]
+        else:  # several files (nequip_pol.data.ASEFilesDataModule)
+            paths = [Path(p) for p in self.data_file]
+        for path in paths:
+            if path is None or not path.is_file():
+                raise ValueError(
+                    f"TrainingRangeRecorder: training data file not found ({path}); give data_file"
+                )
+        import ase.io
+
+        frames = [
+            atoms
+            for path in paths
+            for atoms in ase.io.read(path, index=":", format="extxyz")
+        ]
+        self.ranges = data_ranges(frames, cutoff=self.cutoff)
+        self.ranges["data_file"] = (
+            str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+        )
         out = Path(self.out_dir or trainer.default_root_dir)
         if trainer.is_global_zero:
             out.mkdir(parents=True, exist_ok=True)

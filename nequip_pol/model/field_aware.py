@@ -66,8 +66,10 @@ FIELD_ARGS_DOC = """
         polarizability_scale (float): initial scale of the edge polarizabilities, e*A^2/V (default ``1.0``)
         hyperpolarizability_scale (float): initial scale of the third-order terms, e*A^3/V^2 (default ``1.0``)
         polarization_offset_fractional (List[float]): constant cell-dipole offset in units of lattice
-            vectors, e.g. ``[0.5, 0.5, 0.5]`` for data on a half-quantum branch (default none)
-        polarization_offset_trainable (bool): learn that offset from the data (default ``False``)
+            vectors, 0 or 1/2 per entry (the values inversion allows), e.g. ``[0.5, 0.5, 0.5]``
+            for data on a half-quantum branch; ``nequip-pol check-data`` reports which (default none)
+        polarization_offset_trainable (bool): deprecated and ignored (a learned offset breaks
+            inversion); accepted so that older checkpoints load (default ``False``)
         response_outputs (List[str]): which of ``polarization``, ``born_effective_charges``,
             ``polarizability`` to compute (default: all)
         polarization_source (str): ``field_expansion`` (closed-form P, first-order Z*) or ``autograd``

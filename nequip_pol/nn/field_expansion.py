@@ -33,17 +33,25 @@ what makes the published Born charges cost 4-6x the energy and forces. Fields in
 benchmark ``benchmarks/response_cost.py`` measures the cost difference on the same network.
 
 The constant ``P0(cell) = f @ cell`` (``polarization_offset_fractional`` f, in units of lattice
-vectors; zero by default, fixed or learned) carries a dataset's branch offset that no sum of local
-terms can represent, e.g. half a polarization quantum in centrosymmetric reference structures.
-It is equivariant (it rotates with the cell) and, like every periodic P, defined modulo integers.
+vectors; zero by default) carries a dataset's branch offset that no sum of local terms can
+represent, e.g. half a polarization quantum in centrosymmetric reference structures. It is
+equivariant (it rotates with the cell) and, like every periodic P, defined modulo integers.
+Inversion fixes it: the local terms are odd under R -> -R, and in a periodic insulator
+P(-R) = -P(R) modulo the quantum, so 2 f must be integer: each entry is 0 or 1/2. The module takes
+only those values and always applies the nearest one, ``round(2 f) / 2``, so a model is symmetric
+whatever its stored f (checkpoints of the earlier learned, continuous offset load and are
+projected). Which value a dataset needs: ``nequip-pol check-data`` (nequip_pol.data.offset).
 """
 
 import math
+import warnings
+
 import torch
 
 from e3nn.o3._irreps import Irreps
 from nequip.data import AtomicDataDict
 from nequip.nn import GraphModuleMixin, ScalarMLPFunction, scatter
+from nequip.nn.model_modifier_utils import model_modifier
 
 from .._keys import (
     ELECTRIC_FIELD_KEY,
@@ -81,9 +89,11 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         polarizability_scale: initial scale of c2 (e*A^2/V)
         hyperpolarizability_scale: initial scale of c3 (e*A^3/V^2)
         avg_num_neighbors: edge sums are divided by its square root, as in nequip's convolutions
-        polarization_offset_fractional: constant P0 = f @ cell, f in units of lattice vectors
-        polarization_offset_trainable: learn f (from the initial value, zero by default); the
-            branch-folded polarization loss is smooth in f, so the data decide the offset
+        polarization_offset_fractional: constant P0 = f @ cell, f in units of lattice vectors,
+            each entry 0 or 1/2 modulo 1 (the values inversion allows)
+        polarization_offset_trainable: deprecated (a learned, continuous offset breaks
+            inversion); accepted so that older checkpoints load: f is then a fixed buffer, and
+            like every f applied as its nearest allowed value
     """
 
     order: int
@@ -182,18 +192,72 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             )
         offset = offset.to(torch.get_default_dtype())
         if polarization_offset_trainable:
-            self.polarization_offset_fractional = torch.nn.Parameter(offset)
-        else:
-            self.register_buffer("polarization_offset_fractional", offset)
+            warnings.warn(
+                "`polarization_offset_trainable` is deprecated and ignored: a learned offset "
+                "breaks inversion symmetry (P(-R) = -P(R) modulo the quantum). The offset is "
+                "fixed and applied as its nearest allowed value (0 or 1/2 per lattice vector); "
+                "set `polarization_offset_fractional` to the value `nequip-pol check-data` "
+                "reports for your data"
+            )
+        elif not torch.allclose(2.0 * offset, torch.round(2.0 * offset), atol=1e-6):
+            raise ValueError(
+                "`polarization_offset_fractional` must be 0 or 1/2 (modulo 1) in each lattice "
+                f"direction, the values inversion symmetry allows; got {offset.tolist()} "
+                "(`nequip-pol check-data DATA` reports which value the data need)"
+            )
+        self.register_buffer("polarization_offset_fractional", offset)
 
     def _get_metadata_contributions(self) -> Dict[str, str]:
         # deployed models (LAMMPS) add P0 = f @ cell themselves where the cell is no model input
         if not self.has_offset:
             return {}
-        values = self.polarization_offset_fractional.detach().tolist()
+        values = self.allowed_offset().tolist()
         return {
             "polarization_offset_fractional": " ".join(repr(float(v)) for v in values)
         }
+
+    @model_modifier(persistent=False, private=False)
+    @classmethod
+    def initialize_from_checkpoint(cls, model, checkpoint_path: Optional[str] = None):
+        """Start training from the weights of an earlier run's checkpoint (fine-tuning on more
+        data, a new schedule, the inversion-allowed offset of the config).
+
+        Copies the checkpoint's model weights (not its EMA copy) into the freshly built model;
+        every weight must match by name and shape. The polarization offset is *not* copied: the
+        config states it (0 or 1/2 per lattice vector). Not persistent: a model rebuilt from
+        the new run's checkpoint (packaging, compiling) takes that checkpoint's weights and
+        does not need this file. ``None``: the model is left as built.
+        """
+        if checkpoint_path is None:
+            return model
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        prefix = "model.sole_model."
+        weights = {
+            key[len(prefix) :]: value
+            for key, value in checkpoint["state_dict"].items()
+            if key.startswith(prefix) and not key.endswith("polarization_offset_fractional")
+        }
+        own = model.state_dict()
+        missing = sorted(set(own) - set(weights))
+        missing = [k for k in missing if not k.endswith("polarization_offset_fractional")]
+        unexpected = sorted(set(weights) - set(own))
+        mismatched = sorted(
+            k for k in set(own) & set(weights) if own[k].shape != weights[k].shape
+        )
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"initialize_from_checkpoint: {checkpoint_path} does not fit the model "
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]}, other shapes "
+                f"{mismatched[:5]}): the architecture settings must be those of that run"
+            )
+        model.load_state_dict(weights, strict=False)
+        return model
+
+    def allowed_offset(self) -> torch.Tensor:
+        """The offset applied: the stored f projected on {0, 1/2} per lattice vector, (3,)."""
+        return torch.remainder(
+            torch.round(2.0 * self.polarization_offset_fractional.detach()) / 2.0, 1.0
+        )
 
     def _scalar_dim(self, key: str) -> int:
         irreps = Irreps(self.irreps_in[key])
@@ -287,8 +351,11 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             polarizability = edge_alpha.sum(0, keepdim=True)
 
         if self.has_offset and AtomicDataDict.CELL_KEY in data:
+            # the nearest value inversion allows (a no-op for a valid f; projects the learned f
+            # of older checkpoints); rounding has no gradient: f is never trained
+            allowed = torch.round(2.0 * self.polarization_offset_fractional) / 2.0
             offset = torch.matmul(
-                self.polarization_offset_fractional.to(dtype).view(1, 1, 3),
+                allowed.to(dtype).view(1, 1, 3),
                 data[AtomicDataDict.CELL_KEY].view(-1, 3, 3).to(dtype),
             ).view(-1, 3)
             polarization = polarization + offset
