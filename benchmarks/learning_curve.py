@@ -278,8 +278,13 @@ def collect_val_curve(out: Path) -> None:
 
 def train(args) -> None:
     out = Path(args.out).resolve()
-    if ROOT in out.parents or out == ROOT:
-        sys.exit(f"{out} is inside the repository; trained models must live outside it")
+    # inside the repository only under runs/: a long run's resumable state, committed while it
+    # runs so that it survives a move to a new machine, removed when its result ships
+    if (ROOT in out.parents or out == ROOT) and (ROOT / "runs") not in out.parents:
+        sys.exit(
+            f"{out} is inside the repository; runs live outside it, or under runs/NAME "
+            "(a long run's resumable state, committed while it runs)"
+        )
     if args.data_file and not Path(args.data_file).is_file():
         sys.exit(f"--data-file {args.data_file}: no such file")
     if args.chunk_epochs < 1:

@@ -128,6 +128,32 @@ VARIANTS = {
         _BATCH1_LR1E2_WSD + ["training_module.loss.coeffs.born_effective_charges=4.0"],
         "batch 1, peak lr 0.01, WSD, Born-charge weight 4",
     ),
+    # the architecture axis (issue 39): the recipe of configs/dft.yaml as it is now, with the
+    # family chosen by --model (nequip_pol: message passing; allegro_pol: strictly local)
+    "arch_base": (
+        _BATCH1_LR1E2_WSD + ["training_module.loss.coeffs.born_effective_charges=4.0"],
+        "the recipe (configs/dft.yaml), the --model config as it is",
+    ),
+    "arch_lmax2": (
+        _BATCH1_LR1E2_WSD
+        + ["training_module.loss.coeffs.born_effective_charges=4.0", "model.l_max=2"],
+        "the recipe, l_max 2 (1)",
+    ),
+    "arch_layers4": (
+        _BATCH1_LR1E2_WSD
+        + ["training_module.loss.coeffs.born_effective_charges=4.0", "model.num_layers=4"],
+        "the recipe, 4 layers (NequIP-pol: 3)",
+    ),
+    "arch_wide_lmax2": (
+        _BATCH1_LR1E2_WSD
+        + [
+            "training_module.loss.coeffs.born_effective_charges=4.0",
+            "model.l_max=2",
+            "model.num_scalar_features=128",
+            "model.num_tensor_features=64",
+        ],
+        "the recipe, Allegro-pol l_max 2, 128 scalar / 64 tensor features (64 / 32)",
+    ),
     "wide": (
         _COSINE + ["model.num_scalar_features=128", "model.num_tensor_features=64"],
         "128 scalar / 64 tensor features (64 / 32)",
