@@ -28,9 +28,13 @@ _PARTS = ("train", "val", "test")
 
 
 def _as_list(file_paths: Union[str, Sequence[str]]) -> List[str]:
-    paths = [file_paths] if isinstance(file_paths, str) else [str(p) for p in file_paths]
+    paths = (
+        [file_paths] if isinstance(file_paths, str) else [str(p) for p in file_paths]
+    )
     if not paths:
-        raise ValueError("ASEFilesDataModule: `file_paths` is empty; give one or more files")
+        raise ValueError(
+            "ASEFilesDataModule: `file_paths` is empty; give one or more files"
+        )
     return paths
 
 

@@ -140,7 +140,9 @@ class TrainingRangeRecorder(_Callback):
         if self.ranges is not None:
             return
         if isinstance(self.data_file, (str, Path)) or self.data_file is None:
-            paths = [Path(self.data_file) if self.data_file else _training_file(trainer)]
+            paths = [
+                Path(self.data_file) if self.data_file else _training_file(trainer)
+            ]
         else:  # several files (nequip_pol.data.ASEFilesDataModule)
             paths = [Path(p) for p in self.data_file]
         for path in paths:

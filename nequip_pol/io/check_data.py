@@ -10,6 +10,10 @@ charges (max over frames of max_ab |sum_i Z*_i,ab|), the asymmetry of the polari
 fractional coordinates of its own lattice (P = sum_k f_k R_k, quantum e*R_k), folded to [-1/2, 1/2),
 the common centre of all frames is found on the circle (so a wrap at +-1/2 does not matter), and the
 spread around it and the centre itself (the constant offset, e.g. half quanta) are reported.
+Where frames carry P and Born charges, the polarization offset that inversion allows (0 or 1/2
+quantum per lattice vector, the model's ``polarization_offset_fractional``) is estimated
+(:mod:`nequip_pol.data.offset`), with a warning when the frames are polarized to one side only
+or do not decide it.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class DataReport:
         None  # mean resultant length of exp(2 pi i f): 1 tight, 0 uniform
     )
     p_consistent: bool | None = None
+    inversion_offset: object | None = None  # nequip_pol.data.offset.OffsetEstimate
     ranges: dict | None = (
         None  # nequip_pol.guards.data_ranges: field (V/A), closest pairs (A)
     )
@@ -170,6 +175,7 @@ class DataReport:
                 )
         else:
             lines.append("polarization: n/a")
+        lines.extend(_offset_lines(self.inversion_offset))
         if self.ranges is not None:
             from ..guards import format_ranges
 
@@ -180,6 +186,67 @@ class DataReport:
             lines.append(f"ERROR: {e}")
         lines.append("status: " + ("OK" if self.ok else "FAILED"))
         return "\n".join(lines)
+
+
+def _offset_lines(estimate) -> list:
+    if estimate is None:
+        return []
+
+    def per_axis(values, f):
+        return " ".join(f.format(x) for x in values)
+
+    decided = ["yes" if d else "no" for d in estimate.decided]
+    return [
+        "inversion-allowed polarization offset (P carried by each frame's Born charges to its "
+        f"nearest centrosymmetric structure; {estimate.frames_used} frames, "
+        f"{estimate.frames_skipped} without an inversion pairing): "
+        f"[{per_axis(estimate.offset, '{:g}')}] quanta along a1 a2 a3",
+        "  frames nearer 0 / 1/2: "
+        + ", ".join(f"a{k + 1} {v[0]}/{v[1]}" for k, v in enumerate(estimate.votes))
+        + f"; median distance {per_axis(estimate.distance_median, '{:.3f}')} quanta"
+        + f"; polar part {', '.join(f'{lo:+.2f}..{hi:+.2f}' for lo, hi in estimate.polar_range)} quanta"
+        + f"; decided: {' '.join(decided)}",
+        "  -> the config's polarization_offset: ["
+        + ", ".join(
+            f"{v:g}" if ok else "?" for v, ok in zip(estimate.offset, estimate.decided)
+        )
+        + "]"
+        + (
+            ""
+            if estimate.decided.all()
+            else " (? = not decided by the data: see the warning)"
+        ),
+    ]
+
+
+def _offset_warnings(estimate) -> list:
+    if estimate is None:
+        return []
+    warnings = []
+    one_sided = [k for k in range(3) if estimate.one_sided[k]]
+    if one_sided:
+        axes = ", ".join(f"a{k + 1}" for k in one_sided)
+        warnings.append(
+            f"every frame is polarized to one side along {axes} (one polar direction only): "
+            "the data cannot tell a symmetric polarization offset from an asymmetric one, and "
+            "the estimate carries the Born charges over the whole polar distortion (wrong where "
+            "Z* changes along it, as in ferroelectrics); add frames of the opposite polarization "
+            "or near the centrosymmetric structure, or state the offset from the DFT setup "
+            "(even valence charges without spin polarization: a centrosymmetric cell has whole "
+            "quanta, offset 0)"
+        )
+    undecided = [
+        k for k in range(3) if not estimate.decided[k] and not estimate.one_sided[k]
+    ]
+    if undecided:
+        axes = ", ".join(f"a{k + 1}" for k in undecided)
+        warnings.append(
+            f"the frames do not decide the polarization offset along {axes} (split votes, "
+            "values far from 0 and 1/2, or Born-charge paths longer than 1/2 quantum, over "
+            "which Z* may change): state it in the config from the DFT setup (even valence "
+            "charges without spin polarization: 0)"
+        )
+    return warnings
 
 
 def _frame_values(atoms) -> dict:
@@ -259,6 +326,7 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
     asr = []
     asym = []
     frac_p = []
+    offset_frames = []  # (positions, cell, numbers, P, Z*) for the inversion offset
 
     for i, atoms in enumerate(frames):
         for s in atoms.get_chemical_symbols():
@@ -307,6 +375,10 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
             if abs(np.linalg.det(cell)) > 1e-8 and np.all(atoms.pbc):
                 f = np.linalg.solve(cell.T, p)
                 frac_p.append(f - np.floor(f + 0.5))
+                if isinstance(z, np.ndarray) and z.size == 9 * n:
+                    offset_frames.append(
+                        (atoms.positions, cell, atoms.numbers, p, z.reshape(n, 3, 3))
+                    )
             else:
                 rep.warnings.append(
                     f"frame {i}: no periodic cell, polarization branch not checked"
@@ -363,6 +435,11 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
                 "offset: its branch cannot be confirmed from the data alone (frames with large P "
                 "fluctuations, or frames on different branches)"
             )
+    if offset_frames and not rep.errors:
+        from ..data.offset import estimate_inversion_offset
+
+        rep.inversion_offset = estimate_inversion_offset(offset_frames)
+        rep.warnings.extend(_offset_warnings(rep.inversion_offset))
     return rep
 
 

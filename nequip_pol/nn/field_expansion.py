@@ -235,11 +235,14 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         weights = {
             key[len(prefix) :]: value
             for key, value in checkpoint["state_dict"].items()
-            if key.startswith(prefix) and not key.endswith("polarization_offset_fractional")
+            if key.startswith(prefix)
+            and not key.endswith("polarization_offset_fractional")
         }
         own = model.state_dict()
         missing = sorted(set(own) - set(weights))
-        missing = [k for k in missing if not k.endswith("polarization_offset_fractional")]
+        missing = [
+            k for k in missing if not k.endswith("polarization_offset_fractional")
+        ]
         unexpected = sorted(set(weights) - set(own))
         mismatched = sorted(
             k for k in set(own) & set(weights) if own[k].shape != weights[k].shape
@@ -255,8 +258,13 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
 
     def allowed_offset(self) -> torch.Tensor:
         """The offset applied: the stored f projected on {0, 1/2} per lattice vector, (3,)."""
-        return torch.remainder(
-            torch.round(2.0 * self.polarization_offset_fractional.detach()) / 2.0, 1.0
+        # + 0.0: a projected -0.0 reads 0.0 in the metadata
+        return (
+            torch.remainder(
+                torch.round(2.0 * self.polarization_offset_fractional.detach()) / 2.0,
+                1.0,
+            )
+            + 0.0
         )
 
     def _scalar_dim(self, key: str) -> int:
