@@ -230,3 +230,19 @@ def test_logger_needs_our_calculator(tmp_path):
     atoms.calc = EMT()
     with pytest.raises(TypeError, match="NequIPPolCalculator"):
         PolarizationLogger(atoms, tmp_path / "x.csv")
+
+
+def test_reused_calculator_logs_the_new_runs_start_time(model, tmp_path):
+    """A calculator reused for a second run (static field: its cached results stay valid across
+    the clock reset) logs the second run from t = 0, with uniform steps (issue 43 item 2)."""
+    atoms = thermal_cell()
+    calc = make_calc(model, field=[0.0, 0.0, 0.1])
+    atoms.calc = calc
+    for name in ("first", "second"):
+        dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+        calc.attach_dynamics(dyn, t0=0.0)
+        with PolarizationLogger(atoms, tmp_path / f"{name}.csv", dyn=dyn) as log:
+            dyn.attach(log, interval=1)
+            dyn.run(5)
+        times = read_polarization_log(tmp_path / f"{name}.csv")["time_fs"]
+        np.testing.assert_allclose(times, np.arange(6.0))

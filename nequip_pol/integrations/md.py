@@ -161,7 +161,10 @@ class PolarizationLogger:
         field = (
             calc.results_field if calc.results_field is not None else calc.field_at()
         )
-        time_fs = calc.results_time if calc.results_time is not None else calc.time
+        # the time of the current configuration (attach_dynamics keeps calc.time there), not the
+        # time the cached results were computed: under a static field results stay valid across
+        # a clock reset, so a calculator reused for a second run would log the last run's time
+        time_fs = calc.time
         if self._reference_initial and self.reference_polarization is None:
             self.reference_polarization = polarization.copy()
         if self._previous is not None:
