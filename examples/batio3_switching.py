@@ -149,13 +149,13 @@ def main(argv=None) -> int:
 
     from nequip_pol import models
     from nequip_pol.analysis.coercive import intrinsic_coercive_field
-    from nequip_pol.analysis.command_common import CommandError, load_calculator
     from nequip_pol.analysis.hysteresis import (
         LammpsLoopRunner,
         check_output_dir,
         run_sweep,
     )
-    from nequip_pol.analysis.switching_commands import loop_protocol
+    from nequip_pol.cli.switching import loop_protocol
+    from nequip_pol.integrations.model_arguments import load_calculator
     from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
     from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
 
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
         # files); relaxation and loops need E, F and P only: a checkpoint or package runs
         # without the Born-charge passes (a compiled model has its outputs fixed)
         calc = load_calculator(args.model, modifiers=["disable_born_charges"])
-    except (ValueError, FileExistsError, FileNotFoundError, CommandError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"batio3_switching: error: {exc}", file=sys.stderr)
         return 2
 

@@ -34,7 +34,7 @@ from ase import units
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
-from nequip_pol.analysis.command_common import load_calculator
+from nequip_pol.integrations.model_arguments import load_calculator
 from nequip_pol.integrations.md import (
     PolarizationLogger,
     read_polarization_log,

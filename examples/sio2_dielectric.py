@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     from nequip_pol.analysis import dielectric as D
     from nequip_pol.analysis import phonons as PH
     from nequip_pol.analysis import plots, spectra
-    from nequip_pol.analysis.command_common import load_calculator
+    from nequip_pol.integrations.model_arguments import load_calculator
     from nequip_pol.data_path import shared_data_dir
 
     out = Path(args.out)

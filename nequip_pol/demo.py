@@ -437,24 +437,3 @@ def run_demo(
         "epochs": trained,
         "passed": passed,
     }
-
-
-def main(args) -> int:
-    try:
-        result = run_demo(
-            args.out_dir,
-            epochs=DEMO_EPOCHS if args.epochs is None else args.epochs,
-            max_minutes=args.max_minutes,
-            seed=args.seed,
-            force=args.force,
-        )
-    except (FileExistsError, ValueError) as error:
-        print(f"nequip-pol demo: error: {error}", file=sys.stderr)
-        return EXIT_BAD_ARGUMENT
-    except subprocess.CalledProcessError as error:
-        print(
-            f"nequip-pol demo: error: nequip-train failed (exit status {error.returncode}); its messages are above",
-            file=sys.stderr,
-        )
-        return 1
-    return 0 if result["passed"] else EXIT_TARGET_MISSED

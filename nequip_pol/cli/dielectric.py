@@ -4,11 +4,11 @@ The routes (:mod:`~nequip_pol.analysis.dielectric`): ``harmonic`` (Gamma phonons
 charges, :mod:`~nequip_pol.analysis.phonons`), ``field`` (the response of the relaxed structure
 to a finite field) and ``md`` (polarization fluctuations of an NVT run). MODEL, STRUCTURE, their
 options and the relaxation are those of ``phonons``
-(:mod:`~nequip_pol.analysis.phonon_commands`).
+(:mod:`~nequip_pol.cli.phonons`).
 
-Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`); imports, input
+Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.VERBS`); imports, input
 checks (:func:`check_inputs`), errors and exit status as for every analysis verb
-(:mod:`~nequip_pol.analysis.command_common`). Outputs are
+(:mod:`~nequip_pol.cli.common`). Outputs are
 ``PREFIX_dielectric.csv``, ``PREFIX_dielectric.png``, ``PREFIX_relaxed.extxyz`` and, per route,
 ``PREFIX_modes.csv`` and ``PREFIX_md_polarization.csv`` (PREFIX: ``-o``, default the structure
 file without its extension). Units: field V/A, temperature K, time fs, friction 1/fs, V in A^3.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from .command_common import (
+from .common import (
     REFERENCE_MATERIALS,
     CommandError,
     check_model,
@@ -29,7 +29,7 @@ from .command_common import (
     run_guarded,
     write_csv,
 )
-from .phonon_commands import (
+from .phonons import (
     add_structure_arguments,
     check_structure_arguments,
     mode_rows,
@@ -113,15 +113,15 @@ def _dielectric_outputs(routes):
 def _run_dielectric(args) -> int:
     import numpy as np
 
-    from .dielectric import (
+    from nequip_pol.analysis.dielectric import (
         eps0_field_response,
         eps0_fluctuations,
         eps0_harmonic,
         eps_inf_from_polarizability,
         sample_polarization_nvt,
     )
-    from .phonons import phonopy_gamma
-    from .plots import plot_dielectric
+    from nequip_pol.analysis.phonons import phonopy_gamma
+    from nequip_pol.analysis.plots import plot_dielectric
 
     routes = _routes(args)
     paths = output_paths(
@@ -238,9 +238,11 @@ def _md_calculator(args, calc, report):
     model = check_model(args.model)
     if model in REFERENCE_MATERIALS or model.endswith(".pt2"):
         return calc  # the exact calculator computes Z* only on request; compile with disable_born_charges for MD
+    from nequip_pol.integrations.model_arguments import ModelArgumentError
+
     try:
         return load_calculator(model, args.device, modifiers=["disable_born_charges"])
-    except CommandError as exc:
+    except ModelArgumentError as exc:
         report(f"MD with the full model (could not drop the Born charges: {exc})")
         return calc
 

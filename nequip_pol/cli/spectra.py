@@ -1,13 +1,13 @@
 """``nequip-pol ir | raman``: spectra from a P(t) / alpha(t) log; argument parsers, input checks, run functions.
 
-Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`, with the verbs of
-:mod:`~nequip_pol.analysis.dielectric_commands` and
-:mod:`~nequip_pol.analysis.switching_commands`). Only ``argparse`` and the standard library are
+Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.VERBS`, with the verbs of
+:mod:`~nequip_pol.cli.dielectric`, :mod:`~nequip_pol.cli.phonons` and
+:mod:`~nequip_pol.cli.switching`). Only ``argparse`` and the standard library are
 imported at module level (``--help`` stays fast); numpy is imported inside the run functions,
 after :func:`check_inputs` has checked the files, numbers and outputs. The spectra themselves
 are computed by :mod:`nequip_pol.analysis.spectra`.
 
-Conventions of every verb (:mod:`~nequip_pol.analysis.command_common`): all output paths are
+Conventions of every verb (:mod:`~nequip_pol.cli.common`): all output paths are
 checked *before* any work (an existing file stops the command unless ``--force``), bad input
 stops it with ``nequip-pol VERB: error: ...`` and exit status 2, nothing is written then.
 Outputs are ``PREFIX_<what>.csv`` and ``PREFIX_<what>.png`` (PREFIX: ``-o``, default the log
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from .command_common import (
+from .common import (
     CommandError,
     check_file,
     input_checker,
@@ -123,7 +123,7 @@ def _add_spectral_options(p: argparse.ArgumentParser) -> None:
 
 def _upper(args, series) -> float:
     """Upper end (cm^-1) of the CSV and plot: ``--max-freq``, else min(Nyquist, 4000)."""
-    from .spectra.correlation import nyquist_cm1
+    from nequip_pol.analysis.spectra.correlation import nyquist_cm1
 
     return (
         args.max_freq
@@ -138,7 +138,7 @@ def _smoothing(args, series):
     The default is :data:`DEFAULT_RESOLUTION_CM1`, or the whole run when the log is too short
     for it (the finest resolution it allows); ``--resolution 0`` asks for the raw periodogram.
     """
-    from .spectra.correlation import lag_resolution_cm1
+    from nequip_pol.analysis.spectra.correlation import lag_resolution_cm1
 
     if args.max_lag is not None or (
         args.resolution is not None and args.resolution > 0
@@ -185,7 +185,7 @@ def _spectrum_of_log(args, outputs, spectrum, **options):
     window, padding, Nyquist check, peak prominence, start); errors about the series name the
     log. ``upper``: the upper end of the CSV and plot, cm^-1 (:func:`_upper`).
     """
-    from .timeseries import read_series
+    from nequip_pol.analysis.timeseries import read_series
 
     paths = output_paths(output_prefix(args.output, args.log), outputs, args.force)
     series = read_series(args.log, args.format)
@@ -245,8 +245,8 @@ def add_ir(p: argparse.ArgumentParser) -> None:
 def _run_ir(args) -> int:
     import numpy as np
 
-    from .plots import plot_ir
-    from .spectra.infrared import ir_spectrum
+    from nequip_pol.analysis.plots import plot_ir
+    from nequip_pol.analysis.spectra.infrared import ir_spectrum
 
     paths, series, ir, note, upper = _spectrum_of_log(
         args,
@@ -316,8 +316,8 @@ def add_raman(p: argparse.ArgumentParser) -> None:
 
 
 def _run_raman(args) -> int:
-    from .plots import plot_raman
-    from .spectra.raman import raman_spectrum
+    from nequip_pol.analysis.plots import plot_raman
+    from nequip_pol.analysis.spectra.raman import raman_spectrum
 
     paths, series, r, note, upper = _spectrum_of_log(
         args, RAMAN_OUTPUTS, raman_spectrum, laser_nm=args.laser_nm

@@ -4,14 +4,14 @@
 in ASE or LAMMPS); ``coercive`` gives the zero-temperature intrinsic coercive field of a
 structure (:func:`~nequip_pol.analysis.coercive.intrinsic_coercive_field`). MODEL arguments,
 errors and the exit status are those of every analysis verb
-(:mod:`~nequip_pol.analysis.command_common`). Only ``argparse`` is imported at module level.
+(:mod:`~nequip_pol.cli.common`). Only ``argparse`` is imported at module level.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from .command_common import (
+from .common import (
     REFERENCE_MATERIALS,
     CommandError,
     check_file,
@@ -185,7 +185,7 @@ def loop_protocol(args):
     ``args`` (``axis``, ``amplitude`` V/A, ``period`` (fs, a list: its first), ``waveform``,
     ``cycles``, ``discard``, ``timestep`` fs, ``temperatures`` (K, a list: its first),
     ``friction`` 1/fs, ``sample_interval``, ``seed``); a sweep varies period and temperature."""
-    from .protocol import LoopProtocol
+    from nequip_pol.analysis.protocol import LoopProtocol
 
     return LoopProtocol(
         axis=args.axis,
@@ -206,7 +206,7 @@ def _check_hysteresis(args) -> None:
     """Every setting, the files and existing outputs, before the (slow) model loading; numpy only."""
     from dataclasses import replace
 
-    from .sweeps import check_output_dir
+    from nequip_pol.analysis.sweeps import check_output_dir
 
     _repeat(args.repeat)
     protocol = loop_protocol(args)
@@ -265,8 +265,8 @@ def _check_polarization(calc, atoms) -> None:
 
 
 def _run_hysteresis(args) -> int:
-    from .loop_drivers import LammpsLoopRunner
-    from .sweeps import run_sweep
+    from nequip_pol.analysis.loop_drivers import LammpsLoopRunner
+    from nequip_pol.analysis.sweeps import run_sweep
 
     repeat = _repeat(args.repeat)
     protocol = loop_protocol(args)
@@ -366,7 +366,7 @@ def add_coercive(p: argparse.ArgumentParser) -> None:
 
 
 def _check_coercive(args) -> None:
-    from .protocol import axis_vector
+    from nequip_pol.analysis.protocol import axis_vector
 
     args.model = check_model(args.model)
     axis_vector(args.axis)
@@ -388,8 +388,8 @@ def _check_coercive(args) -> None:
 
 
 def _run_coercive(args) -> int:
-    from ..units import V_PER_A_TO_MV_PER_CM, dipole_density_to_uc_cm2
-    from .coercive import intrinsic_coercive_field
+    from nequip_pol.units import V_PER_A_TO_MV_PER_CM, dipole_density_to_uc_cm2
+    from nequip_pol.analysis.coercive import intrinsic_coercive_field
 
     _limit_torch_threads()
     calc, atoms = _calculator_and_structure(args, args.device)

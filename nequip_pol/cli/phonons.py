@@ -1,14 +1,14 @@
 """``nequip-pol phonons``: Gamma phonons, IR oscillator strengths and LO-TO splitting of a relaxed structure.
 
 Also the home of what the verbs on one relaxed structure share (``phonons`` and
-``dielectric``, :mod:`~nequip_pol.analysis.dielectric_commands`): the MODEL and STRUCTURE
+``dielectric``, :mod:`~nequip_pol.cli.dielectric`): the MODEL and STRUCTURE
 arguments and their checks (:func:`add_structure_arguments`, :func:`check_structure_arguments`),
 the structure relaxed at zero field (:func:`relaxed_structure`) and the CSV table of the Gamma
 modes (:func:`mode_rows`).
 
-Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.ANALYSIS_VERBS`); imports, input
+Registered in :mod:`nequip_pol.cli` (:data:`~nequip_pol.cli.VERBS`); imports, input
 checks (:func:`check_inputs`), errors and exit status as for every analysis verb
-(:mod:`~nequip_pol.analysis.command_common`). Outputs are
+(:mod:`~nequip_pol.cli.common`). Outputs are
 ``PREFIX_phonons.csv``, ``PREFIX_loto.csv``, ``PREFIX_phonons.png`` (PREFIX: ``-o``, default
 the structure file without its extension). Units: frequencies in cm^-1 and THz, oscillator
 strengths in e^2/amu, displacements in A, forces in eV/A.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from .command_common import (
+from .common import (
     DEPRECATED_MODEL_NAMES,
     REFERENCE_MATERIALS,
     CommandError,
@@ -105,7 +105,7 @@ def relaxed_structure(args, verb):
     ``--fmax`` unless ``--no-relax``."""
     import numpy as np
 
-    from .dielectric import relax_positions
+    from nequip_pol.analysis.dielectric import relax_positions
 
     report = progress_printer(verb)
     atoms = read_structure(args.structure, args.index)
@@ -215,8 +215,8 @@ def _parse_directions(text: str):
 
 
 def _run_phonons(args) -> int:
-    from .phonons import lo_to_splitting, phonopy_gamma
-    from .plots import plot_phonons
+    from nequip_pol.analysis.phonons import lo_to_splitting, phonopy_gamma
+    from nequip_pol.analysis.plots import plot_phonons
 
     paths = output_paths(
         output_prefix(args.output, args.structure), PHONON_OUTPUTS, args.force

@@ -1,0 +1,183 @@
+"""``nequip-pol`` command line: every verb's parser and run function, one registry.
+
+The verbs live in the modules of this package, one per family (:data:`VERBS` is the table):
+
+- :mod:`~nequip_pol.cli.data`: ``parse-qe``, ``check-data``
+- :mod:`~nequip_pol.cli.demo`: ``demo`` (the main job)
+- :mod:`~nequip_pol.cli.spectra`: ``ir``, ``raman``
+- :mod:`~nequip_pol.cli.dielectric`: ``dielectric``
+- :mod:`~nequip_pol.cli.phonons`: ``phonons``
+- :mod:`~nequip_pol.cli.switching`: ``hysteresis``, ``coercive``
+- :mod:`~nequip_pol.cli.lammps`: ``lammps``
+- :mod:`~nequip_pol.cli.common`: what they share (errors, exit status, input checks, outputs)
+
+A module of verbs defines ``add_<verb>(parser)`` and ``run_<verb>(args) -> int`` for each of its
+verbs (``-`` in the verb's name becomes ``_``) and, optionally, ``check_inputs(verb, args) ->
+int``: files, numbers and outputs checked before anything heavy is imported (0, or 2 after one
+``nequip-pol VERB: error: ...`` line). These modules import only ``argparse`` and the standard
+library at module level, so that ``nequip-pol --help`` stays fast; numpy, torch, ase and nequip
+are imported inside the run functions. To add a verb: a row in :data:`VERBS` and the functions
+in its module (or :func:`register` for a verb defined elsewhere). The science packages
+(``analysis``, ``io``, ``reference``, ``integrations``, ``lammps``) import nothing from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable
+
+__all__ = [
+    "VERBS",
+    "SUBCOMMANDS",
+    "INPUT_CHECKS",
+    "WITHOUT_NEQUIP",
+    "register",
+    "build_parser",
+    "main",
+]
+
+#: verb -> (module of nequip_pol.cli, one-line help); the order is that of ``nequip-pol --help``
+VERBS = {
+    "parse-qe": (
+        "data",
+        "convert Quantum ESPRESSO finite-field runs to extended XYZ",
+    ),
+    "check-data": (
+        "data",
+        "check an extended-XYZ dataset (keys, sum rule, symmetry, P branch)",
+    ),
+    "demo": (
+        "demo",
+        "the whole method on the shipped analytic material: generate, train, evaluate, plot",
+    ),
+    "ir": (
+        "spectra",
+        "IR absorption and eps(omega) from a P(t) log (dipole autocorrelation, fluctuation-dissipation)",
+    ),
+    "raman": (
+        "spectra",
+        "isotropic and anisotropic Raman spectra from an alpha(t) log",
+    ),
+    "dielectric": (
+        "dielectric",
+        "eps_inf and eps_0 of a structure by the harmonic, field-response and MD-fluctuation "
+        "routes",
+    ),
+    "phonons": (
+        "phonons",
+        "Gamma phonons (phonopy), IR oscillator strengths and LO-TO splitting of a structure",
+    ),
+    "hysteresis": (
+        "switching",
+        "P-E hysteresis loops under an oscillating field: Ec, Pr, loop area vs "
+        "temperature and period",
+    ),
+    "coercive": (
+        "switching",
+        "zero-temperature intrinsic coercive field of a polar structure (continuation "
+        "under a growing opposite field)",
+    ),
+    "lammps": (
+        "lammps",
+        "LAMMPS plugin: build it from the installed package (build [OUT]) or show its files (path)",
+    ),
+}
+#: verbs that never touch a nequip model (no key or compile-target registration needed)
+WITHOUT_NEQUIP = {"lammps"}
+#: verbs whose positional arguments may come between their options (argparse's
+#: ``parse_intermixed_args``: ``OUT --dataset X key=value --resume key2=value2``)
+INTERMIXED = set()
+
+#: name -> (one-line help, add_arguments(parser), run(args) -> exit code)
+SUBCOMMANDS: dict[
+    str,
+    tuple[
+        str,
+        Callable[[argparse.ArgumentParser], None],
+        Callable[[argparse.Namespace], int],
+    ],
+] = {}
+#: verb -> check(args) -> exit code: run by main() before the nequip registration and the verb,
+#: so that bad input is answered at once (no torch import)
+INPUT_CHECKS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def register(name: str, help: str, add_arguments, run, check=None) -> None:
+    """Register a subcommand (later registrations replace earlier ones of the same name);
+    ``check(args) -> int``, if given, runs before it (see the module docstring)."""
+    SUBCOMMANDS[name] = (help, add_arguments, run)
+    if check is not None:
+        INPUT_CHECKS[name] = check
+    else:
+        INPUT_CHECKS.pop(name, None)
+
+
+def _verb(name: str, module_name: str):
+    """``(add, run, check)`` of a verb of :data:`VERBS`: its module is imported when they are
+    called (argparse and the standard library only)."""
+    attribute = name.replace("-", "_")
+
+    def module():
+        return importlib.import_module(f"{__name__}.{module_name}")
+
+    def add(p: argparse.ArgumentParser) -> None:
+        getattr(module(), f"add_{attribute}")(p)
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(module(), f"run_{attribute}")(args)
+
+    def check(args: argparse.Namespace) -> int:
+        check_inputs = getattr(module(), "check_inputs", None)
+        return 0 if check_inputs is None else check_inputs(name, args)
+
+    return add, run, check
+
+
+for _name, (_module, _help) in VERBS.items():
+    _add, _run, _check = _verb(_name, _module)
+    register(_name, _help, _add, _run, _check)
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nequip-pol", description="nequip-pol tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (help_, add_arguments, run) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        add_arguments(sp)
+        sp.set_defaults(_run=run)
+    return parser
+
+
+def _parse(argv) -> argparse.Namespace:
+    """The arguments of one verb; a verb of :data:`INTERMIXED` is parsed by its own parser with
+    ``parse_intermixed_args`` (argparse parses subcommands without it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in INTERMIXED:
+        (verbs,) = [a for a in parser._actions if isinstance(a.choices, dict)]
+        args = verbs.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    check = INPUT_CHECKS.get(args.command)
+    if check is not None and SUBCOMMANDS[args.command][2] is args._run:
+        code = check(args)
+        if code:
+            return code
+    if args.command not in WITHOUT_NEQUIP:
+        # the console script imports the package without nequip (fast --help); register keys
+        # and compile targets now, as an import through nequip would have
+        from nequip_pol import _register_with_nequip
+
+        _register_with_nequip()
+    return int(args._run(args) or 0)
