@@ -142,3 +142,41 @@ def test_key_mapping(tmp_path):
         )
         == 0
     )
+
+
+def test_labels_a_config_needs(tmp_path):
+    """A dataset without forces is NOT READY for a config whose loss uses them (issue 43 item 3):
+    labels grouped by presence, the status names what is missing."""
+    from pathlib import Path
+
+    from nequip_pol.io.check_data import loss_labels
+
+    dft = Path(__file__).resolve().parent.parent / "configs" / "dft.yaml"
+    needed = loss_labels(dft)
+    assert set(needed) == {
+        "total_energy",
+        "forces",
+        "stress",
+        "polarization",
+        "born_effective_charges",
+        "polarizability",
+    }
+    frames = _frames()
+    for atoms in frames:
+        del atoms.arrays["forces"]
+    del frames[1].info["stress"]
+    path = _write(tmp_path / "no_forces.xyz", frames)
+    rep = check_dataset(path, needed=needed)
+    assert rep.ok and rep.status == "NOT READY"
+    assert rep.not_ready == {"forces": len(frames), "stress": 1}
+    text = str(rep)
+    assert "no frames: forces" in text and "stress (2)" in text
+    assert "status: NOT READY to train: the loss needs forces" in text
+    # without a config the report stays a report of the data
+    assert check_dataset(path).status == "OK"
+    # a loss without the missing labels is ready
+    ready = loss_labels(
+        {"training_module": {"loss": {"coeffs": {"total_energy": 1.0, "forces": 0.0}}}}
+    )
+    assert ready == ("total_energy",)
+    assert check_dataset(path, needed=ready).status == "OK"

@@ -176,6 +176,63 @@ class OffsetEstimate:
             & ~self.one_sided
         )
 
+    def report_lines(self) -> list:
+        """The lines of check-data's report."""
+
+        def per_axis(values, f):
+            return " ".join(f.format(x) for x in values)
+
+        decided = ["yes" if d else "no" for d in self.decided]
+        return [
+            "inversion-allowed polarization offset (P carried by each frame's Born charges to its "
+            f"nearest centrosymmetric structure; {self.frames_used} frames, "
+            f"{self.frames_skipped} without an inversion pairing): "
+            f"[{per_axis(self.offset, '{:g}')}] quanta along a1 a2 a3",
+            "  frames nearer 0 / 1/2: "
+            + ", ".join(f"a{k + 1} {v[0]}/{v[1]}" for k, v in enumerate(self.votes))
+            + f"; median distance {per_axis(self.distance_median, '{:.3f}')} quanta"
+            + f"; polar part {', '.join(f'{lo:+.2f}..{hi:+.2f}' for lo, hi in self.polar_range)} quanta"
+            + f"; decided: {' '.join(decided)}",
+            "  -> the config's polarization_offset: ["
+            + ", ".join(
+                f"{v:g}" if ok else "?" for v, ok in zip(self.offset, self.decided)
+            )
+            + "]"
+            + (
+                ""
+                if self.decided.all()
+                else " (? = not decided by the data: see the warning)"
+            ),
+        ]
+
+    def warnings(self) -> list:
+        """What the data cannot tell, in words (check-data's warnings)."""
+        warnings = []
+        one_sided = [k for k in range(3) if self.one_sided[k]]
+        if one_sided:
+            axes = ", ".join(f"a{k + 1}" for k in one_sided)
+            warnings.append(
+                f"every frame is polarized to one side along {axes} (one polar direction only): "
+                "the data cannot tell a symmetric polarization offset from an asymmetric one, and "
+                "the estimate carries the Born charges over the whole polar distortion (wrong where "
+                "Z* changes along it, as in ferroelectrics); add frames of the opposite polarization "
+                "or near the centrosymmetric structure, or state the offset from the DFT setup "
+                "(even valence charges without spin polarization: a centrosymmetric cell has whole "
+                "quanta, offset 0)"
+            )
+        undecided = [
+            k for k in range(3) if not self.decided[k] and not self.one_sided[k]
+        ]
+        if undecided:
+            axes = ", ".join(f"a{k + 1}" for k in undecided)
+            warnings.append(
+                f"the frames do not decide the polarization offset along {axes} (split votes, "
+                "values far from 0 and 1/2, or Born-charge paths longer than 1/2 quantum, over "
+                "which Z* may change): state it in the config from the DFT setup (even valence "
+                "charges without spin polarization: 0)"
+            )
+        return warnings
+
     def config_line(self) -> str:
         values = ", ".join(f"{v:g}" for v in self.offset)
         return f"polarization_offset: [{values}]"

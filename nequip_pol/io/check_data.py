@@ -29,6 +29,7 @@ __all__ = [
     "DataReport",
     "DataCheckError",
     "check_dataset",
+    "loss_labels",
     "DEFAULT_KEY_ALIASES",
     "P_SPREAD_WARN",
 ]
@@ -90,6 +91,24 @@ class DataReport:
     )
     p_consistent: bool | None = None
     inversion_offset: object | None = None  # nequip_pol.data.offset.OffsetEstimate
+    needed: tuple = ()  # labels the training config's loss uses (check_dataset's `needed`)
+
+    @property
+    def not_ready(self) -> dict:
+        """Needed labels absent in some or all frames: {label: frames lacking it}."""
+        return {
+            k: self.n_frames - self.keys.get(k, 0)
+            for k in self.needed
+            if self.keys.get(k, 0) < self.n_frames
+        }
+
+    @property
+    def status(self) -> str:
+        """``OK``, ``NOT READY`` (a label the loss needs is missing) or ``FAILED`` (hard errors)."""
+        if not self.ok:
+            return "FAILED"
+        return "NOT READY" if self.not_ready else "OK"
+
     ranges: dict | None = (
         None  # nequip_pol.guards.data_ranges: field (V/A), closest pairs (A)
     )
@@ -129,11 +148,15 @@ class DataReport:
                 or "none"
             )
         )
-        if self.missing:
-            lines.append(
-                "missing: "
-                + ", ".join(f"{k} (in {n} frames)" for k, n in self.missing.items())
-            )
+        groups = {"all frames": [], "some frames": [], "no frames": []}
+        for k in _EXPECTED:
+            n = self.keys.get(k, 0)
+            group = "all" if n == self.n_frames else ("no" if n == 0 else "some")
+            groups[f"{group} frames"].append(k if group != "some" else f"{k} ({n})")
+        lines.append(
+            "labels in "
+            + "; ".join(f"{g}: {', '.join(ks) or '-'}" for g, ks in groups.items())
+        )
         asr = fmt(self.asr_max) + (
             f" e (frame {self.asr_frame})" if self.asr_max is not None else ""
         )
@@ -175,7 +198,8 @@ class DataReport:
                 )
         else:
             lines.append("polarization: n/a")
-        lines.extend(_offset_lines(self.inversion_offset))
+        if self.inversion_offset is not None:
+            lines.extend(self.inversion_offset.report_lines())
         if self.ranges is not None:
             from ..guards import format_ranges
 
@@ -184,69 +208,14 @@ class DataReport:
             lines.append(f"WARNING: {w}")
         for e in self.errors:
             lines.append(f"ERROR: {e}")
-        lines.append("status: " + ("OK" if self.ok else "FAILED"))
+        status = self.status
+        if status == "NOT READY":
+            status += " to train: the loss needs " + ", ".join(
+                f"{k} (absent in {n} of {self.n_frames} frames)"
+                for k, n in self.not_ready.items()
+            )
+        lines.append("status: " + status)
         return "\n".join(lines)
-
-
-def _offset_lines(estimate) -> list:
-    if estimate is None:
-        return []
-
-    def per_axis(values, f):
-        return " ".join(f.format(x) for x in values)
-
-    decided = ["yes" if d else "no" for d in estimate.decided]
-    return [
-        "inversion-allowed polarization offset (P carried by each frame's Born charges to its "
-        f"nearest centrosymmetric structure; {estimate.frames_used} frames, "
-        f"{estimate.frames_skipped} without an inversion pairing): "
-        f"[{per_axis(estimate.offset, '{:g}')}] quanta along a1 a2 a3",
-        "  frames nearer 0 / 1/2: "
-        + ", ".join(f"a{k + 1} {v[0]}/{v[1]}" for k, v in enumerate(estimate.votes))
-        + f"; median distance {per_axis(estimate.distance_median, '{:.3f}')} quanta"
-        + f"; polar part {', '.join(f'{lo:+.2f}..{hi:+.2f}' for lo, hi in estimate.polar_range)} quanta"
-        + f"; decided: {' '.join(decided)}",
-        "  -> the config's polarization_offset: ["
-        + ", ".join(
-            f"{v:g}" if ok else "?" for v, ok in zip(estimate.offset, estimate.decided)
-        )
-        + "]"
-        + (
-            ""
-            if estimate.decided.all()
-            else " (? = not decided by the data: see the warning)"
-        ),
-    ]
-
-
-def _offset_warnings(estimate) -> list:
-    if estimate is None:
-        return []
-    warnings = []
-    one_sided = [k for k in range(3) if estimate.one_sided[k]]
-    if one_sided:
-        axes = ", ".join(f"a{k + 1}" for k in one_sided)
-        warnings.append(
-            f"every frame is polarized to one side along {axes} (one polar direction only): "
-            "the data cannot tell a symmetric polarization offset from an asymmetric one, and "
-            "the estimate carries the Born charges over the whole polar distortion (wrong where "
-            "Z* changes along it, as in ferroelectrics); add frames of the opposite polarization "
-            "or near the centrosymmetric structure, or state the offset from the DFT setup "
-            "(even valence charges without spin polarization: a centrosymmetric cell has whole "
-            "quanta, offset 0)"
-        )
-    undecided = [
-        k for k in range(3) if not estimate.decided[k] and not estimate.one_sided[k]
-    ]
-    if undecided:
-        axes = ", ".join(f"a{k + 1}" for k in undecided)
-        warnings.append(
-            f"the frames do not decide the polarization offset along {axes} (split votes, "
-            "values far from 0 and 1/2, or Born-charge paths longer than 1/2 quantum, over "
-            "which Z* may change): state it in the config from the DFT setup (even valence "
-            "charges without spin polarization: 0)"
-        )
-    return warnings
 
 
 def _frame_values(atoms) -> dict:
@@ -283,18 +252,54 @@ def _circular_centre(frac: np.ndarray) -> np.ndarray:
     return c - np.floor(c + 0.5)
 
 
-def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
+def loss_labels(config) -> tuple:
+    """The labels a nequip-train config's loss uses: ``training_module.loss.coeffs`` keys with
+    a nonzero weight (``per_atom_energy`` counts as ``total_energy``).
+
+    Args:
+        config: path of a YAML config, or its loaded ``dict``
+    """
+    import yaml
+
+    if not isinstance(config, dict):
+        path = Path(config)
+        if not path.is_file():
+            raise DataCheckError(f"{path}: no such config file")
+        config = yaml.safe_load(path.read_text()) or {}
+    try:
+        coeffs = config["training_module"]["loss"]["coeffs"]
+    except (KeyError, TypeError):
+        raise DataCheckError(
+            "the config has no training_module.loss.coeffs: cannot tell which labels its loss uses"
+        ) from None
+    labels = []
+    for key, weight in coeffs.items():
+        key = {"per_atom_energy": "total_energy"}.get(key, key)
+        try:
+            used = float(weight) != 0.0
+        except (TypeError, ValueError):  # an interpolation such as ${loss_polarization}
+            used = True
+        if used and key in _SHAPES and key not in labels:
+            labels.append(key)
+    return tuple(labels)
+
+
+def check_dataset(
+    path, key_mapping: dict | None = None, needed: tuple | list = ()
+) -> DataReport:
     """Check one extended-XYZ file; never raises for data problems (see ``report.errors``).
 
     Args:
         path: extended-XYZ file.
         key_mapping: extra ``{file key: canonical key}`` renames (canonical keys: total_energy,
             forces, stress, polarization, born_effective_charges, polarizability, electric_field).
+        needed: labels the training needs (:func:`loss_labels` of its config): the report's
+            ``status`` is ``NOT READY`` when one is absent in any frame.
     """
     import ase.io
 
     path = Path(path)
-    rep = DataReport(path=str(path))
+    rep = DataReport(path=str(path), needed=tuple(needed))
     aliases = dict(DEFAULT_KEY_ALIASES)
     aliases.update(key_mapping or {})
     if not path.is_file():
@@ -439,7 +444,7 @@ def check_dataset(path, key_mapping: dict | None = None) -> DataReport:
         from ..data.offset import estimate_inversion_offset
 
         rep.inversion_offset = estimate_inversion_offset(offset_frames)
-        rep.warnings.extend(_offset_warnings(rep.inversion_offset))
+        rep.warnings.extend(rep.inversion_offset.warnings())
     return rep
 
 
