@@ -4,7 +4,8 @@ The project's units: energy eV, length A, time fs, field V/A, cell dipole P in e
 polarizability alpha in e*A^2/V, Born charges in e, frequencies in THz (cycles per ps) or
 cm^-1. Constants are CODATA 2018 (exact SI values where SI defines them).
 
-This module imports nothing (it is safe to import from anywhere without cost or cycles).
+This module imports nothing at module level (it is safe to import from anywhere without cost or
+cycles); the two tensor conversions import numpy when called.
 """
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "E_ANGSTROM2_TO_UC_CM2",
     "V_PER_A_TO_MV_PER_CM",
     "dipole_density_to_uc_cm2",
+    "polarizability_from_dielectric",
+    "dielectric_from_polarizability",
 ]
 
 #: elementary charge, C (exact)
@@ -47,3 +50,37 @@ def dipole_density_to_uc_cm2(dipole_e_angstrom, volume_angstrom3):
     Works on floats and numpy arrays (broadcasting).
     """
     return dipole_e_angstrom / volume_angstrom3 * E_ANGSTROM2_TO_UC_CM2
+
+
+def polarizability_from_dielectric(epsilon, volume_angstrom3):
+    """Clamped-ion polarizability alpha = EPS_VAC * V * (eps_inf - 1) of a cell, in e*A^2/V.
+
+    Units: EPS_VAC is eps_0 / e = 0.0055263 e/(V*A) and V is in A^3, so EPS_VAC * V is in
+    e*A^2/V, the unit of alpha_ab = dP_a/dE_b with P the cell dipole (e*A) and E the field (V/A).
+    (The same relation in SI: dP/dE = eps_0 V (eps - 1) C*m/(V/m) for the cell dipole P.)
+
+    Args:
+        epsilon: (3, 3) ion-clamped dielectric tensor eps_inf (dimensionless)
+        volume_angstrom3: cell volume, A^3
+    Returns:
+        (3, 3) numpy array, e*A^2/V
+    """
+    import numpy as np
+
+    epsilon = np.asarray(epsilon, dtype=float)
+    return EPS_VAC * float(volume_angstrom3) * (epsilon - np.eye(3))
+
+
+def dielectric_from_polarizability(alpha, volume_angstrom3):
+    """The inverse of :func:`polarizability_from_dielectric`: eps_inf = 1 + alpha / (EPS_VAC * V).
+
+    Args:
+        alpha: (3, 3) polarizability dP/dE of the cell, e*A^2/V
+        volume_angstrom3: cell volume, A^3
+    Returns:
+        (3, 3) numpy array (dimensionless)
+    """
+    import numpy as np
+
+    alpha = np.asarray(alpha, dtype=float)
+    return np.eye(3) + alpha / (EPS_VAC * float(volume_angstrom3))

@@ -1,4 +1,5 @@
-"""Data conversion and checks: Quantum ESPRESSO finite-field runs -> extended XYZ, dataset checks.
+"""Data conversion and checks: Quantum ESPRESSO finite-field runs, QE linear response (pw.x + ph.x)
+and VASP runs -> extended XYZ, dataset checks.
 
 Submodules are imported lazily so that ``import nequip_pol.io`` stays cheap.
 """
@@ -8,6 +9,9 @@ _EXPORTS = {
     "write_frames": "qe",
     "read_qe_xml": "qe_xml",
     "QEParseError": "qe_xml",
+    "parse_vasp_runs": "vasp",
+    "VaspParseError": "vasp",
+    "parse_qe_ph_runs": "qe_ph",
     "OutputExistsError": "errors",
     "NequipPolIOError": "errors",
     "check_dataset": "check_data",
