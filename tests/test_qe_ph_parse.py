@@ -190,3 +190,25 @@ def test_real_alas_raman_run_with_dyn_file():
     np.testing.assert_allclose(np.diag(run.epsilon), [8.811591229] * 3)
     np.testing.assert_allclose(np.diag(run.born_effective_charges[0]), [2.14176] * 3)
     assert "alas.ph.out" in run.sources["born_effective_charges"]
+
+
+def test_cli_parse_qe_ph(tmp_path, capsys):
+    import ase.io
+
+    from nequip_pol.cli import main
+
+    config(tmp_path / "runs" / "a")
+    config(tmp_path / "runs" / "b", ph=None, dyn=L.dyn_text())
+    out = tmp_path / "out.xyz"
+    assert main(["parse-qe-ph", str(tmp_path / "runs"), "-o", str(out)]) == 0
+    assert "wrote 2 frame(s)" in capsys.readouterr().out
+    assert len(ase.io.read(out, index=":")) == 2
+    assert main(["parse-qe-ph", str(tmp_path / "runs"), "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    config(tmp_path / "runs" / "c", scf=L.pw_scf_text(converged=False))
+    bad = tmp_path / "bad.xyz"
+    assert main(["parse-qe-ph", str(tmp_path / "runs"), "-o", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nequip-pol parse-qe-ph: error: ") and "c/scf.out" in err
+    assert not bad.exists()
+    assert main(["check-data", str(out)]) == 0

@@ -345,3 +345,65 @@ def test_real_si_outcar_and_vasprun_agree():
     np.testing.assert_allclose(
         np.diag(outcar.epsilon), [13.232451, 13.232459, 13.232456]
     )
+
+
+# ------------------------------------------------------------------------------------ verb
+
+
+def test_cli_parse_vasp(tmp_path, capsys):
+    import ase.io
+
+    from nequip_pol.cli import main
+
+    a = L.make_outcar(tmp_path / "runs" / "a").parent
+    b = L.make_outcar(tmp_path / "runs" / "b", born=None).parent
+    out = tmp_path / "out.xyz"
+    assert main(["parse-vasp", str(tmp_path / "runs"), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "wrote 2 frame(s)" in text and "P quantum along a1, a2, a3" in text
+    assert f"{a}: E F S P Z* alpha" in text and f"{b}: E F S P alpha" in text
+    frames = ase.io.read(out, index=":")
+    assert len(frames) == 2
+    before = out.read_text()
+    assert main(["parse-vasp", str(a), "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_text() == before
+    assert main(["parse-vasp", str(a), "-o", str(out), "--force", "--no-fold"]) == 0
+    assert out.read_text() != before
+    # one bad run among good ones: one error line naming the file, nothing written
+    L.make_outcar(tmp_path / "runs" / "c", finished=False)
+    bad_out = tmp_path / "bad.xyz"
+    assert main(["parse-vasp", str(tmp_path / "runs"), "-o", str(bad_out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nequip-pol parse-vasp: error: ") and "c/OUTCAR" in err
+    assert not bad_out.exists()
+    assert main(["check-data", str(out)]) == 0
+
+
+def test_usage_errors_of_both_verbs_come_before_heavy_imports(tmp_path):
+    """parse-vasp and parse-qe-ph answer a missing run or an existing output with one error
+    line and exit status 2, without importing torch, nequip or ase, and write nothing."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "existing.xyz").write_text("keep me\n")
+    cases = [
+        (["parse-vasp", "missing_run", "-o", "out.xyz"], "no such VASP run folder"),
+        (["parse-vasp", ".", "-o", "existing.xyz"], "output file exists"),
+        (["parse-qe-ph", "missing_run", "-o", "out.xyz"], "no such QE run folder"),
+        (["parse-qe-ph", ".", "-o", "."], "is a folder; give the path"),
+    ]
+    code = (
+        "import sys, json; sys.argv[0] = 'nequip-pol'; from nequip_pol.cli import main\n"
+        f"rc = [main(argv) for argv in {[argv for argv, _ in cases]!r}]\n"
+        "print(json.dumps([rc, [m for m in ('torch', 'nequip', 'ase') if m in sys.modules]]))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    codes, heavy = json.loads(res.stdout.strip().splitlines()[-1])
+    assert codes == [2] * len(cases) and heavy == [], res.stdout + res.stderr
+    for (argv, expected), line in zip(cases, res.stderr.strip().splitlines()):
+        assert line.startswith(f"nequip-pol {argv[0]}: error: ") and expected in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.xyz"]

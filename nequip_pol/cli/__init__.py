@@ -2,7 +2,7 @@
 
 The verbs live in the modules of this package, one per family (:data:`VERBS` is the table):
 
-- :mod:`~nequip_pol.cli.data`: ``parse-qe``, ``check-data``
+- :mod:`~nequip_pol.cli.data`: ``parse-qe``, ``parse-qe-ph``, ``parse-vasp``, ``check-data``
 - :mod:`~nequip_pol.cli.demo`: ``demo`` (the main job)
 - :mod:`~nequip_pol.cli.spectra`: ``ir``, ``raman``
 - :mod:`~nequip_pol.cli.dielectric`: ``dielectric``
@@ -43,6 +43,14 @@ VERBS = {
     "parse-qe": (
         "data",
         "convert Quantum ESPRESSO finite-field runs to extended XYZ",
+    ),
+    "parse-qe-ph": (
+        "data",
+        "convert Quantum ESPRESSO linear-response runs (pw.x + ph.x at q = 0) to extended XYZ",
+    ),
+    "parse-vasp": (
+        "data",
+        "convert VASP runs (LEPSILON / LCALCEPS / LCALCPOL; one frame per run) to extended XYZ",
     ),
     "check-data": (
         "data",

@@ -1,9 +1,11 @@
-"""``nequip-pol parse-qe | check-data``: training data from Quantum ESPRESSO, and its checks.
+"""``nequip-pol parse-qe | parse-qe-ph | parse-vasp | check-data``: training data, and its checks.
 
-``parse-qe`` converts finite-field QE runs to extended XYZ (:mod:`nequip_pol.io.qe`);
-``check-data`` reports what is wrong with an extended-XYZ dataset
-(:mod:`nequip_pol.io.check_data`). Only ``argparse`` and the standard library are imported at
-module level.
+``parse-qe`` converts finite-field QE runs to extended XYZ (:mod:`nequip_pol.io.qe`),
+``parse-qe-ph`` QE linear-response runs (pw.x + ph.x, :mod:`nequip_pol.io.qe_ph`), ``parse-vasp``
+VASP runs (:mod:`nequip_pol.io.vasp`), all three through one writer
+(:func:`nequip_pol.io.qe.write_frames`); ``check-data`` reports what is wrong with an
+extended-XYZ dataset (:mod:`nequip_pol.io.check_data`). Only ``argparse`` and the standard
+library are imported at module level.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from .common import input_error
 __all__ = [
     "add_parse_qe",
     "run_parse_qe",
+    "add_parse_vasp",
+    "run_parse_vasp",
+    "add_parse_qe_ph",
+    "run_parse_qe_ph",
     "add_check_data",
     "run_check_data",
     "check_inputs",
@@ -53,28 +59,31 @@ def add_parse_qe(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_parse_qe(args: argparse.Namespace) -> int:
+def _check_runs_and_output(verb: str, args: argparse.Namespace, what: str) -> int:
     """Fast checks before the (possibly long) parsing: the runs exist, the output is writable."""
     from pathlib import Path
 
     missing = [r for r in args.runs if not Path(r).exists()]
     if missing:
-        return input_error(
-            "parse-qe",
-            f"no such run folder or XML file: {', '.join(missing)}",
-        )
+        return input_error(verb, f"no such {what}: {', '.join(missing)}")
     out = Path(args.output)
     if out.is_dir():
         return input_error(
-            "parse-qe",
+            verb,
             f"{out}: is a folder; give the path of the extended-XYZ file to write "
             f"(e.g. -o {out / 'frames.xyz'})",
         )
     if out.exists() and not args.force:
         return input_error(
-            "parse-qe",
-            f"{out}: output file exists; not overwriting it (use --force)",
+            verb, f"{out}: output file exists; not overwriting it (use --force)"
         )
+    return 0
+
+
+def _check_parse_qe(args: argparse.Namespace) -> int:
+    code = _check_runs_and_output("parse-qe", args, "run folder or XML file")
+    if code:
+        return code
     if args.tol <= 0:
         return input_error("parse-qe", f"--tol must be positive, got {args.tol}")
     return 0
@@ -99,6 +108,97 @@ def run_parse_qe(args: argparse.Namespace) -> int:
         return input_error("parse-qe", str(exc))
     print(f"wrote {len(frames)} frame(s) to {out}")
     return 0
+
+
+# ---------------------------------------------------------------------- parse-vasp, parse-qe-ph
+
+
+def _add_lr_arguments(p: argparse.ArgumentParser, runs_help: str) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help=runs_help)
+    p.add_argument("-o", "--output", required=True, help="extended-XYZ file to write")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the output file if it exists"
+    )
+    p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="keep the code's polarization branch instead of folding P to the branch closest "
+        "to zero",
+    )
+
+
+def add_parse_vasp(p: argparse.ArgumentParser) -> None:
+    _add_lr_arguments(
+        p,
+        "VASP run folders (OUTCAR and/or vasprun.xml, also .gz/.bz2/.xz; one frame each), "
+        "such files, or folders of run folders",
+    )
+
+
+def add_parse_qe_ph(p: argparse.ArgumentParser) -> None:
+    _add_lr_arguments(
+        p,
+        "one folder per configuration with the pw.x SCF output and the ph.x output (epsil at "
+        "q = 0) or its dyn file, optionally lberry outputs (gdir 1, 2, 3); or folders of such "
+        "folders",
+    )
+
+
+_LABELS = (
+    ("total_energy", "E"),
+    ("forces", "F"),
+    ("stress", "S"),
+    ("polarization", "P"),
+    ("born_effective_charges", "Z*"),
+    ("polarizability", "alpha"),
+)
+
+
+def _report(runs, frames) -> None:
+    """One line per frame: its labels, the polarization quantum where P is given, and notes."""
+    for run, frame in zip(runs, frames):
+        have = [
+            short for key, short in _LABELS if key in frame.info or key in frame.arrays
+        ]
+        line = f"  {run.path}: {' '.join(have) or 'no labels'}"
+        quantum = getattr(run, "polarization_quantum", None)
+        if "polarization" in frame.info and quantum is not None:
+            lengths = ", ".join(
+                f"{sum(x * x for x in row) ** 0.5:.4f}" for row in quantum
+            )
+            line += f"; P quantum along a1, a2, a3: {lengths} e*A"
+        for note in getattr(run, "notes", []):
+            line += f"; {note}"
+        print(line)
+
+
+def _run_lr(verb: str, args: argparse.Namespace, parse) -> int:
+    from pathlib import Path
+
+    from nequip_pol.io.qe import NequipPolIOError, write_frames
+
+    out = Path(args.output)
+    runs = []
+    try:
+        frames = parse(args.runs, fold=not args.no_fold, runs_out=runs)
+        write_frames(frames, out, force=args.force)
+    except NequipPolIOError as exc:  # bad input runs: a user error, exit status 2
+        return input_error(verb, str(exc))
+    print(f"wrote {len(frames)} frame(s) to {out}")
+    _report(runs, frames)
+    return 0
+
+
+def run_parse_vasp(args: argparse.Namespace) -> int:
+    from nequip_pol.io.vasp import parse_vasp_runs
+
+    return _run_lr("parse-vasp", args, parse_vasp_runs)
+
+
+def run_parse_qe_ph(args: argparse.Namespace) -> int:
+    from nequip_pol.io.qe_ph import parse_qe_ph_runs
+
+    return _run_lr("parse-qe-ph", args, parse_qe_ph_runs)
 
 
 # ----------------------------------------------------------------------------------- check-data
@@ -154,7 +254,16 @@ def run_check_data(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- input checks
-_CHECKS = {"parse-qe": _check_parse_qe, "check-data": _check_check_data}
+_CHECKS = {
+    "parse-qe": _check_parse_qe,
+    "parse-vasp": lambda args: _check_runs_and_output(
+        "parse-vasp", args, "VASP run folder or file"
+    ),
+    "parse-qe-ph": lambda args: _check_runs_and_output(
+        "parse-qe-ph", args, "QE run folder"
+    ),
+    "check-data": _check_check_data,
+}
 
 
 def check_inputs(verb: str, args: argparse.Namespace) -> int:

@@ -347,6 +347,15 @@ def _pw_results(path: Path):
             f"{path}: {len(steps)} ionic steps (relax or MD); one SCF run per configuration"
         )
     res = steps[0].calc.results
+    for name, v in (
+        ("positions", steps[0].get_positions()),
+        ("cell", steps[0].cell[:]),
+        ("energy", res.get("energy")),
+        ("forces", res.get("forces")),
+        ("stress", res.get("stress")),
+    ):
+        if v is not None and not np.all(np.isfinite(v)):
+            raise QEParseError(f"{path}: non-finite values in {name}")
     forces = res.get("forces")
     if forces is not None:
         forces = np.asarray(forces, dtype=float)

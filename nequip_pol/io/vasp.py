@@ -365,7 +365,13 @@ def _results(atoms, path: Path):
         if stress.shape == (6,):
             xx, yy, zz, yz, xz, xy = stress
             stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    for name, v in (("energy", energy), ("forces", forces), ("stress", stress)):
+    for name, v in (
+        ("positions", atoms.get_positions()),
+        ("cell", atoms.cell[:]),
+        ("energy", energy),
+        ("forces", forces),
+        ("stress", stress),
+    ):
         if v is not None and not np.all(np.isfinite(v)):
             raise VaspParseError(f"{path}: non-finite values in {name}")
     return energy, forces, stress
