@@ -32,6 +32,23 @@ what makes the published Born charges cost 4-6x the energy and forces. Fields in
 (|E| < 0.5 V/A) sit well inside the radius where a third-order expansion is accurate; the
 benchmark ``benchmarks/response_cost.py`` measures the cost difference on the same network.
 
+**Fields that vary in space.** The optional per-atom field ``atomic_electric_field`` ((num_atoms,
+3), V/A) *adds to* the frame's homogeneous field: atom i sees E_i = E_frame + E_atomic,i, and
+every edge i->j of atom i's enthalpy uses the field at its centre atom i (s_ij = rhat_ij . E_i).
+So a uniform per-atom field gives the per-frame result exactly, and atom i's enthalpy depends on
+the field at i only. The outputs are then:
+
+- ``atomic_dipoles`` p_i = -dE/dE_i (closed form: the dipoles of atom i's edges at E_i, plus its
+  share P0/N of the offset below), the response of the enthalpy to the field at atom i;
+- ``polarization`` P = -dE/dE_frame = sum_i p_i, the response to a *uniform* change of the field
+  on top of the given profile (the cell dipole when the field is uniform);
+- ``polarizability`` alpha = dP/dE_frame = sum over the edges of their polarizabilities at the
+  local fields (the response to a uniform change, again).
+
+Derivatives with respect to positions (forces, Z*) are taken at fixed per-atom field values
+(:mod:`nequip_pol.nn.response`); a field that is a function of position adds a term the
+calculator supplies (``docs/simulate.md``, "Fields that vary in space").
+
 The constant ``P0(cell) = f @ cell`` (``polarization_offset_fractional`` f, in units of lattice
 vectors; zero by default) carries a dataset's branch offset that no sum of local terms can
 represent, e.g. half a polarization quantum in centrosymmetric reference structures. It is
@@ -55,6 +72,7 @@ from nequip.nn.model_modifier_utils import model_modifier
 
 from .._keys import (
     ELECTRIC_FIELD_KEY,
+    ATOMIC_ELECTRIC_FIELD_KEY,
     POLARIZATION_KEY,
     POLARIZABILITY_KEY,
     ATOMIC_DIPOLE_KEY,
@@ -69,15 +87,17 @@ _NUM_COEFFICIENTS = {1: 1, 2: 3, 3: 5}
 class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
     """Add the field enthalpy of a local expansion to the per-atom energy; write P and alpha.
 
-    Reads the per-frame field ``electric_field`` ((num_frames, 3), V/A; absent means zero),
-    invariant edge features (Allegro: ``edge_features``; NequIP: the scalar ``node_features`` of
+    Reads the per-frame field ``electric_field`` ((num_frames, 3), V/A; absent means zero), the
+    optional per-atom field ``atomic_electric_field`` ((num_atoms, 3), V/A, added to the frame's
+    field at each atom; edge i->j uses the field at i), invariant edge features (Allegro: ``edge_features``; NequIP: the scalar ``node_features`` of
     both ends of an edge and the ``edge_embedding``), the edge vectors and the edge cutoff.
     Writes:
 
     - ``atomic_energy`` += field energy of each atom's edges (eV, (num_atoms, 1)),
     - ``polarization`` = -dE/dE (cell dipole, e*A, (num_frames, 3)),
     - ``polarizability`` = dP/dE (e*A^2/V, (num_frames, 3, 3), symmetric),
-    - ``atomic_dipoles`` (e*A, (num_atoms, 3)): each atom's share of P, summed over its edges.
+    - ``atomic_dipoles`` p_i = -dE/dE_i (e*A, (num_atoms, 3)): the dipoles of atom i's edges,
+      plus P0/N when a polarization offset applies; sum_i p_i = P.
 
     Args:
         type_names: atom type names (for the normalisation of edge sums)
@@ -129,7 +149,10 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
 
         self._init_irreps(
             irreps_in=irreps_in,
-            my_irreps_in={ELECTRIC_FIELD_KEY: Irreps("1o")},
+            my_irreps_in={
+                ELECTRIC_FIELD_KEY: Irreps("1o"),
+                ATOMIC_ELECTRIC_FIELD_KEY: Irreps("1o"),
+            },
             irreps_out={
                 POLARIZATION_KEY: Irreps("1o"),
                 POLARIZABILITY_KEY: None,  # Cartesian rank-2, "ij=ji"
@@ -275,6 +298,10 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             )
         return irreps.dim
 
+    @staticmethod
+    def _empty_field(like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((0, 3), dtype=like.dtype, device=like.device)
+
     def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
         edge_center = data[AtomicDataDict.EDGE_INDEX_KEY][0]
         edge_neighbor = data[AtomicDataDict.EDGE_INDEX_KEY][1]
@@ -298,7 +325,7 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             * (self.log_scales.exp() * self.edge_sum_norm).view(1, -1)
         ).to(dtype)
 
-        # === field at each edge ===
+        # === field at each edge: the frame's field, plus the per-atom field at the centre atom ===
         if ELECTRIC_FIELD_KEY in data:
             field = data[ELECTRIC_FIELD_KEY].to(dtype).view(-1, 3)
         else:
@@ -311,6 +338,12 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             batch = edge_center  # unused: single frame
             edge_frame = edge_center
             edge_field = field.expand(edge_vec.size(0), 3)
+        has_atomic_field = ATOMIC_ELECTRIC_FIELD_KEY in data
+        if has_atomic_field:
+            atomic_field = data[ATOMIC_ELECTRIC_FIELD_KEY].to(dtype).view(-1, 3)
+            edge_field = edge_field + torch.index_select(atomic_field, 0, edge_center)
+        else:
+            atomic_field = self._empty_field(edge_vec)
 
         rhat = edge_vec / torch.linalg.norm(edge_vec, dim=-1, keepdim=True)
         s = (rhat * edge_field).sum(-1, keepdim=True)  # (num_edges, 1)
@@ -367,17 +400,26 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
                 data[AtomicDataDict.CELL_KEY].view(-1, 3, 3).to(dtype),
             ).view(-1, 3)
             polarization = polarization + offset
-            offset_energy = -(offset * field).sum(-1, keepdim=True)  # (num_frames, 1)
-            # charged to the atoms evenly so that per-atom energies still sum to the enthalpy
+            # charged to the atoms evenly, each at its own field: atom i gets -(P0/N).E_i and
+            # the dipole P0/N, so that per-atom energies sum to the enthalpy and p_i to P
             if AtomicDataDict.BATCH_KEY in data:
                 atoms_per_frame = (
                     data[AtomicDataDict.NUM_NODES_KEY].to(dtype).view(-1, 1)
                 )
-                atom_field_energy = atom_field_energy + torch.index_select(
-                    offset_energy / atoms_per_frame, 0, batch
-                )
+                atom_offset = torch.index_select(offset, 0, batch)
+                atom_count = torch.index_select(atoms_per_frame, 0, batch)
+                atom_field = torch.index_select(field, 0, batch)
             else:
-                atom_field_energy = atom_field_energy + offset_energy / num_nodes
+                atom_offset = offset.expand(num_nodes, 3)
+                atom_count = torch.full(
+                    (num_nodes, 1), float(num_nodes), dtype=dtype, device=field.device
+                )
+                atom_field = field.expand(num_nodes, 3)
+            if has_atomic_field:
+                atom_field = atom_field + atomic_field
+            offset_energy = -(atom_offset * atom_field).sum(-1, keepdim=True)
+            atom_field_energy = atom_field_energy + offset_energy / atom_count
+            atom_dipole = atom_dipole + atom_offset / atom_count
 
         energy_key = AtomicDataDict.PER_ATOM_ENERGY_KEY
         data[energy_key] = data[energy_key] + atom_field_energy.to(

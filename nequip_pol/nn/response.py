@@ -10,6 +10,11 @@ differentiation (units eV, A, V/A, e):
 - ``born_effective_charges`` Z*_i,ab = dP_a/dR_ib (e, (num_atoms, 3, 3)),
 - ``polarizability`` alpha_ab = dP_a/dE_b (e*A^2/V, (num_frames, 3, 3)).
 
+With a per-atom field ``atomic_electric_field`` (added to the frame's field at each atom, see
+:class:`~nequip_pol.nn.FieldExpansionEnergy`), every derivative with respect to positions or
+strain (forces, stress, Z*) is taken at fixed per-atom field values, and E in P = -dE/dE and
+alpha = dP/dE is the uniform (frame) field on top of it.
+
 Two sources of P: ``"field_expansion"`` uses the closed-form P and alpha written by
 :class:`~nequip_pol.nn.FieldExpansionEnergy` (exact derivatives of its enthalpy), so Z* needs
 only first-order backward passes; ``"autograd"`` differentiates the energy with respect to the
@@ -42,6 +47,7 @@ from nequip.nn.model_modifier_utils import model_modifier, replace_submodules
 
 from .._keys import (
     ELECTRIC_FIELD_KEY,
+    ATOMIC_ELECTRIC_FIELD_KEY,
     POLARIZATION_KEY,
     BORN_CHARGE_KEY,
     POLARIZABILITY_KEY,
@@ -66,22 +72,31 @@ def _is_tracing() -> bool:
     return torch.compiler.is_compiling() or get_proxy_mode() is not None
 
 
-def check_electric_field(data: AtomicDataDict.Type) -> None:
-    """Raise a ``ValueError`` naming ``electric_field`` if it has the wrong shape or is not finite."""
-    if ELECTRIC_FIELD_KEY not in data:
-        return
-    field = data[ELECTRIC_FIELD_KEY]
-    num_frames = AtomicDataDict.num_frames(data)
-    if field.dim() != 2 or field.shape[0] != num_frames or field.shape[1] != 3:
+def _check_field(data: AtomicDataDict.Type, key: str, rows: int, what: str) -> None:
+    field = data[key]
+    if field.dim() != 2 or field.shape[0] != rows or field.shape[1] != 3:
         raise ValueError(
-            f"`{ELECTRIC_FIELD_KEY}` must have shape (num_frames, 3) = ({num_frames}, 3) "
-            f"in V/A, got {tuple(field.shape)}"
+            f"`{key}` must have shape ({what}, 3) = ({rows}, 3) in V/A, got {tuple(field.shape)}"
         )
     if not _is_tracing():
         if not bool(torch.isfinite(field).all()):
+            bad = (~torch.isfinite(field)).any(-1).nonzero().flatten()[:5].tolist()
             raise ValueError(
-                f"`{ELECTRIC_FIELD_KEY}` contains NaN or infinite values: {field.tolist()}"
+                f"`{key}` contains NaN or infinite values (rows {bad}, first ones)"
             )
+
+
+def check_electric_field(data: AtomicDataDict.Type) -> None:
+    """Raise a ``ValueError`` naming ``electric_field`` (or ``atomic_electric_field``) if it has
+    the wrong shape or is not finite."""
+    if ELECTRIC_FIELD_KEY in data:
+        _check_field(
+            data, ELECTRIC_FIELD_KEY, AtomicDataDict.num_frames(data), "num_frames"
+        )
+    if ATOMIC_ELECTRIC_FIELD_KEY in data:
+        _check_field(
+            data, ATOMIC_ELECTRIC_FIELD_KEY, AtomicDataDict.num_nodes(data), "num_atoms"
+        )
 
 
 def _polarization_jacobian(
@@ -210,6 +225,7 @@ class ElectricResponseOutput(GraphModuleMixin, torch.nn.Module):
 
         irreps_in = dict(func.irreps_in)
         irreps_in[ELECTRIC_FIELD_KEY] = "1o"
+        irreps_in[ATOMIC_ELECTRIC_FIELD_KEY] = "1o"
         self._init_irreps(irreps_in=irreps_in, irreps_out=func.irreps_out.copy())
         self.irreps_out[AtomicDataDict.FORCE_KEY] = "1o"
         if compute_stress:
