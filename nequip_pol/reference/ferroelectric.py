@@ -119,15 +119,18 @@ class AnalyticFerroelectric(AnalyticPolarMaterial):
 
     # the parent's energy plus the zero-field double-well terms; properties() (autograd E, F,
     # stress, P, Z*, alpha) is inherited and sees the whole enthalpy
-    def energy(self, positions, cell, pbc, species, field=None) -> torch.Tensor:
-        """Electric enthalpy E(R, E) in eV (torch scalar); arguments as :meth:`AnalyticPolarMaterial.energy`."""
+    def energy(
+        self, positions, cell, pbc, species, field=None, atomic_field=None
+    ) -> torch.Tensor:
+        """Electric enthalpy E(R, E) in eV (torch scalar); arguments as :meth:`AnalyticPolarMaterial.energy`
+        (the double well is field independent: a per-atom ``atomic_field`` enters the parent's terms only)."""
         positions = torch.as_tensor(positions, dtype=_DTYPE)
         cell_t = (
             torch.zeros(3, 3, dtype=_DTYPE)
             if cell is None
             else torch.as_tensor(cell, dtype=_DTYPE)
         )
-        base = super().energy(positions, cell_t, pbc, species, field)
+        base = super().energy(positions, cell_t, pbc, species, field, atomic_field)
         return base + self.double_well_energy(positions, cell_t, pbc, species)
 
     def _cage_bonds(self, positions, cell, pbc, types):

@@ -23,6 +23,14 @@ Terms (sums over ordered neighbour pairs i -> j, r_ij = r_j - r_i, rhat = r_ij /
 * ``B`` (directed bond hyperpolarizability, e*A^3/V^2): b_ab(r) (rhat.E)^3 with b_ab = -b_ba.
 * ``G`` (bond second hyperpolarizability, e*A^4/V^3): c_ab(r) (rhat.E)^2 |E|^2.
 
+**Fields that vary in space.** Every term is a sum over ordered pairs i -> j, i.e. over atoms i
+of atom i's share; with a per-atom field (``atomic_field``, (n_atoms, 3), V/A, added to the
+homogeneous ``field`` at each atom) the pair i -> j's share sees the field at its first atom i,
+E_i = E + E_atomic,i, as in the field expansion of the models. The per-atom dipole
+p_i = -dE/dE_i (``atomic_dipoles``) is then exact, P = -dE/dE = sum_i p_i (the response to a
+uniform change of the field), alpha = dP/dE, and forces, stress and Z* are derivatives at fixed
+per-atom field values.
+
 Units: eV, Angstrom, field in V/A, dipole in e*A.  Conventions (see the package contract):
 F_i = -dE/dR_i; stress = (1/V) dE/d(strain) (ASE/nequip sign); P = -dE/dE;
 Z*_i,ab = dP_a/dR_ib, shape (n_atoms, 3, 3); alpha_ab = dP_a/dE_b (symmetric).
@@ -321,6 +329,7 @@ class AnalyticPolarMaterial:
         pbc,
         species: Union[Sequence[str], Sequence[int]],
         field: Optional[torch.Tensor] = None,
+        atomic_field: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Electric enthalpy E(R, E) in eV as a differentiable torch scalar.
 
@@ -330,6 +339,9 @@ class AnalyticPolarMaterial:
             pbc: bool or 3 bools.
             species: n_atoms chemical symbols ("Ba", "Ti", "O") or atomic numbers.
             field: (3,) homogeneous electric field, V/A (may require grad); None means zero.
+            atomic_field: (n_atoms, 3) per-atom field, V/A (may require grad), added to ``field``
+                at each atom; the pair i -> j's share of every term sees the field at atom i.
+                None: the field is homogeneous.
         """
         positions = torch.as_tensor(positions, dtype=_DTYPE)
         if cell is None:
@@ -354,9 +366,22 @@ class AnalyticPolarMaterial:
         q = self._bond_charges(i, j, vec, types)
         p0 = (q.unsqueeze(-1) * vec).sum(0)
 
-        # field terms
-        re = rhat @ field  # rhat . E per bond
-        ee = field @ field
+        # field terms; with a per-atom field, the field at the first atom of each ordered pair
+        if atomic_field is None:
+            re = rhat @ field  # rhat . E per bond
+            ee = field @ field
+            e1 = p0 @ field
+        else:
+            atomic_field = torch.as_tensor(atomic_field, dtype=_DTYPE)
+            if atomic_field.shape != (len(types), 3):
+                raise ValueError(
+                    f"atomic_field must have shape (n_atoms, 3) = ({len(types)}, 3) in V/A, "
+                    f"got {tuple(atomic_field.shape)}"
+                )
+            bond_field = field + atomic_field[i]
+            re = (rhat * bond_field).sum(-1)
+            ee = (bond_field * bond_field).sum(-1)
+            e1 = ((q.unsqueeze(-1) * vec) * bond_field).sum()
         h_pol = torch.exp(-(r - r0) / self.pol_l) * fc
         # E.alpha_ij.E = a_par (rhat.E)^2 + a_perp (|E|^2 - (rhat.E)^2); 1/2 for double counting
         eae = (
@@ -371,23 +396,33 @@ class AnalyticPolarMaterial:
         e3 = 0.5 * (self.hyper_b[ti, tj] * h_hyp * re**3).sum()
         e4 = 0.5 * (self.hyper_c[ti, tj] * h_pol * re**2 * ee).sum()
 
-        return e0 - p0 @ field - 0.5 * eae - e3 / 6.0 - e4 / 24.0
+        return e0 - e1 - 0.5 * eae - e3 / 6.0 - e4 / 24.0
 
     # ------------------------------------------------------------------ properties
     def properties(
-        self, atoms: ase.Atoms, field=None, response: bool = True
+        self,
+        atoms: ase.Atoms,
+        field=None,
+        response: bool = True,
+        atomic_field=None,
+        dipoles: bool = False,
     ) -> Dict[str, np.ndarray]:
-        """All properties of ``atoms`` in the homogeneous field ``field`` (3,), V/A, by autograd.
+        """All properties of ``atoms`` in the field ``field`` (3,), V/A, by autograd.
 
         ``response=False`` skips the Born charges and the polarizability (three second-order
         backward passes), e.g. for MD, where only E, F, stress and P are needed.
+        ``atomic_field`` ((n_atoms, 3), V/A): a per-atom field added to ``field`` at each atom
+        (module docstring); forces, stress and Z* are then taken at fixed per-atom field values,
+        P = -dE/dE and alpha = dP/dE with respect to the homogeneous part. With an
+        ``atomic_field`` or ``dipoles=True`` the result also holds ``atomic_dipoles``.
 
         Returns a dict of numpy arrays (float64):
             ``total_energy`` (float, eV), ``forces`` (n, 3, eV/A),
             ``stress`` (3, 3, eV/A^3; only when all three directions are periodic),
             ``polarization`` (3, e*A; the exact local value, no branch shift),
             ``born_effective_charges`` (n, 3, 3, e; [i, a, b] = dP_a/dR_ib),
-            ``polarizability`` (3, 3, e*A^2/V; [a, b] = dP_a/dE_b).
+            ``polarizability`` (3, 3, e*A^2/V; [a, b] = dP_a/dE_b),
+            ``atomic_dipoles`` (n, 3, e*A; p_i = -dE/dE_i, sum_i p_i = P).
         """
         pbc = np.broadcast_to(np.asarray(atoms.pbc, dtype=bool), (3,))
         periodic = bool(pbc.all())
@@ -400,17 +435,25 @@ class AnalyticPolarMaterial:
         )
         fld.requires_grad_(True)
         eps = torch.zeros(3, 3, dtype=_DTYPE, requires_grad=True)
+        wrt = [pos, eps, fld]
+        local = None  # the per-atom field, differentiated for p_i
+        if atomic_field is not None or dipoles:
+            local = torch.zeros(len(atoms), 3, dtype=_DTYPE)
+            if atomic_field is not None:
+                local = torch.tensor(np.asarray(atomic_field, float), dtype=_DTYPE)
+            wrt.append(local.requires_grad_(True))
         defo = torch.eye(3, dtype=_DTYPE) + 0.5 * (eps + eps.T)
-        energy = self.energy(pos @ defo, cell @ defo, pbc, atoms.numbers, fld)
-        dpos, deps, dfld = torch.autograd.grad(
-            energy, [pos, eps, fld], create_graph=response
-        )
+        energy = self.energy(pos @ defo, cell @ defo, pbc, atoms.numbers, fld, local)
+        grads = torch.autograd.grad(energy, wrt, create_graph=response)
+        dpos, deps, dfld = grads[:3]
         polarization = -dfld
         out = {
             "total_energy": float(energy.detach()),
             "forces": (-dpos).detach().numpy(),
             "polarization": polarization.detach().numpy(),
         }
+        if local is not None:
+            out["atomic_dipoles"] = (-grads[3]).detach().numpy()
         if response:
             zstar = torch.zeros(len(atoms), 3, 3, dtype=_DTYPE)
             alpha = torch.zeros(3, 3, dtype=_DTYPE)
