@@ -180,3 +180,32 @@ def test_labels_a_config_needs(tmp_path):
     )
     assert ready == ("total_energy",)
     assert check_dataset(path, needed=ready).status == "OK"
+
+
+def test_check_data_verb_exit_status_for_a_dataset_without_forces(tmp_path, capsys):
+    """Exit 3 and NOT READY for a dataset the config cannot train on; 0 for one whose loss
+    does not use the missing label; the default is the DFT recipe's loss."""
+    from pathlib import Path
+
+    from nequip_pol.cli.data import DFT_RECIPE_LABELS
+    from nequip_pol.io.check_data import loss_labels
+
+    dft = Path(__file__).resolve().parent.parent / "configs" / "dft.yaml"
+    assert set(DFT_RECIPE_LABELS) == set(loss_labels(dft))
+    frames = _frames()
+    for atoms in frames:
+        del atoms.arrays["forces"]
+    path = _write(tmp_path / "no_forces.xyz", frames)
+    assert cli_main(["check-data", str(path)]) == 3
+    assert "status: NOT READY" in capsys.readouterr().out
+    assert cli_main(["check-data", str(path), "--config", str(dft)]) == 3
+    energy_only = tmp_path / "energy_only.yaml"
+    energy_only.write_text(
+        "training_module:\n  loss:\n    coeffs:\n      total_energy: 1.0\n"
+    )
+    assert cli_main(["check-data", str(path), "--config", str(energy_only)]) == 0
+    assert "status: OK" in capsys.readouterr().out
+    no_loss = tmp_path / "no_loss.yaml"
+    no_loss.write_text("seed: 1\n")
+    assert cli_main(["check-data", str(path), "--config", str(no_loss)]) == 2
+    assert "no training_module.loss.coeffs" in capsys.readouterr().err

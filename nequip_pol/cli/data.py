@@ -213,6 +213,14 @@ def add_check_data(p: argparse.ArgumentParser) -> None:
         metavar="FILE_KEY=KEY",
         help="rename a key of the file to a canonical key (e.g. my_bec=born_effective_charges); repeatable",
     )
+    p.add_argument(
+        "--config",
+        metavar="CONFIG.yaml",
+        help="the nequip-train config to train with: the labels its loss uses (nonzero weights "
+        "in training_module.loss.coeffs) must be in every frame, else the status is NOT READY "
+        "(exit 3). Default: the DFT recipe's loss (configs/dft.yaml): energy, forces, stress, "
+        "polarization, Born charges, polarizability",
+    )
 
 
 def _key_map(items: list[str]) -> dict[str, str]:
@@ -229,11 +237,13 @@ def _check_check_data(args: argparse.Namespace) -> int:
             return input_error(
                 "check-data", f"--key-map expects FILE_KEY=KEY, got {item!r}"
             )
-    for f in args.files:
+    for f in args.files + ([args.config] if args.config else []):
         path = Path(f)
         if path.is_dir():
             return input_error(
-                "check-data", f"{path}: is a folder, not an extended-XYZ file"
+                "check-data",
+                f"{path}: is a folder, not "
+                + ("a config file" if f == args.config else "an extended-XYZ file"),
             )
         if not path.is_file():
             return input_error("check-data", f"{path}: no such file")
@@ -241,16 +251,39 @@ def _check_check_data(args: argparse.Namespace) -> int:
 
 
 def run_check_data(args: argparse.Namespace) -> int:
-    from nequip_pol.io.check_data import check_dataset
+    """Exit status: 0 every file OK, 1 a file has hard errors (FAILED), 3 a label the
+    training config's loss uses is absent in some frames (NOT READY)."""
+    from nequip_pol.io.check_data import DataCheckError, check_dataset, loss_labels
 
     mapping = _key_map(args.key_map)
+    if args.config:
+        try:
+            needed = loss_labels(args.config)
+        except DataCheckError as exc:
+            return input_error("check-data", f"--config {args.config}: {exc}")
+        print(f"labels the loss of {args.config} uses: {', '.join(needed)}")
+    else:
+        needed = DFT_RECIPE_LABELS
     rc = 0
     for f in args.files:
-        rep = check_dataset(f, key_mapping=mapping)
+        rep = check_dataset(f, key_mapping=mapping, needed=needed)
         print(rep)
         if not rep.ok:
             rc = 1
+        elif rep.status == "NOT READY" and rc == 0:
+            rc = 3
     return rc
+
+
+#: the labels the loss of configs/dft.yaml uses (check-data's default readiness check)
+DFT_RECIPE_LABELS = (
+    "total_energy",
+    "forces",
+    "stress",
+    "polarization",
+    "born_effective_charges",
+    "polarizability",
+)
 
 
 # ---------------------------------------------------------------------------------- input checks
