@@ -11,6 +11,7 @@ current homogeneous field E (V/A) and returns, as ASE properties:
 ``polarization``             e*A, (3,)       cell dipole P = -dE/dE
 ``born_effective_charges``   e, (N, 3, 3)    Z*_i,ab = dP_a/dR_ib
 ``polarizability``           e*A^2/V, (3,3)  alpha_ab = dP_a/dE_b
+``atomic_dipoles``           e*A, (N, 3)     p_i = -dE/dE_i (sum_i p_i = P; eager models)
 ==========================  ==============  =================================================
 
 Loading::
@@ -23,6 +24,11 @@ Loading::
 
 The field (``field=`` argument or :meth:`NequIPPolCalculator.set_field`, any time) is either a
 constant 3-vector in V/A or a function ``field(t) -> 3-vector`` of the time t in fs.
+
+**Fields that vary in space.** ``atomic_field=`` (or ``set_atomic_field``) adds a per-atom field,
+(N, 3) values or a callable ``(positions, time_fs) -> (N, 3)``, to the homogeneous one; what P,
+alpha and the forces then contain: :mod:`~nequip_pol.integrations.field_state` and
+``docs/simulate.md``. Full mode and eager models (``from_saved_model``) only.
 
 **Time.** The calculator evaluates a time-dependent field at ``calc.time`` (fs). You may set
 ``calc.time`` yourself; for MD call :meth:`NequIPPolCalculator.attach_dynamics` once, which keeps
@@ -77,7 +83,14 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from nequip.data import AtomicDataDict
 from nequip.integrations.ase import NequIPCalculator
 
-from .field_state import FieldLike, FieldStateMixin, check_field_value
+from .field_state import (
+    AtomicFieldLike,
+    FieldLike,
+    FieldStateMixin,
+    check_atomic_field_value,
+    check_field_value,
+    strongest_field,
+)
 from .model_loading import (
     ASE_TARGET_NAME,
     ase_compile_target,
@@ -88,18 +101,25 @@ from .model_loading import (
 )
 from .._keys import (
     ELECTRIC_FIELD_KEY,
+    ATOMIC_ELECTRIC_FIELD_KEY,
+    ATOMIC_DIPOLE_KEY,
     POLARIZATION_KEY,
     BORN_CHARGE_KEY,
     POLARIZABILITY_KEY,
 )
 
-__all__ = ["NequIPPolCalculator", "FieldLike"]
+__all__ = ["NequIPPolCalculator", "FieldLike", "AtomicFieldLike"]
 
 MODES = ("full", "linear")
+_LINEAR_ATOMIC_FIELD = (
+    "a per-atom field needs mode='full': the linear mode adds the field through the zero-field "
+    "Born charges of a homogeneous field"
+)
 _RESPONSE_PROPERTIES = {
     "polarization": POLARIZATION_KEY,
     "born_effective_charges": BORN_CHARGE_KEY,
     "polarizability": POLARIZABILITY_KEY,
+    "atomic_dipoles": ATOMIC_DIPOLE_KEY,
 }
 
 
@@ -116,6 +136,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         field: constant field (3,) in V/A, or a callable ``t_fs -> (3,)``; ``None`` means zero
         mode: ``"full"`` or ``"linear"``
         time: initial time in fs (where a callable field is first evaluated)
+        atomic_field, atomic_field_gradient: a per-atom field added to ``field`` and how the
+            forces get its gradient term (``set_atomic_field``); ``None``: none
         transforms: data transforms (type mapper and neighbour list; set by the constructors)
         input_keys, output_keys: the inputs and outputs of a compiled model (set by
             :meth:`from_compiled_model`); for eager models they are read from the model
@@ -130,6 +152,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         "polarization",
         "born_effective_charges",
         "polarizability",
+        "atomic_dipoles",
     ]
 
     @classmethod
@@ -143,6 +166,8 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         field: FieldLike = None,
         mode: str = "full",
         time: float = 0.0,
+        atomic_field: AtomicFieldLike = None,
+        atomic_field_gradient="finite_differences",
         transforms: Optional[List[Callable]] = None,
         input_keys: Optional[Sequence[str]] = None,
         output_keys: Optional[Sequence[str]] = None,
@@ -172,7 +197,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             self._require_outputs(
                 [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'"
             )
-        self._init_field_state(field, time)
+        self._init_field_state(field, time, atomic_field, atomic_field_gradient)
         #: the extrapolation guard (nequip_pol.guards.ExtrapolationGuard) or None; set by the loaders
         self.guard = None
 
@@ -269,15 +294,37 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             self._require_outputs(
                 [POLARIZATION_KEY, BORN_CHARGE_KEY, POLARIZABILITY_KEY], "mode='linear'"
             )
+            if self._atomic_field is not None:
+                raise ValueError(_LINEAR_ATOMIC_FIELD)
         if mode != self.mode:
             self.mode = mode
             self.reset()
+
+    def _check_atomic_field_allowed(self, atomic_field: AtomicFieldLike) -> None:
+        if atomic_field is None:
+            return
+        if self.mode == "linear":
+            raise ValueError(_LINEAR_ATOMIC_FIELD)
+        self._require_atomic_field_input()
+
+    def _require_atomic_field_input(self) -> None:
+        if (
+            self.input_keys is not None
+            and ATOMIC_ELECTRIC_FIELD_KEY not in self.input_keys
+        ):
+            raise ValueError(
+                f"this model takes no per-atom field (`{ATOMIC_ELECTRIC_FIELD_KEY}`; inputs "
+                f"{self.input_keys}): compiled models and packages written by an older nequip-pol "
+                "do not; load the training checkpoint with `from_saved_model` (or package it "
+                "again with this nequip-pol)"
+            )
 
     # ------------------------------------------------------------------ ASE machinery
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """"""
         Calculator.calculate(self, atoms)
         field = self.field_at()
+        atomic_field = self.atomic_field_at(self.atoms)
         missing = [
             p
             for p in properties
@@ -289,33 +336,43 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                 self._missing_outputs_message(missing, f"the properties {missing}")
             )
         if self.guard is not None:
-            self.guard.check(self.atoms, field)
-        results = self.evaluate(self.atoms, field)
+            self.guard.check(self.atoms, strongest_field(field, atomic_field))
+        results = self.evaluate(self.atoms, field, atomic_field=atomic_field)
         missing = [
             p for p in properties if p in _RESPONSE_PROPERTIES and p not in results
         ]
+        if missing == ["atomic_dipoles"] and self.mode == "linear":
+            raise PropertyNotImplementedError("atomic dipoles at a field: mode='full'")
         if missing:
             raise PropertyNotImplementedError(
                 self._missing_outputs_message(missing, f"the properties {missing}")
             )
+        self._add_field_gradient_forces(results, self.atoms)
         self.results = results
         self.results_field = field
+        self.results_atomic_field = atomic_field
         self.results_time = self._time
         self.num_evaluations += 1
 
     def evaluate(
-        self, atoms, field=None, mode: Optional[str] = None
+        self, atoms, field=None, mode: Optional[str] = None, atomic_field=None
     ) -> Dict[str, np.ndarray]:
         """All properties of ``atoms`` at ``field`` ((3,), V/A; default zero), without touching the cache.
 
-        Returns a dict keyed like the ASE results (stress in Voigt form).
+        ``atomic_field``: per-atom field values ((N, 3), V/A) added to ``field`` (full mode);
+        the forces are at these fixed values (no field-gradient term). Returns a dict keyed like
+        the ASE results (stress in Voigt form).
         """
         mode = self.mode if mode is None else mode
         field = np.zeros(3) if field is None else check_field_value(field)
+        if atomic_field is not None:
+            if mode != "full":
+                raise ValueError(_LINEAR_ATOMIC_FIELD)
+            atomic_field = check_atomic_field_value(atomic_field, len(atoms))
         self._check_species(atoms)
         data = self.atoms_to_data(atoms)
         if mode == "full" or not field.any():
-            out = self._run_model(data, field)
+            out = self._run_model(data, field, atomic_field)
             return self._results_from_output(out, len(atoms), per_atom=True)
         # linear: zero-field model + first-order field terms
         out = self._run_model(data, np.zeros(3))
@@ -330,6 +387,7 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         results["free_energy"] = results["energy"]
         results["forces"] = zero["forces"] + np.einsum("iab,a->ib", z0, field)
         results["polarization"] = p0 + alpha0 @ field
+        results.pop("atomic_dipoles", None)  # their field dependence is not known here
         return results
 
     # ------------------------------------------------------------------ helpers
@@ -374,7 +432,10 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             )
 
     def _run_model(
-        self, data: AtomicDataDict.Type, field: np.ndarray
+        self,
+        data: AtomicDataDict.Type,
+        field: np.ndarray,
+        atomic_field: Optional[np.ndarray] = None,
     ) -> AtomicDataDict.Type:
         takes_field = self.input_keys is None or ELECTRIC_FIELD_KEY in self.input_keys
         if takes_field:
@@ -391,6 +452,12 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
                 f"nequip's stock `ase` target?), so it cannot be evaluated at a nonzero field in mode='full'; "
                 f"recompile with `--target {ASE_TARGET_NAME}`"
             )
+        if atomic_field is not None:
+            self._require_atomic_field_input()
+            pos = data[AtomicDataDict.POSITIONS_KEY]
+            data[ATOMIC_ELECTRIC_FIELD_KEY] = torch.as_tensor(
+                atomic_field, dtype=torch.float64
+            ).to(pos.device)
         out = self.call_model(data)
         if (
             self.output_keys is not None
@@ -428,4 +495,6 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
             )
         if POLARIZABILITY_KEY in out:
             results["polarizability"] = get(POLARIZABILITY_KEY).reshape(3, 3)
+        if ATOMIC_DIPOLE_KEY in out:
+            results["atomic_dipoles"] = get(ATOMIC_DIPOLE_KEY).reshape(num_atoms, 3)
         return results

@@ -35,6 +35,16 @@ NVE conserves ``etot = ekin + epot``. Under a time-dependent field, d(etot)/dt =
 logged frames, exact to O(interval^2)), so ``etot - field_work`` is conserved. Log every step
 (``interval=1``) when you use it.
 
+**Fields that vary in space.** With a per-atom field on the calculator (``set_atomic_field``),
+the columns ``Ex, Ey, Ez`` hold the homogeneous part only and P is -dE/dE (its response to a
+uniform change, the sum of the per-atom dipoles p_i). ``atomic_dipoles="p.npy"`` also records
+p_i (e*A) of every row: written at :meth:`PolarizationLogger.close` as an array (rows, N, 3),
+row k belonging to CSV row k (its step and time); ``atomic_dipoles=True`` keeps them in memory
+only (:attr:`PolarizationLogger.atomic_dipole_frames`). ``field_work`` includes the work of a
+changing per-atom field, -integral sum_i p_i . dE_i/dt|_R dt (the explicit time change at fixed
+positions; the motion through a field of position is in the forces), by the same trapezoid
+rule.
+
 **One recorder.** The same observer records P(t) for every driver of the project (the loop MD of
 :func:`nequip_pol.analysis.loop_drivers.run_loop`, the NVT sampling of
 :func:`nequip_pol.analysis.dielectric.sample_polarization_nvt`): with ``keep=True`` it also keeps
@@ -72,6 +82,9 @@ class PolarizationLogger:
         mode: file mode, ``"w"`` (default) or ``"a"``
         keep: also keep time, field, P, volume (and alpha) in memory for :meth:`to_series`
             (memory grows with the run: ~100 bytes per frame, more with alpha)
+        atomic_dipoles: also record the per-atom dipoles p_i (e*A): a path (``.npy``, written
+            at :meth:`close`, shape (rows, N, 3)), or ``True`` (in memory only); see
+            :attr:`atomic_dipole_frames`. Memory: 24 N bytes per row
 
     ``filename=None`` writes no file (use with ``keep=True``). Columns
     (:mod:`nequip_pol.io.polarization_log`): ``step, time_fs, Ex, Ey, Ez, Px, Py, Pz,
@@ -89,6 +102,7 @@ class PolarizationLogger:
         energies: bool = True,
         mode: str = "w",
         keep: bool = False,
+        atomic_dipoles: Union[None, bool, str, os.PathLike] = None,
     ):
         from .field_state import FieldStateMixin
 
@@ -149,6 +163,18 @@ class PolarizationLogger:
             "polarizability": [],
         }
         self._previous = None  # (field, P) of the last row, for the work integral
+        # (time, positions, E_i, p_i) of the last row, for the work of a per-atom field
+        self._previous_atomic = None
+        if atomic_dipoles is True or atomic_dipoles in (None, False):
+            self._dipole_path = None
+        else:
+            self._dipole_path = os.fspath(atomic_dipoles)
+            if not self._dipole_path.endswith(".npy"):
+                raise ValueError(
+                    f"`atomic_dipoles` must be True or a path ending in .npy, got {atomic_dipoles!r}"
+                )
+        self.record_dipoles = atomic_dipoles not in (None, False)
+        self._dipoles: list = []
         self.field_work = 0.0
         self.num_rows = 0
 
@@ -173,6 +199,7 @@ class PolarizationLogger:
                 (polarization + prev_p) @ (field - prev_field)
             )
         self._previous = (field.copy(), polarization.copy())
+        self._per_atom_field_work(calc, time_fs)
 
         step = self.dyn.nsteps if self.dyn is not None else self.num_rows
         volume = self.atoms.get_volume() if self.atoms.pbc.all() else float("nan")
@@ -207,6 +234,48 @@ class PolarizationLogger:
             self._file.flush()
         self.num_rows += 1
 
+    def _per_atom_field_work(self, calc, time_fs: float) -> None:
+        """Add the work of a per-atom field (explicit time change at fixed positions) and record
+        p_i; nothing to do without a per-atom field and without ``atomic_dipoles``."""
+        has_field = getattr(calc, "atomic_field", None) is not None
+        if not (has_field or self.record_dipoles):
+            return
+        dipoles = np.array(calc.get_property("atomic_dipoles", self.atoms), dtype=float)
+        if self.record_dipoles:
+            self._dipoles.append(dipoles)
+        if not has_field:
+            self._previous_atomic = None
+            return
+        positions = self.atoms.positions.copy()
+        values = calc.atomic_field_at(self.atoms)
+        if self._previous_atomic is not None:
+            prev_time, prev_positions, prev_values, prev_dipoles = self._previous_atomic
+            if callable(calc.atomic_field):
+                # sum_i p_i . (E_i(R, t) - E_i(R, t_prev)), averaged over both ends' R and p
+                for pos, p in ((positions, dipoles), (prev_positions, prev_dipoles)):
+                    change = calc.atomic_field_at(pos, time_fs) - calc.atomic_field_at(
+                        pos, prev_time
+                    )
+                    self.field_work -= 0.5 * float((p * change).sum())
+            else:  # values set by hand: their change between the rows
+                change = values - prev_values
+                self.field_work -= 0.5 * float(
+                    ((dipoles + prev_dipoles) * change).sum()
+                )
+        self._previous_atomic = (float(time_fs), positions, values, dipoles)
+
+    @property
+    def atomic_dipole_frames(self) -> np.ndarray:
+        """The per-atom dipoles recorded so far, (rows, N, 3), e*A (``atomic_dipoles`` set)."""
+        if not self.record_dipoles:
+            raise ValueError(
+                "this PolarizationLogger records no atomic dipoles; create it with "
+                "atomic_dipoles=True or atomic_dipoles='FILE.npy'"
+            )
+        if not self._dipoles:
+            return np.zeros((0, len(self.atoms), 3))
+        return np.stack(self._dipoles)
+
     def to_series(
         self, source: str = "MD (PolarizationLogger)", metadata: Optional[dict] = None
     ):
@@ -236,6 +305,8 @@ class PolarizationLogger:
         )
 
     def close(self) -> None:
+        if self._dipole_path is not None:
+            np.save(self._dipole_path, self.atomic_dipole_frames)
         if self._owns_file and self._file is not None and not self._file.closed:
             self._file.close()
 
