@@ -248,3 +248,38 @@ def test_epoch_progress_printer_line_and_csv(tmp_path, capsys):
     rows = (tmp_path / "progress.csv").read_text().strip().splitlines()
     assert rows[0].startswith("epoch,wall_s,cpu_s,lr") and len(rows) == 3
     assert rows[2].split(",")[0] == "2" and "41.2" in rows[2]
+
+
+def test_dft_config_trains_and_keeps_lightning_logs_in_its_run_folder(
+    tiny_dataset, tmp_path
+):
+    """configs/dft.yaml end to end on a tiny file (several-file data module, the dataset's
+    inversion-allowed offset): one epoch, and Lightning's default logger writes under the run's
+    folder, not into the folder nequip-train was started from (issue 43 item 5)."""
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    start_dir = tmp_path / "start"
+    start_dir.mkdir()
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "nequip.scripts.train",
+        "-cp",
+        str(configs),
+        "-cn",
+        "dft",
+        "dataset=analytic",
+        "model=allegro_pol_small",
+        f"data_file={tiny_dataset}",
+        "max_epochs=3",
+        "run=[train]",
+        "++trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=start_dir
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(start_dir.iterdir()) == []
+    assert (run_dir / "lightning_logs").is_dir()
+    assert (run_dir / "last.ckpt").exists()
