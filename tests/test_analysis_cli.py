@@ -120,6 +120,8 @@ def test_phonons_and_dielectric_verbs(structure, tmp_path, one_torch_thread, cap
             ["phonons", "reference:paraelectric", "{txt}"],
             "unknown file format '.txt'; give an extended XYZ",
         ),
+        # an empty file is empty, not of an unknown format (issue 43 item 4)
+        (["phonons", "reference:paraelectric", "{empty}"], "the file is empty"),
         (["ir", "nothere.csv", "-T", "300"], "log file not found: 'nothere.csv'"),
         (["ir", "{log}", "-T", "-3"], "--temperature must be > 0"),
         (
@@ -154,6 +156,7 @@ def test_bad_input_is_named_and_writes_nothing(
         "time_fs,Ex,Ey,Ez,Py,Pz\n0,0,0,0,1,1\n1,0,0,0,1,1\n"
     )
     (tmp_path / "model.txt").write_text("not a model\n")
+    (tmp_path / "empty.extxyz").write_text("")
     (tmp_path / "fake.nequip.pt2").write_text("not a model\n")
     if "{trunc}" in argv or "{corrupt}" in argv:
         import torch
@@ -171,6 +174,7 @@ def test_bad_input_is_named_and_writes_nothing(
             nanlog=tmp_path / "nanlog.csv",
             badlog=tmp_path / "badlog.csv",
             txt=tmp_path / "model.txt",
+            empty=tmp_path / "empty.extxyz",
             fake=tmp_path / "fake.nequip.pt2",
             trunc=tmp_path / "trunc.ckpt",
             corrupt=tmp_path / "corrupt.ckpt",

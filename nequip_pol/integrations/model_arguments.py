@@ -152,10 +152,15 @@ def load_calculator(model: str, device: str = "cpu", modifiers=None):
 def read_structure(path: str, index: int = 0, periodic: bool = True):
     """Frame ``index`` of a structure file (any format ASE reads), calculator removed.
 
-    ``ModelArgumentError`` naming the file and what is wrong: missing, a format ASE does not
-    know, unreadable content, or (``periodic``) not periodic in x, y and z.
+    ``ModelArgumentError`` naming the file and what is wrong: missing, empty, a format ASE does
+    not know, unreadable content, or (``periodic``) not periodic in x, y and z.
     """
     check_file(path, "structure")
+    with open(path, "rb") as handle:  # ASE calls an empty file an unknown format
+        if not handle.read(4096).strip():
+            raise ModelArgumentError(
+                f"cannot read the structure {path!r}: the file is empty"
+            )
     import ase.io
     from ase.io.formats import UnknownFileTypeError
 
