@@ -8,7 +8,7 @@ Steps:
    the same cell (cell dipole, e*A, and uC/cm^2) and the mean Ti off-centring from its O6 cage:
    the model has a polar ground state if both stay clearly nonzero; then its zero-temperature
    intrinsic coercive field (``nequip_pol.analysis.coercive.intrinsic_coercive_field``, as
-   ``nequip-pol hysteresis --intrinsic``: the +P state of the 5-atom cell followed under a growing
+   ``nequip-pol coercive MODEL STRUCTURE``: the +P state of the 5-atom cell followed under a growing
    opposite field until it disappears). Writes ``poled.xyz`` (and ``poled.data`` for LAMMPS,
    ``lammps_patch/examples/in.hysteresis``).
 2. P-E loops (``nequip_pol.analysis.hysteresis.run_sweep``, as ``nequip-pol hysteresis``) at the
