@@ -403,23 +403,26 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
             # charged to the atoms evenly, each at its own field: atom i gets -(P0/N).E_i and
             # the dipole P0/N, so that per-atom energies sum to the enthalpy and p_i to P
             if AtomicDataDict.BATCH_KEY in data:
-                atoms_per_frame = (
-                    data[AtomicDataDict.NUM_NODES_KEY].to(dtype).view(-1, 1)
-                )
                 atom_offset = torch.index_select(offset, 0, batch)
-                atom_count = torch.index_select(atoms_per_frame, 0, batch)
                 atom_field = torch.index_select(field, 0, batch)
             else:
                 atom_offset = offset.expand(num_nodes, 3)
-                atom_count = torch.full(
-                    (num_nodes, 1), float(num_nodes), dtype=dtype, device=field.device
-                )
                 atom_field = field.expand(num_nodes, 3)
             if has_atomic_field:
                 atom_field = atom_field + atomic_field
             offset_energy = -(atom_offset * atom_field).sum(-1, keepdim=True)
-            atom_field_energy = atom_field_energy + offset_energy / atom_count
-            atom_dipole = atom_dipole + atom_offset / atom_count
+            if AtomicDataDict.BATCH_KEY in data:
+                atoms_per_frame = (
+                    data[AtomicDataDict.NUM_NODES_KEY].to(dtype).view(-1, 1)
+                )
+                atom_count = torch.index_select(atoms_per_frame, 0, batch)
+                offset_energy = offset_energy / atom_count
+                offset_dipole = atom_offset / atom_count
+            else:  # divided by the (symbolic, when traced) atom count itself
+                offset_energy = offset_energy / num_nodes
+                offset_dipole = atom_offset / num_nodes
+            atom_field_energy = atom_field_energy + offset_energy
+            atom_dipole = atom_dipole + offset_dipole
 
         energy_key = AtomicDataDict.PER_ATOM_ENERGY_KEY
         data[energy_key] = data[energy_key] + atom_field_energy.to(
