@@ -68,6 +68,9 @@ def test_guard_field_distance_species_and_counts(frames):
     assert guard.counts == {"field": 1, "distance": 1, "species": 1}
     assert guard.evaluations == 5
     assert "5 evaluations" in guard.report()
+    one = ExtrapolationGuard(ranges, report_at_exit=False, name="m.ckpt")
+    one.check(atoms, np.zeros(3))
+    assert "1 evaluation," in one.report()
     strict = ExtrapolationGuard(ranges, strict=True, report_at_exit=False)
     with pytest.raises(ExtrapolationError, match="closer than the training minimum"):
         strict.check(close, np.zeros(3))

@@ -81,3 +81,31 @@ def test_build_needs_an_action():
     with pytest.raises(SystemExit) as exc:
         main(["lammps"])
     assert exc.value.code == 2
+
+
+def test_build_reports_the_plugin_where_it_stays(tmp_path, monkeypatch):
+    """The build's closing line names the plugin at its final path, not the scratch folder that
+    is removed when the build returns (issue 43 item 6). The shipped script runs with a stand-in
+    compiler step: only its path reporting is under test here."""
+    import io
+    import shutil
+
+    package = tmp_path / "package"
+    package.mkdir()
+    script = (lammps.package_dir() / "build_plugin.sh").read_text()
+    # keep the script's reporting, replace what it builds with an empty file
+    closing = script[script.index("# NEQUIP_POL_PLUGIN_DEST") :]
+    stand_in = (
+        'OUT="${1:-build}"\nmkdir -p "$OUT"\nstart=$(date +%s)\n'
+        'touch "$OUT/nequip_polplugin.so"\n' + closing
+    )
+    (package / "build_plugin.sh").write_text(stand_in)
+    monkeypatch.setattr(lammps, "package_dir", lambda: package)
+    monkeypatch.setattr(lammps, "check_prerequisites", lambda cmake: None)
+    out = tmp_path / "out"
+    stream = io.StringIO()
+    plugin = lammps.build_plugin(out, stream=stream)
+    assert plugin == out / lammps.PLUGIN_FILE and plugin.is_file()
+    assert f"built {plugin} in" in stream.getvalue(), stream.getvalue()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".build-")] == []
+    shutil.rmtree(package)

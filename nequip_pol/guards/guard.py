@@ -156,7 +156,10 @@ class ExtrapolationGuard:
         if self.ranges is None:
             return f"{self.name}: extrapolation guard off (no recorded training range)"
         counted = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        return f"{self.name}: extrapolation guard: {self.evaluations} evaluations, outside the trained range: {counted}"
+        evaluations = f"{self.evaluations} evaluation" + (
+            "" if self.evaluations == 1 else "s"
+        )
+        return f"{self.name}: extrapolation guard: {evaluations}, outside the trained range: {counted}"
 
     def _report_at_exit(self) -> None:
         if any(self.counts.values()):

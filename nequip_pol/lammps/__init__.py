@@ -209,6 +209,8 @@ def build_plugin(
             **os.environ,
             "PYTHON": sys.executable,
             "BUILD_WITH": "cmake" if cmake else "gxx",
+            # the script's closing line names the plugin where it will be, not the scratch copy
+            "NEQUIP_POL_PLUGIN_DEST": str(plugin),
         }
         command = ["bash", str(package_dir() / "build_plugin.sh"), str(scratch)]
         if _has_fileno(stream):

@@ -55,4 +55,6 @@ else
     -L"$T/lib" "${LIBS[@]}" -Wl,-rpath,"$T/lib"
   rm -f "$OUT"/*.o
 fi
-echo "built $OUT/nequip_polplugin.so in $(( $(date +%s) - start )) s"
+# NEQUIP_POL_PLUGIN_DEST: where the caller moves it (nequip_pol.lammps.build_plugin builds in a
+# scratch folder that is gone when the build returns)
+echo "built ${NEQUIP_POL_PLUGIN_DEST:-$OUT/nequip_polplugin.so} in $(( $(date +%s) - start )) s"
