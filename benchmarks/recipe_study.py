@@ -9,7 +9,7 @@ variant and dataset the study
    variants that change only the schedule, the loss or the averaging share the ``cosine`` plan;
 2. plans ``floor(budget / cost)`` epochs, so that the learning-rate schedule (warm-up, decay to
    ``learning_rate * lr_final_factor``) ends when the budget is spent;
-3. trains them with ``benchmarks/learning_curve.py`` in ``--points`` chunks (same seed, same
+3. trains them with ``nequip-pol train-long`` in ``--points`` chunks (same seed, same
    train/validation/test split as every other variant: the config's fixed split), recording the
    test-split RMSEs after each chunk and the validation RMSEs after every epoch.
 
@@ -35,10 +35,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+# the CSV reader of the learning curves
+from nequip_pol.train.curves import read_csv_rows
+
 ROOT = Path(__file__).resolve().parent.parent
-LEARNING_CURVE = ROOT / "benchmarks" / "learning_curve.py"
-sys.path.insert(0, str(LEARNING_CURVE.parent))
-from learning_curve import read_csv_rows  # noqa: E402  (the CSV reader of the learning curves)
+#: the long-run verb, run in a subprocess per variant (nequip_pol.train.long_run)
+TRAIN_LONG = [sys.executable, "-m", "nequip_pol.cli", "train-long"]
 
 # name -> (nequip-train overrides, what changes); "cosine" is the base the others change one thing of
 _COSINE = [
@@ -141,7 +143,10 @@ VARIANTS = {
     ),
     "arch_layers4": (
         _BATCH1_LR1E2_WSD
-        + ["training_module.loss.coeffs.born_effective_charges=4.0", "model.num_layers=4"],
+        + [
+            "training_module.loss.coeffs.born_effective_charges=4.0",
+            "model.num_layers=4",
+        ],
         "the recipe, 4 layers (NequIP-pol: 3)",
     ),
     "arch_wide_lmax2": (
@@ -248,8 +253,7 @@ def probe_cost(out: Path, variant: str, args) -> float:
         return json.loads(plan_path.read_text())["cpu_s_per_epoch"]
     probe = out / variant / "probe"
     command = [
-        sys.executable,
-        LEARNING_CURVE,
+        *TRAIN_LONG,
         probe,
         "--dataset",
         args.dataset,
@@ -287,8 +291,7 @@ def run_variant(out: Path, variant: str, args) -> None:
     cost, epochs, chunk_epochs, chunks = plan(out, variant, args)
     run = out / variant / "run"
     command = [
-        sys.executable,
-        LEARNING_CURVE,
+        *TRAIN_LONG,
         run,
         "--dataset",
         args.dataset,
@@ -388,7 +391,7 @@ def report(paths, table_path, plot_path) -> None:
         )
     lines.append("")
     lines.append(
-        "The nequip-train runs behind each row (learning_curve.py; OUT = the variant's run "
+        "The nequip-train runs behind each row (nequip-pol train-long; OUT = the variant's run "
         "folder):"
     )
     lines.append("")

@@ -1,4 +1,4 @@
-"""Long runs in chunks: a training interrupted after 2 epochs and resumed (benchmarks/learning_curve.py
+"""Long runs in chunks: a training interrupted after 2 epochs and resumed (nequip-pol train-long
 --resume, nequip's restart from last.ckpt) ends where an uninterrupted 4-epoch run ends; so does a
 run killed with SIGKILL in the middle of an epoch (no clean stop: the process group dies between
 two checkpoints) and resumed from its last checkpoint.
@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "learning_curve.py"
+#: the verb as the console script runs it (and benchmarks/learning_curve.py, its shim for running jobs)
+VERB = [sys.executable, "-m", "nequip_pol.cli", "train-long"]
 # One learning-rate plan for every chunk of every run (as in the long runs: an explicit
 # lr_total_epochs). The config's default, lr_total_epochs=${max_epochs}, would plan chunk 1 of
 # the chunked run to end at epoch 2; nequip-train's restart (++ckpt_path) rebuilds the training
@@ -77,8 +78,7 @@ def val_rows(out: Path):
 
 def base_command(data):
     return [
-        sys.executable,
-        str(SCRIPT),
+        *VERB,
         "--dataset",
         "analytic",
         "--data-file",
@@ -169,7 +169,7 @@ def _saved_epoch(ckpt: Path) -> int:
 def test_run_killed_mid_epoch_resumes_from_its_last_checkpoint(
     tiny_data, straight, tmp_path
 ):
-    """SIGKILL to the whole run (learning_curve.py and nequip-train) in the middle of the third
+    """SIGKILL to the whole run (train-long and nequip-train) in the middle of the third
     epoch, between two checkpoints; ``--resume`` continues from ``last.ckpt`` (saved atomically
     by Lightning, so the kill cannot leave it half-written) and ends like the uninterrupted run."""
     base = base_command(tiny_data)
@@ -276,14 +276,14 @@ def test_wall_budget_sizes_the_last_chunk_to_the_plan(tiny_data, straight, tmp_p
 def test_saved_state_continues_in_another_folder_with_its_best_model(
     tiny_data, tmp_path
 ):
-    """benchmarks/save_run_state.py keeps last.ckpt and best.ckpt. Copied to another folder (a
+    """nequip-pol save-run (nequip_pol.train.run_state.save_state) keeps last.ckpt and best.ckpt. Copied to another folder (a
     new machine, another path), the run continues with its best record pointing at the copy: with
     the learning rate at zero validation never beats the saved best score, so the next chunk tests
     the best model from before the move (a record left pointing at the old folder would fail the
     test). A state saved without best.ckpt forgets its best score instead: the first validation
     after the resume is the best one."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from save_run_state import save_state
+    from nequip_pol.train.checkout import TrainingToolError
+    from nequip_pol.train.run_state import save_state
 
     out = tmp_path / "run"
     settings = ["learning_rate=0.0", "batch_size=2", "lr_total_epochs=3"]
@@ -304,11 +304,11 @@ def test_saved_state_continues_in_another_folder_with_its_best_model(
     assert not (saved_lean / "run" / "best.ckpt").exists()
     assert (saved / "log" / "chunk_001" / "metrics.csv").is_file()
     # refusals: an existing state needs --force; what is not a saved state is never touched
-    with pytest.raises(SystemExit, match="--force"):
+    with pytest.raises(TrainingToolError, match="--force"):
         save_state(out, saved)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    with pytest.raises(SystemExit, match="not a saved run state"):
+    with pytest.raises(TrainingToolError, match="not a saved run state"):
         save_state(out, tmp_path / "notes", force=True)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 

@@ -177,6 +177,22 @@ def test_installed_package_runs_away_from_the_checkout(installed, tmp_path):
     assert (tmp_path / "out_phonons.csv").is_file()
 
 
+def test_installed_training_verbs_name_the_missing_configs(installed, tmp_path):
+    """The nequip-train configs of the DFT data are the checkout's (not packaged): installed
+    from a wheel, ``train-long`` asks for ``--config-dir`` before anything is written, and
+    ``ship`` (it writes into nequip_pol/models of a checkout) refuses."""
+    run = tmp_path / "run"
+    res = _nequip_pol(installed, "train-long", str(run), "--chunks", "1")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.startswith("nequip-pol train-long: error: ") and (
+        "--config-dir" in res.stderr
+    ), res.stderr
+    assert not run.exists()
+    configs = ["--config-dir", str(REPO / "configs")]
+    res = _nequip_pol(installed, "ship", str(run), "--name", "sio2", *configs)
+    assert res.returncode == 2 and "checkout" in res.stderr, res.stderr
+
+
 def test_lammps_loop_runner_finds_its_input_in_the_installed_package(
     installed, tmp_path
 ):

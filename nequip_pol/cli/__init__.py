@@ -9,6 +9,7 @@ The verbs live in the modules of this package, one per family (:data:`VERBS` is 
 - :mod:`~nequip_pol.cli.phonons`: ``phonons``
 - :mod:`~nequip_pol.cli.switching`: ``hysteresis``, ``coercive``
 - :mod:`~nequip_pol.cli.lammps`: ``lammps``
+- :mod:`~nequip_pol.cli.training`: ``train-long``, ``save-run``, ``frame-errors``, ``ship``
 - :mod:`~nequip_pol.cli.common`: what they share (errors, exit status, input checks, outputs)
 
 A module of verbs defines ``add_<verb>(parser)`` and ``run_<verb>(args) -> int`` for each of its
@@ -91,12 +92,29 @@ VERBS = {
         "lammps",
         "LAMMPS plugin: build it from the installed package (build [OUT]) or show its files (path)",
     ),
+    "train-long": (
+        "training",
+        "train long in chunks, resumable, with a test point per chunk (learning curve vs CPU hours)",
+    ),
+    "save-run": (
+        "training",
+        "copy a long run's resumable state (to commit it, or to continue on another machine)",
+    ),
+    "frame-errors": (
+        "training",
+        "per-frame errors of a model on a part of a dataset's split: which frames make the error",
+    ),
+    "ship": (
+        "training",
+        "package a long run's best model into nequip_pol/models with its card (a checkout only)",
+    ),
 }
-#: verbs that never touch a nequip model (no key or compile-target registration needed)
-WITHOUT_NEQUIP = {"lammps"}
+#: verbs that never touch a nequip model in this process (no key or compile-target
+#: registration needed; train-long runs nequip-train in subprocesses)
+WITHOUT_NEQUIP = {"lammps", "train-long", "save-run"}
 #: verbs whose positional arguments may come between their options (argparse's
 #: ``parse_intermixed_args``: ``OUT --dataset X key=value --resume key2=value2``)
-INTERMIXED = set()
+INTERMIXED = {"train-long"}
 
 #: name -> (one-line help, add_arguments(parser), run(args) -> exit code)
 SUBCOMMANDS: dict[

@@ -1,24 +1,18 @@
-"""Ship a trained model: package a learning-curve run's best checkpoint into nequip_pol/models.
+"""Ship a trained model (``nequip-pol ship``): package a long run's best checkpoint into
+``nequip_pol/models/`` of the checkout, with its card.
 
-    python benchmarks/ship_model.py RUN --name sio2 [--force]
-
-RUN is a folder of ``benchmarks/learning_curve.py`` on the shared DFT data. This
-
-1. packages ``RUN/run/best.ckpt`` with ``nequip-package build`` into
-   ``nequip_pol/models/NAME.nequip.zip`` (an existing archive is kept unless ``--force``);
-2. writes ``nequip_pol/models/NAME.json``: the data file and its frame count, the split (seed,
-   fractions, the test-frame indices as nequip's ``RandomSplitAndIndexDataset`` draws them), the
-   recipe (the run's nequip-train overrides), epochs, CPU and wall hours, and the test-split RMSEs
-   that nequip-train's test metrics gave for this checkpoint (base units: eV/atom, eV/A, eV/A^3,
-   e*A, e, e*A^2/V), beside the published Allegro-pol errors and the project's targets;
-3. writes the draft model card ``nequip_pol/models/NAME.md`` (data, split, recipe, CPU hours,
-   the error table beside the targets and the published errors); an existing card is kept (it
-   is finished by hand: known limits) and the generated part printed instead.
-
-``tests/test_shipped_models.py`` recomputes those RMSEs with the ASE calculator on the test frames.
+:func:`ship_model` packages ``RUN/run/best.ckpt`` with ``nequip-package build`` into
+``nequip_pol/models/NAME.nequip.zip`` (an existing archive is kept unless ``force``), writes
+``NAME.json`` (data, split, recipe, epochs, CPU hours, test RMSEs in base units beside the
+published Allegro-pol errors and the project's targets) and the draft card ``NAME.md`` (kept when
+it exists: a card is finished by hand). A developer action: it writes into the checkout the
+package runs from, and refuses to run from an installed wheel. Errors are
+:class:`~nequip_pol.train.checkout.TrainingToolError`. Only the standard library is imported at
+module level.
 """
 
-import argparse
+from __future__ import annotations
+
 import csv
 import hashlib
 import json
@@ -28,8 +22,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "nequip_pol" / "models"
+from .checkout import (
+    TrainingToolError,
+    checkout_root,
+    config_dir,
+    config_seed,
+    read_dataset_config,
+    split_indices,
+)
+
+__all__ = [
+    "COLUMNS",
+    "PUBLISHED",
+    "TARGETS",
+    "UNITS",
+    "models_dir",
+    "ship_model",
+    "error_table",
+    "card_text",
+]
 
 # learning_curve.csv column -> (card key, factor to base units)
 COLUMNS = {
@@ -59,65 +70,53 @@ UNITS = {
 }
 
 
-def split_indices(n_frames: int, fractions, seed: int, part: str = "test") -> list:
-    """Indices of one part ("train", "val" or "test") of nequip's own random split
-    (RandomSplitAndIndexDataset), as nequip-train draws it from the config's fractions and seed."""
-    from nequip.data.dataset import RandomSplitAndIndexDataset
-
-    split = dict(zip(("train", "val", "test"), fractions))
-    chosen = RandomSplitAndIndexDataset(list(range(n_frames)), split, part, seed)
-    return sorted(int(i) for i in chosen.indices)
-
-
-def config_seed() -> int:
-    """The seed of configs/dft.yaml, which fixes the train/val/test split."""
-    import yaml
-
-    return int(yaml.safe_load((ROOT / "configs" / "dft.yaml").read_text())["seed"])
+def models_dir() -> Path:
+    """``nequip_pol/models`` of the checkout; ``TrainingToolError`` when the package is not
+    run from a checkout (shipping a model is a change to the repository)."""
+    root = checkout_root()
+    if root is None:
+        raise TrainingToolError(
+            "ship writes the model into nequip_pol/models/ of a checkout of the repository "
+            "(a developer action); run it from a checkout (pip install -e .), not an installed wheel"
+        )
+    return root / "nequip_pol" / "models"
 
 
-def read_dataset_config(dataset: str) -> dict:
-    """configs/dataset/DATASET.yaml (its file name and split fractions)."""
-    import yaml
-
-    return yaml.safe_load(
-        (ROOT / "configs" / "dataset" / f"{dataset}.yaml").read_text()
-    )
-
-
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("run", help="a learning_curve.py run folder")
-    parser.add_argument(
-        "--name", required=True, help="shipped name (nequip_pol.models.SHIPPED_MODELS)"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="replace an existing archive"
-    )
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+def ship_model(run, name: str, force: bool = False, config_dir_given=None) -> Path:
+    """Package the best checkpoint of the long run in ``run`` as the shipped model ``name``
+    (see the module docstring); returns the archive's path."""
     import nequip_pol.models as shipped
     from nequip_pol.data_path import shared_data_dir
 
-    run = Path(args.run).resolve()
-    if not shipped.is_shipped_name(args.name):
-        sys.exit(f"--name must be one of {', '.join(shipped.SHIPPED_MODELS)}")
-    name = args.name.lower()
-    archive = MODELS / shipped.SHIPPED_MODELS[name][0]
-    if archive.exists() and not args.force:
-        sys.exit(f"{archive} exists (--force replaces it)")
+    run = Path(run).resolve()
+    if not shipped.is_shipped_name(name):
+        raise TrainingToolError(
+            f"--name must be one of {', '.join(shipped.SHIPPED_MODELS)}"
+        )
+    configs = config_dir(config_dir_given)
+    root = checkout_root()
+    name = name.lower()
+    archive = models_dir() / shipped.SHIPPED_MODELS[name][0]
+    if archive.exists() and not force:
+        raise TrainingToolError(f"{archive} exists (--force replaces it)")
+    if not (run / "learning_curve.json").is_file():
+        raise TrainingToolError(
+            f"{run} is not a learning-curve run (no learning_curve.json)"
+        )
     settings = json.loads((run / "learning_curve.json").read_text())
-    curve = list(csv.DictReader(open(run / "learning_curve.csv")))
+    curve = (
+        list(csv.DictReader(open(run / "learning_curve.csv")))
+        if (run / "learning_curve.csv").is_file()
+        else []
+    )
     if not curve:
-        sys.exit(f"{run} has no finished chunk")
+        raise TrainingToolError(f"{run} has no finished chunk")
     last = curve[-1]
     dataset = settings["dataset"]
-    dataset_settings = read_dataset_config(dataset)
+    dataset_settings = read_dataset_config(dataset, configs)
     data_file = shared_data_dir() / "dft" / dataset_settings["dataset_file"]
     if not data_file.is_file():  # the card needs the frame count and the test split
-        sys.exit(
+        raise TrainingToolError(
             f"{data_file}: not found (set NEQUIP_POL_DATA to the shared data folder, "
             "which holds dft/)"
         )
@@ -134,20 +133,21 @@ def main():
                 for o in settings["overrides"]
                 if o.startswith("seed=")
             ),
-            config_seed(),
+            config_seed(configs),
         )
     )
 
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / archive.name
         # nequip-package reads the checkpoint's training data (for example inputs) from the path
-        # recorded at training time, relative to where training ran: the project root
+        # recorded at training time, relative to where training ran: the project root. Run
+        # as a module of this Python (its console script may not be on PATH)
+        package = [sys.executable, "-m", "nequip.scripts.package", "build"]
         built = subprocess.run(
-            ["nequip-package", "build", str(run / "run" / "best.ckpt"), str(target)],
-            cwd=ROOT,
+            [*package, str(run / "run" / "best.ckpt"), str(target)], cwd=root
         )
         if built.returncode != 0:
-            sys.exit(
+            raise TrainingToolError(
                 f"nequip-package build failed for {run / 'run' / 'best.ckpt'} (above); it needs "
                 "the training data at the path the checkpoint recorded, relative to the project root"
             )
@@ -169,7 +169,7 @@ def main():
             "config": "configs/dft.yaml",
             "model": settings["model"],
             "overrides": overrides,
-            # a schedule re-planned mid-run (learning_curve.py --replan), from which epoch on
+            # a schedule re-planned mid-run (train-long --replan), from which epoch on
             "replans": [
                 {
                     "from_epoch": int(curve[r["from_chunk"] - 2]["epochs"])
@@ -205,14 +205,14 @@ def main():
     print(f"wrote {archive} ({archive.stat().st_size / 1e6:.2f} MB) and {json_path}")
     text = card_text(card, archive)
     card_md = archive.with_name(f"{name}.md")
-    if (
-        card_md.exists()
-    ):  # the card is edited by hand after the first draft: never overwritten
+    if card_md.exists():
+        # the card is edited by hand after the first draft: never overwritten
         print(f"{card_md} exists (kept); its generated part would read:\n")
         print(text)
     else:
         card_md.write_text(text)
         print(f"wrote the draft card {card_md}: add the known limits")
+    return archive
 
 
 def error_table(card: dict) -> str:
@@ -270,7 +270,3 @@ thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine).
 `tests/test_shipped_models.py` recomputes these numbers with the ASE calculator on the test
 frames (shared data needed).
 """
-
-
-if __name__ == "__main__":
-    main()
