@@ -228,7 +228,14 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
                 f"direction, the values inversion symmetry allows; got {offset.tolist()} "
                 "(`nequip-pol check-data DATA` reports which value the data need)"
             )
-        self.register_buffer("polarization_offset_fractional", offset)
+        if polarization_offset_trainable:
+            # kept a (frozen) parameter so that checkpoints of the learned offset, whose EMA
+            # weights and optimizer state count it among the parameters, still load
+            self.polarization_offset_fractional = torch.nn.Parameter(
+                offset, requires_grad=False
+            )
+        else:
+            self.register_buffer("polarization_offset_fractional", offset)
 
     def _get_metadata_contributions(self) -> Dict[str, str]:
         # deployed models (LAMMPS) add P0 = f @ cell themselves where the cell is no model input
