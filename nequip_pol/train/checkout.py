@@ -22,7 +22,8 @@ __all__ = [
     "dataset_names",
     "read_dataset_config",
     "config_seed",
-    "split_indices",
+    "dataset_files",
+    "split_parts",
 ]
 
 
@@ -86,11 +87,49 @@ def config_seed(configs: Path) -> int:
     return int(yaml.safe_load((Path(configs) / "dft.yaml").read_text())["seed"])
 
 
-def split_indices(n_frames: int, fractions, seed: int, part: str = "test") -> list:
-    """Indices of one part ("train", "val" or "test") of nequip's own random split
-    (RandomSplitAndIndexDataset), as nequip-train draws it from the config's fractions and seed."""
-    from nequip.data.dataset import RandomSplitAndIndexDataset
+def dataset_files(dataset_config: dict, data_file=None) -> list:
+    """The files of a dataset config, in reading order, as nequip-train reads them.
 
-    split = dict(zip(("train", "val", "test"), fractions))
-    chosen = RandomSplitAndIndexDataset(list(range(n_frames)), split, part, seed)
-    return sorted(int(i) for i in chosen.indices)
+    A config's ``data_files`` entries may name ``${data_file}`` (the main file: the shared
+    data's ``dft/<dataset_file>``, or ``data_file`` when given) and ``${data_dir}`` (the shared
+    data folder, ``NEQUIP_POL_DATA``); without ``data_files``, the main file alone.
+    """
+    from nequip_pol.data_path import shared_data_dir
+
+    data_dir = shared_data_dir()
+    if data_file:
+        main = Path(data_file)
+        if not main.is_file():
+            raise TrainingToolError(f"--data-file {main}: no such file")
+    else:
+        main = data_dir / "dft" / dataset_config["dataset_file"]
+    entries = dataset_config.get("data_files") or ["${data_file}"]
+    paths = [
+        Path(
+            str(entry)
+            .replace("${data_file}", str(main))
+            .replace("${data_dir}", str(data_dir))
+        )
+        for entry in entries
+    ]
+    for path in paths:
+        if not path.is_file():
+            raise TrainingToolError(
+                f"{path}: not found (set NEQUIP_POL_DATA to the shared data folder, which "
+                "holds dft/, or give --data-file)"
+            )
+    return paths
+
+
+def split_parts(frame_counts, split: dict, seed: int) -> dict:
+    """``{frame index: "train" | "val" | "test"}`` over all files in reading order: each file
+    split by the fractions with the seed, as nequip-train draws it
+    (:class:`nequip_pol.data.ASEFilesDataModule`)."""
+    from nequip_pol.data import split_frame_indices
+
+    fractions = {k: split[k] for k in ("train", "val", "test")}
+    return {
+        i: part
+        for part in ("train", "val", "test")
+        for i in split_frame_indices(list(frame_counts), fractions, seed, part)
+    }

@@ -21,8 +21,9 @@ from .checkout import (
     TrainingToolError,
     config_dir,
     config_seed,
+    dataset_files,
     read_dataset_config,
-    split_indices,
+    split_parts,
 )
 
 __all__ = [
@@ -96,23 +97,6 @@ def born_rmse(rows) -> float:
     return math.sqrt(total / count)
 
 
-def _data_file(dataset_config: dict, data_file=None) -> Path:
-    from nequip_pol.data_path import shared_data_dir
-
-    if data_file:
-        path = Path(data_file)
-        if not path.is_file():
-            raise TrainingToolError(f"--data-file {path}: no such file")
-        return path
-    path = shared_data_dir() / "dft" / dataset_config["dataset_file"]
-    if not path.is_file():
-        raise TrainingToolError(
-            f"{path}: not found (set NEQUIP_POL_DATA to the shared data folder, "
-            "or give --data-file)"
-        )
-    return path
-
-
 def frame_errors(
     model: str, dataset: str, part: str = "test", data_file=None, config_dir_given=None
 ) -> list:
@@ -134,18 +118,15 @@ def frame_errors(
         )
     configs = config_dir(config_dir_given)
     config = read_dataset_config(dataset, configs)
-    path = _data_file(config, data_file)
+    paths = dataset_files(config, data_file)
     resolved = shipped.resolve(model)
     if not Path(resolved).is_file():
         raise TrainingToolError(f"{model}: neither a shipped model name nor a file")
-    frames = ase.io.read(path, ":")
-    split = config["split"]
-    fractions = [split["train"], split["val"], split["test"]]
-    part_of = {
-        i: name
-        for name in ("train", "val", "test")
-        for i in split_indices(len(frames), fractions, config_seed(configs), name)
-    }
+    per_file = [ase.io.read(path, ":") for path in paths]
+    frames = [atoms for file_frames in per_file for atoms in file_frames]
+    part_of = split_parts(
+        [len(f) for f in per_file], config["split"], config_seed(configs)
+    )
     indices = sorted(i for i, name in part_of.items() if part in ("all", name))
     calc = NequIPPolCalculator.from_saved_model(
         resolved, chemical_species_to_atom_type_map=True
