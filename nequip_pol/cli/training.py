@@ -281,7 +281,7 @@ def run_train_long(args: argparse.Namespace) -> int:
 def add_save_run(p: argparse.ArgumentParser) -> None:
     _describe(p, SAVE_RUN)
     p.add_argument("run", help="a nequip-pol train-long folder")
-    p.add_argument("dest", help="where the state goes, e.g. models/SiO2")
+    p.add_argument("dest", help="where the state goes, e.g. runs/SiO2")
     p.add_argument("--force", action="store_true", help="replace a saved state in DEST")
     p.add_argument(
         "--without-best",
