@@ -4,29 +4,20 @@ A small in-memory Allegro-pol model (float64, random weights) on a rattled 10-at
 analytic perovskite, evaluated eagerly with one thread, as in tests/test_md_field.py.
 """
 
-import copy
-
 import numpy as np
 import pytest
 from ase import units
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.verlet import VelocityVerlet
-from hydra.utils import get_method
 
-from nequip.data.transforms import (
-    ChemicalSpeciesToAtomTypeMapper,
-    NeighborListTransform,
-)
 
 from nequip_pol.guards import ExtrapolationError
-from nequip_pol.integrations.ase import NequIPPolCalculator
 from nequip_pol.integrations.md import (
     PolarizationLogger,
     read_polarization_log,
     thermalize,
 )
 from nequip_pol.reference.paraelectric import ideal_structure
-from model_configs import ALLEGRO_POL
 
 TYPES = ["Ba", "Ti", "O"]
 R_MAX = 4.0
@@ -45,24 +36,8 @@ PROPERTIES = (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def model():
-    config = copy.deepcopy(ALLEGRO_POL)
-    config.update(
-        type_names=TYPES,
-        per_type_energy_shifts={t: 0.0 for t in TYPES},
-        per_type_energy_scales={t: 1.0 for t in TYPES},
-        model_dtype="float64",
-    )
-    return get_method(config.pop("_target_"))(**config).eval()
-
-
-def make_calc(model, **kwargs):
-    transforms = [
-        ChemicalSpeciesToAtomTypeMapper(TYPES),
-        NeighborListTransform(r_max=R_MAX),
-    ]
-    return NequIPPolCalculator(model, transforms=transforms, **kwargs)
+# the small float64 model and its calculator: one home, test_md_field.py
+from test_md_field import make_calc, model  # noqa: E402,F401
 
 
 @pytest.fixture
