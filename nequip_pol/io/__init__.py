@@ -10,7 +10,7 @@ _EXPORTS = {
     "read_qe_xml": "qe_xml",
     "QEParseError": "qe_xml",
     "parse_vasp_runs": "vasp",
-    "VaspParseError": "vasp",
+    "VaspParseError": "errors",
     "parse_qe_ph_runs": "qe_ph",
     "OutputExistsError": "errors",
     "NequipPolIOError": "errors",

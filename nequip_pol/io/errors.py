@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NequipPolIOError", "OutputExistsError"]
+__all__ = ["NequipPolIOError", "OutputExistsError", "VaspParseError"]
 
 
 class NequipPolIOError(Exception):
@@ -11,3 +11,7 @@ class NequipPolIOError(Exception):
 
 class OutputExistsError(NequipPolIOError, FileExistsError):
     """The output file exists and overwriting was not requested."""
+
+
+class VaspParseError(NequipPolIOError, ValueError):
+    """A VASP run cannot be read or turned into a frame (the message names the file)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["build_frame", "run_frame", "LABEL_KEYS"]
+__all__ = ["build_frame", "run_frame", "stress_matrix", "LABEL_KEYS"]
 
 #: the label keys a converted frame can carry (a frame has those its run provides)
 LABEL_KEYS = (
@@ -32,6 +32,16 @@ LABEL_KEYS = (
     "born_effective_charges",
     "polarizability",
 )
+
+
+def stress_matrix(stress) -> np.ndarray:
+    """The (3, 3) stress of a Voigt (6,) one in ASE's order (xx, yy, zz, yz, xz, xy); a (3, 3)
+    one as is (as floats)."""
+    s = np.asarray(stress, dtype=float)
+    if s.shape == (6,):
+        xx, yy, zz, yz, xz, xy = s
+        s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return s
 
 
 def build_frame(
@@ -66,11 +76,7 @@ def build_frame(
     if energy is not None:
         atoms.info["total_energy"] = float(energy)
     if stress is not None:
-        s = np.asarray(stress, dtype=float)
-        if s.shape == (6,):
-            xx, yy, zz, yz, xz, xy = s
-            s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-        atoms.info["stress"] = s.reshape(9).copy()
+        atoms.info["stress"] = stress_matrix(stress).reshape(9).copy()
     if polarization is not None:
         atoms.info["polarization"] = np.asarray(polarization, dtype=float).reshape(3)
     if polarizability is not None:

@@ -1,7 +1,8 @@
 """Reading the text outputs of DFT codes: (compressed) files and numbers in fixed layouts.
 
 Shared by the VASP and Quantum ESPRESSO linear-response readers (:mod:`nequip_pol.io.vasp`,
-:mod:`nequip_pol.io.qe_ph`). Every problem is one error of the caller's class naming the file.
+:mod:`nequip_pol.io.vasp_blocks`, :mod:`nequip_pol.io.qe_ph`, :mod:`nequip_pol.io.qe_ph_outputs`).
+Every problem is one error of the caller's class naming the file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import NequipPolIOError
 
-__all__ = ["NUM", "read_text", "numbers"]
+__all__ = ["NUM", "read_text", "numbers", "last_line"]
 
 #: a Fortran-printed number (also with a D exponent)
 NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eEdD][-+]?\d+)?"
@@ -59,3 +60,13 @@ def numbers(
         raise error(
             f"{path}: malformed {what} (expected {n} numbers in {text.strip()!r})"
         ) from None
+
+
+def last_line(lines, test) -> int | None:
+    """Index of the last of ``lines`` whose text (stripped) passes ``test``, or None: the last
+    of repeated blocks (cumulative outputs print a block again at each step)."""
+    idx = None
+    for i, line in enumerate(lines):
+        if test(line.strip()):
+            idx = i
+    return idx
