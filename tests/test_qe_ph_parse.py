@@ -211,4 +211,14 @@ def test_cli_parse_qe_ph(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("nequip-pol parse-qe-ph: error: ") and "c/scf.out" in err
     assert not bad.exists()
-    assert main(["check-data", str(out)]) == 0
+    # check-data reads it without errors; without lberry runs there is no P, so the DFT
+    # recipe's loss cannot train on it (NOT READY, exit 3), a loss without P can
+    capsys.readouterr()
+    assert main(["check-data", str(out)]) == 3
+    assert "NOT READY to train: the loss needs polarization" in capsys.readouterr().out
+    no_p = tmp_path / "no_p.yaml"
+    no_p.write_text(
+        "training_module:\n  loss:\n    coeffs:\n"
+        "      total_energy: 1.0\n      forces: 1.0\n      born_effective_charges: 1.0\n"
+    )
+    assert main(["check-data", str(out), "--config", str(no_p)]) == 0
