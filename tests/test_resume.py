@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the verb as the console script runs it (and benchmarks/learning_curve.py, its shim for running jobs)
+#: the verb as the console script runs it
 VERB = [sys.executable, "-m", "nequip_pol.cli", "train-long"]
 # One learning-rate plan for every chunk of every run (as in the long runs: an explicit
 # lr_total_epochs). The config's default, lr_total_epochs=${max_epochs}, would plan chunk 1 of

@@ -1,10 +1,8 @@
 """The training workflow's verbs (``nequip-pol train-long``, ``save-run``, ``frame-errors``,
 ``ship``): bad input is answered with one line and exit status 2 before any training, the
-configs folder is found in the checkout or named as missing, and ``benchmarks/learning_curve.py``
-(kept for running jobs) is the verb. The training itself: ``tests/test_resume.py``."""
+configs folder is found in the checkout or named as missing. The training itself:
+``tests/test_resume.py``."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,24 +72,3 @@ def test_configs_and_models_folder_outside_a_checkout(monkeypatch):
         ship.models_dir()
     with pytest.raises(checkout.TrainingToolError, match="choose from"):
         checkout.read_dataset_config("Quartz", ROOT / "configs")
-
-
-def test_learning_curve_script_is_the_verb():
-    """``benchmarks/learning_curve.py`` (running and resumed jobs call it by path) passes its
-    arguments to ``nequip-pol train-long``."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "learning_curve.py"), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: nequip-pol train-long")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "learning_curve.py"), "OUT"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2
-    assert "give --chunks, --cpu-hours or --wall-seconds" in proc.stderr
