@@ -510,8 +510,13 @@ def main():
     if unknown:
         sys.exit(f"unknown variant(s) {', '.join(unknown)}; --list shows them")
     out = Path(args.out[0]).resolve()
-    if ROOT in out.parents or out == ROOT:
-        sys.exit(f"{out} is inside the repository; trained models must live outside it")
+    # inside the repository only under runs/ (a study that spans sessions keeps its resumable
+    # state there while it runs, as nequip-pol train-long allows)
+    if (ROOT in out.parents or out == ROOT) and (ROOT / "runs") not in out.parents:
+        sys.exit(
+            f"{out} is inside the repository; studies live outside it, or under runs/NAME "
+            "while they run"
+        )
     if out.exists() and any(out.iterdir()) and not args.resume:
         sys.exit(f"{out} is not empty: --resume to continue the study in it")
     out.mkdir(parents=True, exist_ok=True)
