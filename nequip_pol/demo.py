@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .reference.analytic_material import generate_dataset, write_dataset
+from .threads import choose_threads
 
 #: the package holding the training config (next to the material it describes)
 CONFIG_PACKAGE = "nequip_pol.reference"
@@ -67,70 +68,6 @@ def _log(message: str) -> None:
     print(f"[nequip-pol demo] {message}", flush=True)
 
 
-def _cpu_times():
-    """(idle, total) jiffies of all cores from the first line of ``/proc/stat``; None if unreadable."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu":
-        return None
-    values = [
-        int(v) for v in fields[1:9]
-    ]  # user nice system idle iowait irq softirq steal
-    return values[3] + values[4], sum(values)
-
-
-def idle_cores(sample_seconds: float = 1.0):
-    """Cores idle over the next ``sample_seconds`` (from ``/proc/stat``), or None where that is missing.
-
-    ``idle + iowait`` over all time counted in ``/proc/stat`` (user, nice, system, idle, iowait,
-    irq, softirq, steal), times the number of cores: 2.0 on an idle 2-core machine, 1.0 with one
-    busy single-threaded job. Unlike the one-minute load average it does not remember a job that
-    has just ended.
-    """
-    first = _cpu_times()
-    if first is None:
-        return None
-    time.sleep(sample_seconds)
-    second = _cpu_times()
-    if second is None or second[1] <= first[1]:
-        return None
-    fraction = (second[0] - first[0]) / (second[1] - first[1])
-    return fraction * (os.cpu_count() or 1)
-
-
-def training_threads(sample_seconds: float = 1.0):
-    """Threads for the training and why: ``(threads, reason)``.
-
-    ``OMP_NUM_THREADS`` set by the user wins. Otherwise the cores idle over ``sample_seconds``
-    (:func:`idle_cores`, rounded; at least one): torch's threads wait for each other at every
-    operation, so on a machine whose cores are taken by other jobs a second thread slows the
-    training down instead of speeding it up. Without ``/proc/stat`` the one-minute load average
-    decides, and without that, one thread. The thread count changes the time only: the epochs,
-    the schedule and the data are fixed.
-    """
-    user = os.environ.get("OMP_NUM_THREADS")
-    if user:
-        return user, "OMP_NUM_THREADS set by the user"
-    cores = os.cpu_count() or 1
-    idle = idle_cores(sample_seconds)
-    if idle is not None:
-        threads = max(1, min(cores, int(idle + 0.5)))
-        return str(
-            threads
-        ), f"{idle:.2f} of {cores} cores idle over {sample_seconds:g} s (/proc/stat)"
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        return "1", "neither /proc/stat nor the load average is available"
-    threads = max(1, min(cores, int(round(cores - busy))))
-    return str(
-        threads
-    ), f"one-minute load average {busy:.2f} on {cores} cores (no /proc/stat)"
-
-
 def check_settings(epochs: int, max_minutes: float) -> None:
     """Raise ``ValueError`` naming a bad setting: ``epochs`` >= 1, ``max_minutes`` > 0 (minutes)."""
     if epochs < 1:
@@ -152,9 +89,14 @@ def train(
     num_val: int,
     max_minutes: float,
     max_epochs: int,
+    threads: int | None = None,
 ) -> Path:
     """Run ``nequip-train`` with the shipped config for ``max_epochs`` epochs (stopped early only by
     the safety limit ``max_minutes``); return the last checkpoint (the end of the schedule).
+
+    ``threads``: its torch threads (``nequip-pol demo`` passes the count of its thread rule);
+    None: :func:`nequip_pol.threads.choose_threads` now (the training's batch is not a system
+    size: the free cores decide, or ``OMP_NUM_THREADS``).
 
     nequip-train runs in ``out_dir/train`` (its output folder and working folder), so nothing is
     written outside ``out_dir``. Raises :class:`TrainingStopped` when the time limit ended the
@@ -188,8 +130,11 @@ def train(
         f"hydra.run.dir={run_dir.resolve()}",
     ]
     env = dict(os.environ)
-    threads, why = training_threads()
-    env["OMP_NUM_THREADS"] = threads
+    if threads is None:
+        threads, why = choose_threads()
+    else:
+        why = "the run's thread count"
+    env["OMP_NUM_THREADS"] = str(threads)
     _log(f"training on {threads} thread(s) ({why})")
     _log(
         f"training {max_epochs} epochs (one line per epoch below; safety limit {max_minutes:g} min): "
@@ -338,6 +283,7 @@ def run_demo(
     max_minutes: float = 120.0,
     seed: int = 0,
     force: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Generate, train, evaluate, judge.
 
@@ -347,6 +293,7 @@ def run_demo(
         epochs: training epochs (>= 1; the shipped schedule has :data:`DEMO_EPOCHS`)
         max_minutes: safety limit on the training wall time, minutes (> 0)
         seed: seed of the generated data
+        threads: torch threads of the training (None: :func:`nequip_pol.threads.choose_threads`)
 
     Returns a dict with ``pairs`` (reference, prediction per quantity), ``errors`` (key -> (RMSE,
     std, RMSE/std)), ``missed`` (labels of quantities over their limit), ``epochs`` (trained) and
@@ -380,7 +327,9 @@ def run_demo(
 
     _log("step 2/3: training")
     try:
-        checkpoint = train(out_dir, data_file, num_train, num_val, max_minutes, epochs)
+        checkpoint = train(
+            out_dir, data_file, num_train, num_val, max_minutes, epochs, threads
+        )
     except TrainingStopped as stopped:
         print(f"RESULT: MISSED: no model to evaluate: {stopped}", flush=True)
         return {

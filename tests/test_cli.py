@@ -194,12 +194,10 @@ def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(
     monkeypatch.setattr(
         demo.subprocess, "run", _fake_nequip_train(calls, write_checkpoint=False)
     )
-    monkeypatch.setattr(demo, "idle_cores", lambda sample_seconds=1.0: 2.0)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "newdir"
     result = demo.run_demo(
-        out, num_train=2, num_val=1, num_test=1, epochs=1, max_minutes=0.001
+        out, num_train=2, num_val=1, num_test=1, epochs=1, max_minutes=0.001, threads=2
     )
     assert not result["passed"] and result["epochs"] == 0
     printed = capsys.readouterr().out
@@ -212,7 +210,7 @@ def test_demo_time_limit_before_the_first_checkpoint_is_a_verdict(
     assert call["cwd"] == out / "train"
     assert "++trainer.max_time=00:00:00:01" in call["command"]  # at least one second
     assert call["env"]["OMP_NUM_THREADS"] == "2"
-    assert "training on 2 thread(s) (2.00 of" in printed
+    assert "training on 2 thread(s)" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["newdir"]
 
     # through the command line: exit status 3
@@ -236,46 +234,39 @@ def demo_frames(n):
     return generate_dataset(n, seed=0, supercell=(1, 1, 1))
 
 
-def test_demo_threads(monkeypatch):
-    """Threads from the idle cores over a short sample (not the load average), OMP_NUM_THREADS wins,
-    fallbacks where /proc/stat is missing; each choice says why."""
+def test_demo_threads(tmp_path, monkeypatch, capsys):
+    """The demo trains on the threads of the verbs' rule (nequip_pol.threads): the count printed
+    first is the OMP_NUM_THREADS of nequip-train; run_demo without a count chooses by the rule."""
     import nequip_pol.demo as demo
+    from nequip_pol import threads as rule
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert demo.training_threads(0.0) == ("3", "OMP_NUM_THREADS set by the user")
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(demo.time, "sleep", lambda s: None)
-    # (idle, total) jiffies: one core busy over the sample -> 1 thread, whatever the load average says
-    samples = iter([(1000, 4000), (1100, 4200)])
-    monkeypatch.setattr(demo, "_cpu_times", lambda: next(samples))
-    monkeypatch.setattr(demo.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    threads, why = demo.training_threads(1.0)
-    assert threads == "1" and "1.00 of 2 cores idle" in why and "/proc/stat" in why
-    # idle machine whose previous job just ended (load average still high) -> 2 threads
-    samples = iter([(1000, 4000), (1195, 4200)])
-    monkeypatch.setattr(demo.os, "getloadavg", lambda: (1.9, 1.0, 0.5))
-    assert demo.training_threads(1.0)[0] == "2"
-    # no /proc/stat: the load average decides
-    monkeypatch.setattr(demo, "_cpu_times", lambda: None)
-    threads, why = demo.training_threads(1.0)
-    assert threads == "1" and "load average 1.90" in why
-    # neither: one thread
-
-    def no_loadavg():
-        raise OSError
-
-    monkeypatch.setattr(demo.os, "getloadavg", no_loadavg)
-    assert demo.training_threads(1.0)[0] == "1"
-
-
-def test_idle_cores_reads_proc_stat():
-    import nequip_pol.demo as demo
-
-    if demo._cpu_times() is None:
-        pytest.skip("no /proc/stat on this system")
-    idle = demo.idle_cores(0.2)
-    assert idle is None or 0.0 <= idle <= os.cpu_count() + 1e-9
+    calls = []
+    monkeypatch.setattr(
+        demo.subprocess, "run", _fake_nequip_train(calls, write_checkpoint=False)
+    )
+    monkeypatch.setattr(demo, "generate_dataset", lambda n, seed=0: demo_frames(2))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(rule, "available_cores", lambda: 2)
+    monkeypatch.setattr(rule.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    argv = ["demo", str(tmp_path / "a"), "--epochs", "1", "--max-minutes", "0.001"]
+    assert cli_main(argv) == 3
+    printed = capsys.readouterr().out
+    # a training's batch is no system size: the free cores decide
+    assert printed.splitlines()[0] == "threads: 2 (2 cores, load 0.2 -> 2 free)"
+    assert calls[-1]["env"]["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in os.environ  # restored after the verb
+    assert cli_main(argv[:2] + ["--threads", "1"] + argv[2:] + ["--force"]) == 3
+    assert calls[-1]["env"]["OMP_NUM_THREADS"] == "1"
+    # from Python, without a count: the rule (busy machine -> 1)
+    monkeypatch.setattr(rule.os, "getloadavg", lambda: (1.9, 0.0, 0.0))
+    capsys.readouterr()
+    with pytest.raises(demo.TrainingStopped):
+        demo.train(tmp_path / "b", tmp_path / "data.xyz", 1, 1, 0.001, 1)
+    assert calls[-1]["env"]["OMP_NUM_THREADS"] == "1"
+    assert (
+        "training on 1 thread(s) (2 cores, load 1.9 -> 0 free)"
+        in capsys.readouterr().out
+    )
 
 
 def test_bad_input_of_every_non_analysis_verb_comes_before_heavy_imports(tmp_path):

@@ -20,11 +20,18 @@ library at module level, so that ``nequip-pol --help`` stays fast; numpy, torch,
 are imported inside the run functions. To add a verb: a row in :data:`VERBS` and the functions
 in its module (or :func:`register` for a verb defined elsewhere). The science packages
 (``analysis``, ``io``, ``reference``, ``integrations``, ``lammps``) import nothing from here.
+
+Threads: the verbs of :data:`RUNS_A_MODEL` take ``--threads N``, and :func:`main` runs them on
+the threads of one rule (:mod:`nequip_pol.threads`: ``--threads``, else ``OMP_NUM_THREADS``,
+else the free cores and the system's size), chosen once before the model is loaded and printed
+as the first line; a module may give the size with ``system_size(verb, args) -> int | None``
+(atoms of one model evaluation; :func:`~nequip_pol.cli.common.verb_threads`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from typing import Callable
@@ -33,7 +40,9 @@ __all__ = [
     "VERBS",
     "SUBCOMMANDS",
     "INPUT_CHECKS",
+    "SYSTEM_SIZES",
     "WITHOUT_NEQUIP",
+    "RUNS_A_MODEL",
     "register",
     "build_parser",
     "main",
@@ -112,6 +121,17 @@ VERBS = {
 #: verbs that never touch a nequip model in this process (no key or compile-target
 #: registration needed; train-long runs nequip-train in subprocesses)
 WITHOUT_NEQUIP = {"lammps", "train-long", "save-run"}
+#: verbs that run a model, here or in the processes they start: they take ``--threads`` and run
+#: on the threads of :mod:`nequip_pol.threads` (``train-long``: its nequip-train processes)
+RUNS_A_MODEL = {
+    "demo",
+    "dielectric",
+    "phonons",
+    "hysteresis",
+    "coercive",
+    "train-long",
+    "frame-errors",
+}
 #: verbs whose positional arguments may come between their options (argparse's
 #: ``parse_intermixed_args``: ``OUT --dataset X key=value --resume key2=value2``)
 INTERMIXED = {"train-long"}
@@ -128,21 +148,29 @@ SUBCOMMANDS: dict[
 #: verb -> check(args) -> exit code: run by main() before the nequip registration and the verb,
 #: so that bad input is answered at once (no torch import)
 INPUT_CHECKS: dict[str, Callable[[argparse.Namespace], int]] = {}
+#: verb -> system_size(args) -> atoms of one model evaluation (or None): the size that the thread
+#: rule weighs (verbs of :data:`RUNS_A_MODEL`)
+SYSTEM_SIZES: dict[str, Callable[[argparse.Namespace], "int | None"]] = {}
 
 
-def register(name: str, help: str, add_arguments, run, check=None) -> None:
+def register(
+    name: str, help: str, add_arguments, run, check=None, system_size=None
+) -> None:
     """Register a subcommand (later registrations replace earlier ones of the same name);
-    ``check(args) -> int``, if given, runs before it (see the module docstring)."""
+    ``check(args) -> int``, if given, runs before it (see the module docstring);
+    ``system_size(args)``, if given, is the size the thread rule weighs (a verb of
+    :data:`RUNS_A_MODEL`)."""
     SUBCOMMANDS[name] = (help, add_arguments, run)
-    if check is not None:
-        INPUT_CHECKS[name] = check
-    else:
-        INPUT_CHECKS.pop(name, None)
+    for table, value in ((INPUT_CHECKS, check), (SYSTEM_SIZES, system_size)):
+        if value is not None:
+            table[name] = value
+        else:
+            table.pop(name, None)
 
 
 def _verb(name: str, module_name: str):
-    """``(add, run, check)`` of a verb of :data:`VERBS`: its module is imported when they are
-    called (argparse and the standard library only)."""
+    """``(add, run, check, system_size)`` of a verb of :data:`VERBS`: its module is imported
+    when they are called (argparse and the standard library only)."""
     attribute = name.replace("-", "_")
 
     def module():
@@ -158,12 +186,16 @@ def _verb(name: str, module_name: str):
         check_inputs = getattr(module(), "check_inputs", None)
         return 0 if check_inputs is None else check_inputs(name, args)
 
-    return add, run, check
+    def system_size(args: argparse.Namespace):
+        size = getattr(module(), "system_size", None)
+        return None if size is None else size(name, args)
+
+    return add, run, check, system_size
 
 
 for _name, (_module, _help) in VERBS.items():
-    _add, _run, _check = _verb(_name, _module)
-    register(_name, _help, _add, _run, _check)
+    _add, _run, _check, _size = _verb(_name, _module)
+    register(_name, _help, _add, _run, _check, _size)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -176,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, add_arguments, run) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         add_arguments(sp)
+        if name in RUNS_A_MODEL:
+            from .common import add_threads_argument
+
+            add_threads_argument(sp)
         sp.set_defaults(_run=run)
     return parser
 
@@ -200,10 +236,21 @@ def main(argv=None) -> int:
         code = check(args)
         if code:
             return code
-    if args.command not in WITHOUT_NEQUIP:
-        # the console script imports the package without nequip (fast --help); register keys
-        # and compile targets now, as an import through nequip would have
-        from nequip_pol import _register_with_nequip
+    threads = contextlib.nullcontext()
+    if args.command in RUNS_A_MODEL:
+        # one rule, once, before the model is loaded (nequip_pol.threads); printed first
+        from .common import verb_threads
 
-        _register_with_nequip()
-    return int(args._run(args) or 0)
+        threads = verb_threads(
+            args,
+            SYSTEM_SIZES.get(args.command),
+            torch_threads=args.command not in WITHOUT_NEQUIP,
+        )
+    with threads:
+        if args.command not in WITHOUT_NEQUIP:
+            # the console script imports the package without nequip (fast --help); register
+            # keys and compile targets now, as an import through nequip would have
+            from nequip_pol import _register_with_nequip
+
+            _register_with_nequip()
+        return int(args._run(args) or 0)

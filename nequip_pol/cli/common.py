@@ -14,11 +14,19 @@ MODEL and STRUCTURE arguments are those of
 :func:`check_file`, :func:`load_calculator`, :func:`read_structure`; that module imports only
 the standard library at module level).
 
+Threads: every verb that runs a model takes ``--threads N`` (:func:`add_threads_argument`,
+added by the registry to the verbs of :data:`nequip_pol.cli.RUNS_A_MODEL`), and the registry
+runs it inside :func:`verb_threads`: the rule of :mod:`nequip_pol.threads` applied once, before
+the model is loaded, and printed as the run's first line (``threads: 1 (2 cores, load 1.8 -> 0
+free; 9 atoms)``).
+
 This module imports only the standard library at module level.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -31,6 +39,7 @@ from nequip_pol.integrations.model_arguments import (
     load_calculator,
     read_structure,
 )
+from nequip_pol.threads import SMALL_SYSTEM_ATOMS, choose_threads, threads_for_run
 
 __all__ = [
     "EXIT_USER_ERROR",
@@ -49,6 +58,8 @@ __all__ = [
     "output_paths",
     "write_csv",
     "progress_printer",
+    "add_threads_argument",
+    "verb_threads",
 ]
 
 #: exit status of every verb for bad input (argparse's)
@@ -147,3 +158,50 @@ def progress_printer(verb: str):
         print(f"[{verb} {time.time() - start:7.1f} s] {msg}", flush=True)
 
     return report
+
+
+# ---------------------------------------------------------------------- threads
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` (default: the rule of :mod:`nequip_pol.threads`)."""
+    p.add_argument(
+        "--threads",
+        type=_thread_count,
+        default=None,
+        metavar="N",
+        help="torch threads (default: OMP_NUM_THREADS if set, else the free cores: cores minus "
+        f"the load average, at least 1; one for a system under {SMALL_SYSTEM_ATOMS} atoms); "
+        "printed as the first line",
+    )
+
+
+@contextlib.contextmanager
+def verb_threads(args, system_size=None, torch_threads: bool = True):
+    """Run a verb on the threads of the rule (:func:`nequip_pol.threads.choose_threads`):
+    ``--threads``, else ``OMP_NUM_THREADS``, else the free cores and the system's size
+    (``system_size(args)``: atoms of one model evaluation, or None). Prints ``threads: N
+    (reason)``, sets ``args.threads = N``, and runs the body inside
+    :func:`~nequip_pol.threads.threads_for_run` (torch threads, with ``torch_threads``, and
+    ``OMP_NUM_THREADS`` of child processes; restored afterwards)."""
+    n_atoms = None
+    if system_size is not None:
+        try:
+            n_atoms = system_size(args)
+        except Exception:  # an unreadable STRUCTURE: the verb itself names the problem
+            n_atoms = None
+    threads, reason = choose_threads(n_atoms, getattr(args, "threads", None))
+    print(f"threads: {threads} ({reason})", flush=True)
+    args.threads = threads
+    with threads_for_run(threads, torch_threads):
+        yield threads

@@ -82,6 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
             max_minutes=args.max_minutes,
             seed=args.seed,
             force=args.force,
+            threads=args.threads,  # the count of the thread rule (nequip_pol.cli.main)
         )
     except (FileExistsError, ValueError) as error:
         print(f"nequip-pol demo: error: {error}", file=sys.stderr)

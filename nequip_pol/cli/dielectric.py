@@ -34,6 +34,7 @@ from .phonons import (
     check_structure_arguments,
     mode_rows,
     relaxed_structure,
+    system_size,  # noqa: F401  (the thread rule's size: nequip_pol.cli.SYSTEM_SIZES)
 )
 
 __all__ = ["add_dielectric", "run_dielectric", "check_inputs"]

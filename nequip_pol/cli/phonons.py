@@ -42,6 +42,7 @@ __all__ = [
     "check_structure_arguments",
     "relaxed_structure",
     "mode_rows",
+    "system_size",
 ]
 
 
@@ -97,6 +98,11 @@ def add_structure_arguments(p: argparse.ArgumentParser) -> None:
         help="output prefix (default: STRUCTURE without extension)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def system_size(verb: str, args) -> int:
+    """Atoms of one model evaluation (what the thread rule weighs): frame ``--index`` of STRUCTURE."""
+    return len(read_structure(args.structure, args.index))
 
 
 def relaxed_structure(args, verb):

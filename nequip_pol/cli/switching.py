@@ -29,6 +29,7 @@ __all__ = [
     "run_coercive",
     "check_inputs",
     "loop_protocol",
+    "system_size",
 ]
 
 #: STRUCTURE name of the relaxed +P state of the exact ferroelectric
@@ -47,12 +48,19 @@ def _add_model_and_structure(p: argparse.ArgumentParser, structure_help: str) ->
     p.add_argument("structure", metavar="STRUCTURE", help=structure_help)
 
 
-def _limit_torch_threads() -> None:
-    """At most two torch threads for the model evaluations of these verbs (one small cell at a
-    time: the relaxations and MD steps are serial)."""
-    import torch
+def system_size(verb: str, args) -> int:
+    """Atoms of one model evaluation (what the thread rule weighs): STRUCTURE (``reference:poled``:
+    the 5-atom cell) times ``--repeat`` for ``hysteresis``."""
+    if args.structure == POLED_REFERENCE:
+        from nequip_pol.reference import ideal_structure
 
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
+        n_atoms = len(ideal_structure((1, 1, 1)))
+    else:
+        n_atoms = len(read_structure(args.structure, periodic=False))
+    if verb == "hysteresis":
+        a, b, c = _repeat(args.repeat)
+        n_atoms *= a * b * c
+    return n_atoms
 
 
 def _calculator_and_structure(args, device: str = "cpu"):
@@ -278,7 +286,6 @@ def _run_hysteresis(args) -> int:
             args.model, species, args.lammps_plugin, ranks=args.ranks
         )
         runner.check(protocol)
-    _limit_torch_threads()
     if runner is None:
         calc, atoms = _calculator_and_structure(args)
         _check_polarization(calc, atoms)
@@ -391,7 +398,6 @@ def _run_coercive(args) -> int:
     from nequip_pol.units import V_PER_A_TO_MV_PER_CM, dipole_density_to_uc_cm2
     from nequip_pol.analysis.coercive import intrinsic_coercive_field
 
-    _limit_torch_threads()
     calc, atoms = _calculator_and_structure(args, args.device)
     if args.structure == POLED_REFERENCE and args.centrosymmetric is None:
         from nequip_pol.reference import ideal_structure
