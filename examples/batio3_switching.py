@@ -139,11 +139,17 @@ def main(argv=None) -> int:
     )
     p.add_argument("--ranks", type=int, default=1, help="MPI ranks of the LAMMPS loops")
     p.add_argument("--force", action="store_true", help="overwrite outputs")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the rule of nequip-pol's verbs, nequip_pol.threads: "
+        "OMP_NUM_THREADS, else the free cores; one for a small cell)",
+    )
     # the hysteresis verb's options this script does not offer: the loops run along z
     p.set_defaults(axis="z", sample_interval=1)
     args = p.parse_args(argv)
 
-    import torch
     from ase.io import write
     from ase.optimize import FIRE
 
@@ -157,9 +163,13 @@ def main(argv=None) -> int:
     from nequip_pol.cli.switching import loop_protocol
     from nequip_pol.integrations.model_arguments import load_calculator
     from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
+    from nequip_pol.threads import apply_threads, choose_threads
     from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
 
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    # the thread rule of the verbs, for the n x n x n cell of the relaxation and the loops
+    threads, why = choose_threads(5 * args.repeat**3, args.threads)
+    apply_threads(threads)
+    print(f"threads: {threads} ({why})", flush=True)
     protocol = loop_protocol(args)
     try:
         protocol.validate()

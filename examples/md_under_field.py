@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from ase import units
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
 from nequip_pol.integrations.model_arguments import load_calculator
+from nequip_pol.threads import apply_threads, choose_threads
 from nequip_pol.integrations.md import (
     PolarizationLogger,
     read_polarization_log,
@@ -134,11 +134,14 @@ def main():
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="torch threads (1 is fastest for small cells)",
+        default=None,
+        help="torch threads (default: the rule of nequip-pol's verbs, nequip_pol.threads: "
+        "OMP_NUM_THREADS, else the free cores; one for a small cell)",
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads, why = choose_threads(5 * int(np.prod(args.supercell)), args.threads)
+    apply_threads(threads)
+    print(f"threads: {threads} ({why})", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
     model_path = (

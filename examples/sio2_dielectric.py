@@ -112,6 +112,13 @@ def main(argv=None) -> int:
         default=NO_NOTE,
         help="the model's test errors and training time, printed beside every result",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the rule of nequip-pol's verbs, nequip_pol.threads: "
+        "OMP_NUM_THREADS, else the free cores; one for a small cell)",
+    )
     args = parser.parse_args(argv)
 
     from nequip_pol.analysis import dielectric as D
@@ -119,6 +126,7 @@ def main(argv=None) -> int:
     from nequip_pol.analysis import plots, spectra
     from nequip_pol.integrations.model_arguments import load_calculator
     from nequip_pol.data_path import shared_data_dir
+    from nequip_pol.threads import apply_threads, choose_threads
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
@@ -146,6 +154,10 @@ def main(argv=None) -> int:
     def log(msg):
         print(f"[{time.time() - start:7.1f} s] {msg}", flush=True)
 
+    # the thread rule of the verbs, for the largest cell evaluated (the 72-atom MD supercell)
+    threads, why = choose_threads(72 if args.md_steps > 0 else 9, args.threads)
+    apply_threads(threads)
+    log(f"threads: {threads} ({why})")
     a, c, n_frames = lattice_from_data(data)
     log(f"lattice from {n_frames} DFT frames: a = {a:.4f} A, c = {c:.4f} A")
     from nequip_pol import models
