@@ -443,8 +443,10 @@ def check_dataset(
     if offset_frames and not rep.errors:
         from ..data.offset import estimate_inversion_offset
 
+        # None when no frame has an inversion pairing (e.g. two atoms of one kind at random)
         rep.inversion_offset = estimate_inversion_offset(offset_frames)
-        rep.warnings.extend(rep.inversion_offset.warnings())
+        if rep.inversion_offset is not None:
+            rep.warnings.extend(rep.inversion_offset.warnings())
     return rep
 
 
