@@ -78,3 +78,36 @@ def test_bad_split_and_empty_file_list_are_refused(tmp_path):
         ASEFilesDataModule(seed=1, file_paths=[str(path)], split={"training": 1.0})
     with pytest.raises(ValueError, match="empty"):
         ASEFilesDataModule(seed=1, file_paths=[], split=SPLIT)
+
+
+def test_dft_config_reads_every_file_of_the_dataset_config():
+    """configs/dft.yaml composed with dataset=BaTiO3 trains on both of its files (thermal and
+    domain frames), with SiO2 on its one file: the dataset group's data_files is not overridden
+    by dft.yaml's own keys (it was, and a BaTiO3 run silently used one file)."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base=None):
+        for dataset, names in (
+            ("BaTiO3", ["BaTiO3.xyz", "BaTiO3_domains.xyz"]),
+            ("SiO2", ["SiO2.xyz"]),
+        ):
+            cfg = compose(
+                config_name="dft",
+                overrides=[f"dataset={dataset}", "data_dir=/data"],
+            )
+            # resolve only the keys that do not need nequip's training-data resolvers
+            paths = OmegaConf.to_container(cfg.data, resolve=True)["file_paths"]
+            paths = [paths] if isinstance(paths, str) else paths
+            assert [Path(p).name for p in paths] == names, dataset
+            assert all(p.startswith("/data/dft/") for p in paths)
+            recorder = next(
+                c
+                for c in cfg.trainer.callbacks
+                if c["_target_"].endswith("TrainingRangeRecorder")
+            )
+            recorded = OmegaConf.to_container(recorder, resolve=False)
+            assert "data_files" in recorded["data_file"]
