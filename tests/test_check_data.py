@@ -187,8 +187,7 @@ def test_check_data_verb_exit_status_for_a_dataset_without_forces(tmp_path, caps
     does not use the missing label; the default is the DFT recipe's loss."""
     from pathlib import Path
 
-    from nequip_pol.cli.data import DFT_RECIPE_LABELS
-    from nequip_pol.io.check_data import loss_labels
+    from nequip_pol.io.check_data import DFT_RECIPE_LABELS, loss_labels
 
     dft = Path(__file__).resolve().parent.parent / "configs" / "dft.yaml"
     assert set(DFT_RECIPE_LABELS) == set(loss_labels(dft))

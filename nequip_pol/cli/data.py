@@ -253,7 +253,12 @@ def _check_check_data(args: argparse.Namespace) -> int:
 def run_check_data(args: argparse.Namespace) -> int:
     """Exit status: 0 every file OK, 1 a file has hard errors (FAILED), 3 a label the
     training config's loss uses is absent in some frames (NOT READY)."""
-    from nequip_pol.io.check_data import DataCheckError, check_dataset, loss_labels
+    from nequip_pol.io.check_data import (
+        DFT_RECIPE_LABELS,
+        DataCheckError,
+        check_dataset,
+        loss_labels,
+    )
 
     mapping = _key_map(args.key_map)
     if args.config:
@@ -273,17 +278,6 @@ def run_check_data(args: argparse.Namespace) -> int:
         elif rep.status == "NOT READY" and rc == 0:
             rc = 3
     return rc
-
-
-#: the labels the loss of configs/dft.yaml uses (check-data's default readiness check)
-DFT_RECIPE_LABELS = (
-    "total_energy",
-    "forces",
-    "stress",
-    "polarization",
-    "born_effective_charges",
-    "polarizability",
-)
 
 
 # ---------------------------------------------------------------------------------- input checks

@@ -30,6 +30,7 @@ __all__ = [
     "DataCheckError",
     "check_dataset",
     "loss_labels",
+    "DFT_RECIPE_LABELS",
     "DEFAULT_KEY_ALIASES",
     "P_SPREAD_WARN",
 ]
@@ -58,6 +59,9 @@ _EXPECTED = [
     "born_effective_charges",
     "polarizability",
 ]
+
+#: the labels the loss of configs/dft.yaml uses: check-data's default readiness check
+DFT_RECIPE_LABELS = tuple(_EXPECTED)
 
 #: spread of folded P (fractional units) above which the frames are reported as inconsistent
 P_SPREAD_WARN = 0.25
