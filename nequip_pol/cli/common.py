@@ -161,7 +161,8 @@ def progress_printer(verb: str):
 
 
 # ---------------------------------------------------------------------- threads
-def _thread_count(text: str) -> int:
+def at_least_one(text: str) -> int:
+    """argparse type: a whole number of at least 1 (threads, epochs)."""
     try:
         value = int(text)
     except ValueError:
@@ -177,7 +178,7 @@ def add_threads_argument(p: argparse.ArgumentParser) -> None:
     """``--threads N`` (default: the rule of :mod:`nequip_pol.threads`)."""
     p.add_argument(
         "--threads",
-        type=_thread_count,
+        type=at_least_one,
         default=None,
         metavar="N",
         help="torch threads (default: OMP_NUM_THREADS if set, else the free cores: cores minus "

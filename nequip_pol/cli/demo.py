@@ -12,19 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import at_least_one
+
 __all__ = ["add_demo", "run_demo"]
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _positive_minutes(text: str) -> float:
@@ -48,7 +38,7 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--epochs",
-        type=_at_least_one,
+        type=at_least_one,
         default=None,
         help="training epochs, at least 1 (default: the shipped schedule; fewer gives a quick, "
         "under-trained run)",
