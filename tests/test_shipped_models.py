@@ -215,6 +215,10 @@ def test_names_resolve_and_bad_names_are_named(tmp_path):
         assert shipped.resolve(name.upper()) == str(shipped.model_path(name))
         assert shipped.card_path(name).exists(), f"{name}: the model card is missing"
         assert "test RMSE" in shipped.describe(name)
+    # a fine-tune's one line states what all its stages cost, as its card does (batio3: the
+    # 13.0 CPU h long run and two fine-tunes, "14.2 CPU hours in all")
+    assert "14.2 CPU h in all" in shipped.describe("batio3")
+    assert "**14.2 CPU hours** in all" in shipped.card_path("batio3").read_text()
 
 
 def _centrosymmetric_perovskite():

@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
             "--plot needs learning_curve.csv files",
         ),
         (["ship", "RUN", "--name", "quartz"], "--name must be one of"),
+        (
+            ["ship", "RUN", "--name", "batio3", "--earlier-cpu-hours", "-1"],
+            "--earlier-cpu-hours must be a number >= 0",
+        ),
         (["save-run", "RUN", "DEST"], "is not a learning-curve run"),
     ],
 )

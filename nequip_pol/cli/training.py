@@ -132,7 +132,7 @@ Units: forces meV/A, Z* e, distances A.
 SHIP = """\
 Ship a trained model: package a learning-curve run's best checkpoint into nequip_pol/models.
 
-    nequip-pol ship RUN --name sio2 [--force]
+    nequip-pol ship RUN --name sio2 [--force] [--earlier-cpu-hours H]
 
 RUN is a folder of ``nequip-pol train-long`` on the shared DFT data. This
 
@@ -140,7 +140,8 @@ RUN is a folder of ``nequip-pol train-long`` on the shared DFT data. This
    ``nequip_pol/models/NAME.nequip.zip`` (an existing archive is kept unless ``--force``);
 2. writes ``nequip_pol/models/NAME.json``: the data file and its frame count, the split (seed,
    fractions, the test-frame indices as nequip's ``RandomSplitAndIndexDataset`` draws them), the
-   recipe (the run's nequip-train overrides), epochs, CPU and wall hours, and the test-split RMSEs
+   recipe (the run's nequip-train overrides), epochs, CPU and wall hours (for a fine-tune with
+   ``--earlier-cpu-hours``, also the total with the stages it started from), and the test-split RMSEs
    that nequip-train's test metrics gave for this checkpoint (base units: eV/atom, eV/A, eV/A^3,
    e*A, e, e*A^2/V), beside the published Allegro-pol errors and the project's targets;
 3. writes the draft model card ``nequip_pol/models/NAME.md`` (data, split, recipe, CPU hours,
@@ -371,13 +372,21 @@ def add_ship(p: argparse.ArgumentParser) -> None:
         "--name", required=True, help="shipped name (nequip_pol.models.SHIPPED_MODELS)"
     )
     p.add_argument("--force", action="store_true", help="replace an existing archive")
+    p.add_argument(
+        "--earlier-cpu-hours",
+        type=float,
+        default=0.0,
+        metavar="H",
+        help="for a fine-tune (init_checkpoint=): the CPU hours of the stages it started from; "
+        "the card records the total beside the run's own",
+    )
     _add_config_dir(p)
 
 
 def _ship(args: argparse.Namespace) -> int:
     from nequip_pol.train.ship import ship_model
 
-    ship_model(args.run, args.name, args.force, args.config_dir)
+    ship_model(args.run, args.name, args.force, args.config_dir, args.earlier_cpu_hours)
     return 0
 
 

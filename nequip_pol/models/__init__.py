@@ -89,9 +89,18 @@ def describe(name: str) -> str:
         )
         if key in rmse
     ]
+    if (
+        "cpu_hours_all_stages" in train
+    ):  # a fine-tune: its epochs, and the cost of all stages
+        cost = (
+            f"{train['epochs']} epochs of fine-tuning, "
+            f"{train['cpu_hours_all_stages']:.1f} CPU h in all"
+        )
+    else:
+        cost = f"{train['epochs']} epochs, {train['cpu_hours']:.1f} CPU h"
     return (
-        f"shipped model {name.lower()} ({info['dataset']}, {train['epochs']} epochs, "
-        f"{train['cpu_hours']:.1f} CPU h); test RMSE " + ", ".join(parts)
+        f"shipped model {name.lower()} ({info['dataset']}, {cost}); test RMSE "
+        + ", ".join(parts)
     )
 
 

@@ -84,15 +84,27 @@ def models_dir() -> Path:
     return root / "nequip_pol" / "models"
 
 
-def ship_model(run, name: str, force: bool = False, config_dir_given=None) -> Path:
+def ship_model(
+    run,
+    name: str,
+    force: bool = False,
+    config_dir_given=None,
+    earlier_cpu_hours: float = 0.0,
+) -> Path:
     """Package the best checkpoint of the long run in ``run`` as the shipped model ``name``
-    (see the module docstring); returns the archive's path."""
+    (see the module docstring); returns the archive's path. ``earlier_cpu_hours``: the CPU
+    hours of the stages a fine-tune started from (``init_checkpoint=``), recorded beside the
+    run's own so that the card states what the model cost in all."""
     import nequip_pol.models as shipped
 
     run = Path(run).resolve()
     if not shipped.is_shipped_name(name):
         raise TrainingToolError(
             f"--name must be one of {', '.join(shipped.SHIPPED_MODELS)}"
+        )
+    if not earlier_cpu_hours >= 0.0:
+        raise TrainingToolError(
+            f"--earlier-cpu-hours must be a number >= 0, got {earlier_cpu_hours}"
         )
     configs = config_dir(config_dir_given)
     root = checkout_root()
@@ -195,6 +207,12 @@ def ship_model(run, name: str, force: bool = False, config_dir_given=None) -> Pa
             "cpu_hours": float(last["cpu_hours"]),
             "wall_hours": float(last["wall_hours"]),
             "threads": 1,
+            # a fine-tune's total: the stages it started from plus this run
+            **(
+                {"cpu_hours_all_stages": earlier_cpu_hours + float(last["cpu_hours"])}
+                if earlier_cpu_hours
+                else {}
+            ),
         },
         "test_rmse": {
             key: float(last[column]) * factor
@@ -252,6 +270,11 @@ def card_text(card: dict, archive: Path) -> str:
         if len(data.get("frames_per_file", [])) > 1
         else ""
     )
+    all_stages = (
+        f"; {train['cpu_hours_all_stages']:.2f} CPU hours with the stages it was fine-tuned from"
+        if "cpu_hours_all_stages" in train
+        else ""
+    )
     return f"""# Shipped model `{card["name"]}`: {card["dataset"]}
 
 `nequip_pol.models.load("{card["name"]}")` in Python; MODEL `{card["name"]}` in every
@@ -274,7 +297,7 @@ def card_text(card: dict, archive: Path) -> str:
 `{card["recipe"]["config"]}` with `model={card["recipe"]["model"]}` and
 `{" ".join(card["recipe"]["overrides"])}`{replanned}; the best checkpoint by validation score{best}.
 {train["epochs"]} epochs, **{train["cpu_hours"]:.2f} CPU hours** on {train["threads"]}
-thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine).
+thread ({train["wall_hours"]:.2f} h wall on a shared 2-core machine){all_stages}.
 
 ## Test errors (RMSE)
 
