@@ -31,6 +31,9 @@ Usage::
     python examples/batio3_switching.py --model best.ckpt --lammps-model nb.nequip.pt2 \\
         --plugin lammps_patch/build/nequip_polplugin.so --ranks 1 --out batio3_switching \\
         --temperatures 50 200 --periods 1200 2400 --amplitude 0.4
+    # several sweeps (other seeds, periods, temperatures; nequip-pol hysteresis or this script)
+    # combined: mean and run-to-run spread per (T, period), one figure in MV/cm and uC/cm^2
+    python examples/batio3_switching.py --report loops_2ps ect_seed1 ect_seed2 --out summary
     # no model at hand: the same workflow on the exact analytic ferroelectric (5-atom cells)
     python examples/batio3_switching.py --model reference:ferroelectric --out fe_switching --repeat 1 \\
         --temperatures 5 30 --periods 1600 --amplitude 0.12 --timestep 4 --friction 0.02
@@ -82,11 +85,162 @@ def lattice_from_data(path: Path):
     return float(lengths[:2].mean()), float(lengths[2])
 
 
+def report(sweeps, out: Path, force: bool = False) -> int:
+    """Combine finished sweeps into one table and one figure (literature units).
+
+    Reads ``SWEEP/hysteresis.csv`` of each folder, averages the runs of each (T, period)
+    (``combine_runs``: mean over runs, sample spread between them; a single run keeps the
+    spread over its cycles), writes ``OUT/switching_summary.csv`` (V/A, e*A, eV) and
+    ``OUT/switching.png``: the loops (first run of each (T, period), P centred) in MV/cm and
+    uC/cm^2, and Ec vs temperature per period with the spread as error bars. Prints a Markdown
+    table in MV/cm and uC/cm^2.
+    """
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nequip_pol.analysis.hysteresis import (
+        analyze_series,
+        combine_runs,
+        read_loop,
+        read_table,
+    )
+    from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
+
+    outputs = [out / "switching_summary.csv", out / "switching.png"]
+    if not force and any(path.exists() for path in outputs):
+        print(
+            f"batio3_switching: error: {out} has a report already (--force replaces it)",
+            file=sys.stderr,
+        )
+        return 2
+    rows = []
+    try:
+        for sweep in map(Path, sweeps):
+            for row in read_table(sweep / "hysteresis.csv"):
+                rows.append(dict(row, sweep=sweep))
+    except (OSError, ValueError) as exc:
+        print(f"batio3_switching: error: {exc}", file=sys.stderr)
+        return 2
+    combined = combine_runs(rows)
+    for group in combined:
+        runs = [
+            r
+            for r in rows
+            if (r["temperature_K"], r["period_fs"])
+            == (group["temperature_K"], group["period_fs"])
+        ]
+        if group["n_runs"] == 1:  # one run: the spread over its cycles
+            group.update({k: runs[0][k] for k in runs[0] if k.endswith("_std")})
+        group["cycles_analysed"] = int(sum(r["n_cycles"] for r in runs))
+        first = runs[0]
+        series = read_loop(first["sweep"] / first["loop_csv"])
+        group["series"] = series
+        # the sweep dropped the cycles before its n_cycles analysed ones (poling)
+        period = first["period_fs"]
+        total = int(round((series.time_fs[-1] - 0.25 * period) / period))
+        group["analysis"] = analyze_series(
+            series, "z", period, discard_cycles=max(total - int(first["n_cycles"]), 0)
+        )
+        group["volume_A3"] = float(np.mean(series.volume))
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["temperature_K", "period_fs", "amplitude_V_A", "waveform", "n_runs"]
+    columns += ["cycles_analysed", "volume_A3"]
+    columns += [k for k in combined[0] if k.startswith(("ec", "pr", "area"))]
+    with open(outputs[0], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for group in combined:
+            writer.writerow(
+                {
+                    k: (f"{v:.6g}" if isinstance(v, float) else v)
+                    for k, v in group.items()
+                }
+            )
+
+    mv, uc = V_PER_A_TO_MV_PER_CM, E_ANGSTROM2_TO_UC_CM2
+    print(
+        "| T (K) | period (ps) | runs (cycles) | Ec (MV/cm) | Ec+ / Ec- (MV/cm) | "
+        "Pr (uC/cm^2) | loop area (eV per cycle) |\n|---|---|---|---|---|---|---|"
+    )
+    for g in combined:
+        v = g["volume_A3"]
+        print(
+            f"| {g['temperature_K']:g} | {g['period_fs'] / 1000:g} | {g['n_runs']} "
+            f"({g['cycles_analysed']}) | {g['ec'] * mv:.2f} +- {g['ec_std'] * mv:.2f} | "
+            f"{g['ec_plus'] * mv:.1f} / {g['ec_minus'] * mv:.1f} | "
+            f"{g['pr'] * uc / v:.1f} +- {g['pr_std'] * uc / v:.1f} | "
+            f"{g['area']:.1f} +- {g['area_std']:.1f} |"
+        )
+
+    periods = sorted({g["period_fs"] for g in combined})
+    temps = sorted({g["temperature_K"] for g in combined})
+    cmap = plt.get_cmap("plasma")
+    color = {
+        t: cmap(0.0 if len(temps) == 1 else 0.85 * k / (len(temps) - 1))
+        for k, t in enumerate(temps)
+    }
+    fig, axes = plt.subplots(
+        1, len(periods) + 1, figsize=(4.0 * (len(periods) + 1), 3.6), squeeze=False
+    )
+    for ax, period in zip(axes[0], periods):
+        for g in (g for g in combined if g["period_fs"] == period):
+            series, analysis = g["series"], g["analysis"]
+            keep = series.time_fs >= analysis.cycle_start_fs[0] - 1e-9
+            ax.plot(
+                mv * series.field[keep, 2],
+                uc
+                / g["volume_A3"]
+                * (series.polarization[keep, 2] - analysis.polarization_offset),
+                color=color[g["temperature_K"]],
+                lw=0.8,
+                label=f"{g['temperature_K']:g} K",
+            )
+        ax.axhline(0, color="0.7", lw=0.5)
+        ax.axvline(0, color="0.7", lw=0.5)
+        ax.set_xlabel("E along c (MV/cm)")
+        ax.set_ylabel("P along c (uC/cm^2, centred)")
+        ax.set_title(f"period {period / 1000:g} ps")
+        ax.legend(fontsize=7)
+    ax = axes[0][-1]
+    for period in periods:
+        sel = [g for g in combined if g["period_fs"] == period]
+        ax.errorbar(
+            [g["temperature_K"] for g in sel],
+            [mv * g["ec"] for g in sel],
+            yerr=[
+                0.0 if not np.isfinite(g["ec_std"]) else mv * g["ec_std"] for g in sel
+            ],
+            marker="o",
+            capsize=3,
+            label=f"period {period / 1000:g} ps",
+        )
+    ax.set_xlabel("temperature (K)")
+    ax.set_ylabel("coercive field Ec (MV/cm)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(outputs[1], dpi=130)
+    plt.close(fig)
+    print(f"wrote {outputs[0]} and {outputs[1]}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
+        "--report",
+        nargs="+",
+        metavar="SWEEP",
+        default=None,
+        help="instead of running: combine finished sweep folders (their hysteresis.csv) into "
+        "OUT/switching_summary.csv and OUT/switching.png (mean and spread over runs)",
+    )
+    p.add_argument(
         "--model",
-        required=True,
+        default=None,
         help="the shipped model 'batio3', a compiled model (.nequip.pt2, --target "
         "nequip_pol_ase), a checkpoint/package, or 'reference:ferroelectric'",
     )
@@ -149,6 +303,12 @@ def main(argv=None) -> int:
     # the hysteresis verb's options this script does not offer: the loops run along z
     p.set_defaults(axis="z", sample_interval=1)
     args = p.parse_args(argv)
+    if args.report:
+        return report(args.report, Path(args.out), force=args.force)
+    if args.model is None:
+        p.error(
+            "--model is required (or --report SWEEP ... to combine finished sweeps)"
+        )
 
     from ase.io import write
     from ase.optimize import FIRE

@@ -332,6 +332,32 @@ def test_cli_short_loop_exact_ferroelectric(tmp_path, capsys, seed_offset):
     again = analyze_series(series, "z", 1600.0, discard_cycles=0)
     assert again.mean["ec"] == pytest.approx(ec, rel=1e-4)
 
+    # examples/batio3_switching.py --report combines finished sweeps: the same sweep given
+    # twice is two runs with the same numbers (spread 0), in the literature's units
+    import importlib.util
+    from pathlib import Path
+
+    from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2, V_PER_A_TO_MV_PER_CM
+
+    script = Path(__file__).parent.parent / "examples" / "batio3_switching.py"
+    spec = importlib.util.spec_from_file_location("batio3_switching", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert (
+        example.main(["--report", str(out), str(out), "--out", str(tmp_path / "rep")])
+        == 0
+    )
+    table = capsys.readouterr().out
+    (summary,) = list(csv.DictReader(open(tmp_path / "rep" / "switching_summary.csv")))
+    assert int(summary["n_runs"]) == 2 and float(summary["ec_std"]) == 0.0
+    assert float(summary["ec"]) == pytest.approx(ec, rel=1e-5)
+    volume = float(summary["volume_A3"])
+    assert f"| {ec * V_PER_A_TO_MV_PER_CM:.2f} +- 0.00 |" in table
+    assert f"| {pr * E_ANGSTROM2_TO_UC_CM2 / volume:.1f} +- 0.0 |" in table
+    assert (tmp_path / "rep" / "switching.png").exists()
+    # a second report into the same folder needs --force
+    assert example.main(["--report", str(out), "--out", str(tmp_path / "rep")]) == 2
+
 
 def _exact_loop(temperature, period, cycles=2, discard=0, amplitude=0.12, seed=1):
     from nequip_pol.reference import ReferenceMaterialCalculator
@@ -548,3 +574,46 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
             lmp_res.mean[q],
             spread,
         )
+
+
+def test_runs_of_several_seeds_combine_to_mean_and_spread(tmp_path):
+    """Tables of three runs (seeds) read back and average per (T, period): Ec 0.1, 0.2, 0.3 V/A
+    give 0.2 +- 0.1 (sample spread); a group of one run has NaN spread; a file that is not a
+    sweep table is named."""
+    from nequip_pol.analysis.hysteresis import (
+        TABLE_COLUMNS,
+        combine_runs,
+        read_table,
+        write_table,
+    )
+
+    def row(temperature, period, ec):
+        values = {k: 1.0 for k in TABLE_COLUMNS}
+        values.update(
+            temperature_K=float(temperature),
+            period_fs=float(period),
+            amplitude_V_A=0.3636,
+            waveform="sine",
+            ec=ec,
+            pr=2 * ec,
+            loop_csv="loop.csv",
+        )
+        return values
+
+    for seed, ec in enumerate([0.1, 0.2, 0.3]):
+        rows = [row(300, 2000, ec)] + ([row(10, 20000, 0.25)] if seed == 0 else [])
+        write_table(rows, tmp_path / f"run{seed}.csv")
+    combined = combine_runs(
+        [r for seed in range(3) for r in read_table(tmp_path / f"run{seed}.csv")]
+    )
+    assert [(r["temperature_K"], r["period_fs"], r["n_runs"]) for r in combined] == [
+        (300.0, 2000.0, 3),
+        (10.0, 20000.0, 1),
+    ]
+    assert combined[0]["ec"] == pytest.approx(0.2)
+    assert combined[0]["ec_std"] == pytest.approx(0.1)
+    assert combined[0]["pr_std"] == pytest.approx(0.2)
+    assert combined[1]["ec"] == pytest.approx(0.25) and np.isnan(combined[1]["ec_std"])
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="other.csv is not a sweep table"):
+        read_table(tmp_path / "other.csv")

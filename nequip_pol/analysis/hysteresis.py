@@ -35,7 +35,15 @@ from .protocol import (
     field_function,
     waveform_value,
 )
-from .sweeps import TABLE_COLUMNS, check_output_dir, plot_sweep, run_sweep, write_table
+from .sweeps import (
+    TABLE_COLUMNS,
+    check_output_dir,
+    combine_runs,
+    plot_sweep,
+    read_table,
+    run_sweep,
+    write_table,
+)
 
 __all__ = [
     "LOOP_QUANTITIES",
@@ -56,6 +64,8 @@ __all__ = [
     "LammpsLoopRunner",
     "check_output_dir",
     "write_table",
+    "read_table",
+    "combine_runs",
     "plot_sweep",
     "intrinsic_coercive_field",
 ]

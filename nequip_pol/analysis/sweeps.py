@@ -7,6 +7,9 @@ protocol (:func:`~nequip_pol.analysis.loop_drivers.run_loop` in ASE by default, 
 spread over cycles), one P(t) CSV per run (``loop_T<K>K_period<fs>fs.csv``) and the figures
 ``loops.png`` (loops coloured by temperature, one panel per period), ``ec_vs_temperature.png``
 and ``ec_vs_frequency.png``. The command line ``nequip-pol hysteresis`` runs it.
+:func:`read_table` reads such a table back, and :func:`combine_runs` averages independent runs
+(sweeps with other seeds) of the same temperature and period: thermal switching is stochastic,
+so Ec at a temperature is a mean over runs with their spread.
 
 Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K, frequency GHz; the figures
 show the field in MV/cm and P in uC/cm^2 (the ferroelectrics literature's units).
@@ -34,6 +37,8 @@ __all__ = [
     "check_output_dir",
     "run_sweep",
     "write_table",
+    "read_table",
+    "combine_runs",
     "plot_sweep",
 ]
 
@@ -187,6 +192,64 @@ def write_table(rows: Sequence[dict], path, force: bool = False) -> None:
             w.writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
             )
+
+
+def read_table(path) -> List[dict]:
+    """The rows of a sweep table (``hysteresis.csv``): numbers as floats, ``waveform`` and
+    ``loop_csv`` as text. ``ValueError`` naming the file if it is not such a table."""
+    path = Path(path)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [k for k in TABLE_COLUMNS if k not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path} is not a sweep table of nequip-pol hysteresis (missing columns: "
+                f"{', '.join(missing)})"
+            )
+        text = ("waveform", "loop_csv")
+        return [
+            {k: (v if k in text else float(v)) for k, v in row.items()} for row in reader
+        ]
+
+
+def combine_runs(rows: Sequence[dict]) -> List[dict]:
+    """Average independent runs of the same (temperature, period, amplitude, waveform).
+
+    ``rows``: sweep rows (:func:`read_table` of several sweeps, e.g. one per seed). Returns one
+    row per group, sorted by period then temperature, with ``n_runs`` and, for each loop
+    quantity q (``ec``, ``pr``, ``area``, ...), ``q`` the mean over runs of their per-run means
+    and ``q_std`` the sample standard deviation over runs (NaN for one run): the run-to-run
+    spread, which for thermal switching is wider than the cycle-to-cycle spread of one run.
+    Units as in the rows (V/A, e*A, eV).
+    """
+    groups: dict = {}
+    for row in rows:
+        key = (
+            float(row["temperature_K"]),
+            float(row["period_fs"]),
+            float(row["amplitude_V_A"]),
+            row["waveform"],
+        )
+        groups.setdefault(key, []).append(row)
+    combined = []
+    for (temperature, period, amplitude, waveform), runs in sorted(
+        groups.items(), key=lambda item: (item[0][1], item[0][0])
+    ):
+        out = {
+            "temperature_K": temperature,
+            "period_fs": period,
+            "amplitude_V_A": amplitude,
+            "waveform": waveform,
+            "n_runs": len(runs),
+        }
+        for q in LOOP_QUANTITIES:
+            values = np.array([float(r[q]) for r in runs])
+            out[q] = float(values.mean())
+            out[f"{q}_std"] = (
+                float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+            )
+        combined.append(out)
+    return combined
 
 
 def plot_sweep(
