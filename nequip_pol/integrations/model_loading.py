@@ -4,7 +4,9 @@ Two kinds of model files:
 
 * compiled (AOTInductor, ``nequip-compile ... --mode aotinductor --target nequip_pol_ase``,
   ``*.nequip.pt2``): :func:`load_compiled_calculator`. The inputs and outputs are read from
-  the artifact's metadata and checked against the compile target :data:`ASE_TARGET_NAME`;
+  the artifact's metadata and checked against the compile target :data:`ASE_TARGET_NAME`, or
+  :data:`ASE_ATOMIC_FIELD_TARGET_NAME` for a model that takes a per-atom field
+  (``set_atomic_field``; without one it gets zeros, see :class:`ZeroAtomicFieldDefault`);
 * saved (a checkpoint ``*.ckpt`` or a package ``*.nequip.zip``), evaluated eagerly:
   :func:`load_saved_calculator`, optionally with nequip model modifiers applied.
 
@@ -27,10 +29,12 @@ import torch
 from nequip.data import AtomicDataDict
 
 from .model_files import check_model_file, load_error
-from .._keys import ELECTRIC_FIELD_KEY
+from .._keys import ELECTRIC_FIELD_KEY, ATOMIC_ELECTRIC_FIELD_KEY
 
 __all__ = [
     "ASE_TARGET_NAME",
+    "ASE_ATOMIC_FIELD_TARGET_NAME",
+    "ZeroAtomicFieldDefault",
     "ase_compile_target",
     "load_compiled_calculator",
     "load_saved_calculator",
@@ -40,6 +44,8 @@ __all__ = [
 
 #: compile target the ASE calculator is made for (see ``nequip_pol._compile``)
 ASE_TARGET_NAME = "nequip_pol_ase"
+#: the same with the per-atom field ``atomic_electric_field`` as one more input
+ASE_ATOMIC_FIELD_TARGET_NAME = "nequip_pol_ase_atomic_field"
 
 
 def ase_compile_target() -> Dict:
@@ -48,6 +54,31 @@ def ase_compile_target() -> Dict:
     from nequip.scripts._compile_utils import COMPILE_TARGET_DICT
 
     return COMPILE_TARGET_DICT[ASE_TARGET_NAME]
+
+
+class ZeroAtomicFieldDefault(torch.nn.Module):
+    """A compiled model with the input ``atomic_electric_field`` (target
+    :data:`ASE_ATOMIC_FIELD_TARGET_NAME`), callable without it.
+
+    An AOTInductor model takes exactly the inputs it was compiled with, but the calculator
+    passes a per-atom field only when one is set (``set_atomic_field``). Without one, this
+    wrapper passes zeros ((num_atoms, 3), V/A, the dtype and device of the positions), which
+    gives the model's result at the homogeneous field alone. ``input_keys`` and
+    ``output_keys`` are those of the wrapped model.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.input_keys = list(model.input_keys)
+        self.output_keys = list(model.output_keys)
+
+    def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
+        if ATOMIC_ELECTRIC_FIELD_KEY not in data:
+            pos = data[AtomicDataDict.POSITIONS_KEY]
+            data = dict(data)
+            data[ATOMIC_ELECTRIC_FIELD_KEY] = torch.zeros_like(pos)
+        return self.model(data)
 
 
 def load_compiled_calculator(
@@ -65,8 +96,11 @@ def load_compiled_calculator(
 
     Checks the file (exists, ``*.nequip.pt2``, a complete zip archive), loads it, checks its
     input and output keys against ``cls._get_aoti_compile_target()`` (``ValueError`` naming the
-    target to recompile with), builds the type mapper and neighbour list from its metadata and
-    sets the extrapolation guard from the training ranges stored in the metadata.
+    target to recompile with; the per-atom field ``atomic_electric_field`` of
+    :data:`ASE_ATOMIC_FIELD_TARGET_NAME` is accepted as one more input, and such a model gets
+    zeros when no per-atom field is set: :class:`ZeroAtomicFieldDefault`), builds the type
+    mapper and neighbour list from its metadata and sets the extrapolation guard from the
+    training ranges stored in the metadata.
     """
     from nequip.model.inference_models import load_compiled_model
     from nequip.nn import graph_model
@@ -106,11 +140,15 @@ def load_compiled_calculator(
         raise load_error(path, exc) from exc
     input_keys, output_keys = list(model.input_keys), list(model.output_keys)
     required_inputs = [k for k in target["input"] if k != ELECTRIC_FIELD_KEY]
-    if set(input_keys) - set(target["input"]) or set(required_inputs) - set(input_keys):
+    allowed_inputs = set(target["input"]) | {ATOMIC_ELECTRIC_FIELD_KEY}
+    if set(input_keys) - allowed_inputs or set(required_inputs) - set(input_keys):
         raise ValueError(
             f"{os.fspath(path)!r} was compiled with inputs {input_keys}, which is not an ASE target; "
-            f"recompile with `--target {ASE_TARGET_NAME}` (inputs {list(target['input'])})"
+            f"recompile with `--target {ASE_TARGET_NAME}` (inputs {list(target['input'])}) or "
+            f"`--target {ASE_ATOMIC_FIELD_TARGET_NAME}` (the same and `{ATOMIC_ELECTRIC_FIELD_KEY}`)"
         )
+    if ATOMIC_ELECTRIC_FIELD_KEY in input_keys:
+        model = ZeroAtomicFieldDefault(model).eval()
     for key in (AtomicDataDict.TOTAL_ENERGY_KEY, AtomicDataDict.FORCE_KEY):
         if key not in output_keys:
             raise ValueError(
