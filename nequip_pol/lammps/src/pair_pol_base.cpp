@@ -38,6 +38,8 @@ static const char *KEY_POS = "pos";
 static const char *KEY_EDGE_INDEX = "edge_index";
 static const char *KEY_ATOM_TYPES = "atom_types";
 static const char *KEY_FIELD = "electric_field";
+static const char *KEY_ATOMIC_FIELD = "atomic_electric_field";
+static const char *KEY_CELL = "cell";
 static const char *KEY_ENERGY = "atomic_energy";
 static const char *KEY_FORCES = "forces";
 static const char *KEY_VIRIAL = "virial";
@@ -106,29 +108,40 @@ void LAMMPS_NS::pol_parse_field(LAMMPS *lmp, const char *what, char **arg, PolFi
   (void) what;
 }
 
-void LAMMPS_NS::pol_init_field(LAMMPS *lmp, const char *what, PolFieldComponent *comp)
+void LAMMPS_NS::pol_init_field(LAMMPS *lmp, const char *what, PolFieldComponent *comp,
+                               bool allow_atom)
 {
   for (int k = 0; k < 3; k++) {
+    comp[k].atom = false;
     if (comp[k].varname.empty()) continue;
     int ivar = lmp->input->variable->find(comp[k].varname.c_str());
     if (ivar < 0)
       lmp->error->all(FLERR, "{}: variable {} for the electric field does not exist", what,
                       comp[k].varname);
-    if (!lmp->input->variable->equalstyle(ivar))
-      lmp->error->all(FLERR, "{}: variable {} for the electric field must be equal-style", what,
-                      comp[k].varname);
+    if (allow_atom && lmp->input->variable->atomstyle(ivar))
+      comp[k].atom = true;
+    else if (!lmp->input->variable->equalstyle(ivar))
+      lmp->error->all(FLERR, "{}: variable {} for the electric field must be equal-style{}", what,
+                      comp[k].varname, allow_atom ? " or atom-style" : "");
     comp[k].ivar = ivar;
   }
 }
 
 void LAMMPS_NS::pol_eval_field(LAMMPS *lmp, PolFieldComponent *comp, double *field)
 {
+  bool any_variable = false;
+  for (int k = 0; k < 3; k++) any_variable = any_variable || (comp[k].ivar >= 0 && !comp[k].atom);
+  // as fix efield: computes a variable refers to are evaluated now and flagged for the next step
+  if (any_variable) lmp->modify->clearstep_compute();
   for (int k = 0; k < 3; k++) {
-    if (comp[k].ivar >= 0)
+    if (comp[k].atom)
+      field[k] = 0.0;    // the per-atom part: PairPolBase::eval_atomic_field
+    else if (comp[k].ivar >= 0)
       field[k] = lmp->input->variable->compute_equal(comp[k].ivar);
     else
       field[k] = comp[k].value;
   }
+  if (any_variable) lmp->modify->addstep_compute(lmp->update->ntimestep + 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -139,7 +152,8 @@ PairPolBase::PairPolBase(LAMMPS *lmp) : Pair(lmp)
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  comm_reverse = 9;
+  comm_reverse = 9;    // Born charges of ghost nodes to their owners
+  comm_forward = 3;    // the per-atom field to the ghosts
   no_virial_fdotr_compute = 1;
   centroidstressflag = CENTROID_NOTAVAIL;
   style_name = "pol";
@@ -153,6 +167,7 @@ PairPolBase::~PairPolBase()
   }
   memory->destroy(born);
   memory->destroy(dipole);
+  memory->destroy(atomic_field);
   delete last_args;
 }
 
@@ -313,9 +328,7 @@ void PairPolBase::load_model(const std::string &path)
                "pair_coeff {}: model file {} is not an AOTInductor package (*.nequip.pt2); compile "
                "it with: nequip-compile MODEL OUT.nequip.pt2 --mode aotinductor --device cpu "
                "--target {}",
-               style_name, path,
-               strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
-                                                      : "nequip_pol_pair_nequip");
+               style_name, path, target_name(false, false));
   // a package cut short or with changed bytes: say so (torch's reader checks no CRC)
   {
     std::string problem = nequip_pol::pol_zip_problem(path);
@@ -356,10 +369,17 @@ void PairPolBase::load_model(const std::string &path)
 
   // inputs this style can provide
   has_field_input = false;
+  has_atomic_field_input = false;
+  has_cell_input = false;
   std::vector<std::string> req = required_inputs();
   for (auto &key : input_keys) {
+    if (key == KEY_CELL) has_cell_input = true;
     if (key == KEY_FIELD) {
       has_field_input = true;
+      continue;
+    }
+    if (key == KEY_ATOMIC_FIELD) {
+      has_atomic_field_input = true;
       continue;
     }
     bool ok = false;
@@ -381,9 +401,7 @@ void PairPolBase::load_model(const std::string &path)
       error->all(FLERR,
                  "pair_coeff {}: model {} has no input '{}': it was compiled for another target "
                  "(inputs: {}); compile with --target {}",
-                 style_name, path, r, metadata[META_INPUTS],
-                 strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
-                                                        : "nequip_pol_pair_nequip");
+                 style_name, path, r, metadata[META_INPUTS], target_name(false, false));
   }
   if (!has_field_input) {
     if (field_is_set)
@@ -395,9 +413,7 @@ void PairPolBase::load_model(const std::string &path)
                "pair_coeff {}: model {} was compiled without the electric_field input (inputs: "
                "{}); compile a field-aware model with --target {} (or use nequip's own pair "
                "styles for field-free models)",
-               style_name, path, metadata[META_INPUTS],
-               strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
-                                                      : "nequip_pol_pair_nequip");
+               style_name, path, metadata[META_INPUTS], target_name(false, false));
   }
 
   out_energy = find_output(KEY_ENERGY);
@@ -506,9 +522,7 @@ void PairPolBase::check_device(const std::string &path)
 
 void PairPolBase::load_noborn_model(const std::string &path)
 {
-  const char *nb_target = strcmp(style_name, "allegro/pol") == 0
-      ? "nequip_pol_pair_allegro_no_born"
-      : "nequip_pol_pair_nequip_no_born";
+  const std::string nb_target = target_name(has_atomic_field_input, true);
   {
     FILE *fp = fopen(path.c_str(), "rb");
     if (!fp)
@@ -540,6 +554,19 @@ void PairPolBase::load_noborn_model(const std::string &path)
     if (!meta.count(key))
       error->all(FLERR, "pair_style {} noborn: model {} lacks metadata '{}'", style_name, path,
                  key);
+    // the two variants run on the same inputs: the per-atom field in both or in neither
+    if (strcmp(key, META_INPUTS) == 0) {
+      auto inputs = split_words(meta[key]);
+      const bool nb_atomic =
+          std::find(inputs.begin(), inputs.end(), KEY_ATOMIC_FIELD) != inputs.end();
+      if (nb_atomic != has_atomic_field_input)
+        error->all(FLERR,
+                   "pair_style {} noborn: the model {} of pair_coeff {} the per-atom field input "
+                   "{} and the model {} {}; both must have the same inputs: compile the second "
+                   "with --target {}",
+                   style_name, model_path, has_atomic_field_input ? "takes" : "does not take",
+                   KEY_ATOMIC_FIELD, path, nb_atomic ? "does" : "does not", nb_target);
+    }
     if (strcmp(key, META_OUTPUTS) == 0) continue;
     if (split_words(meta[key]) != split_words(metadata[key]))
       error->all(FLERR,
@@ -676,7 +703,23 @@ void PairPolBase::init_style()
                "pair {}: the model has a polarization offset in units of the lattice vectors, "
                "which needs a box periodic in x, y and z",
                style_name);
-  pol_init_field(lmp, style_name, field_spec);
+  pol_init_field(lmp, style_name, field_spec, true);
+  std::string atom_vars;
+  int n_atom = 0;
+  for (auto &c : field_spec)
+    if (c.atom) {
+      n_atom++;
+      atom_vars += " v_" + c.varname;
+    }
+  atomic_field_on = n_atom > 0;
+  if (atomic_field_on && !has_atomic_field_input)
+    error->all(FLERR,
+               "pair {}: the efield component{}{} {} atom-style (a field that varies in space), "
+               "but the model {} has no {} input (inputs: {}); compile it with --target {} (and "
+               "a noborn variant with --target {})",
+               style_name, n_atom > 1 ? "s" : "", atom_vars, n_atom > 1 ? "are" : "is",
+               model_path, KEY_ATOMIC_FIELD, metadata[META_INPUTS], target_name(true, false),
+               target_name(true, true));
 
   if (!model_nb_path.empty() && !loader_nb)
     error->all(FLERR, "pair {}: the noborn model {} is not loaded (pair_coeff missing)",
@@ -690,6 +733,69 @@ void PairPolBase::init_style()
 double PairPolBase::init_one(int, int)
 {
   return r_max;
+}
+
+std::string PairPolBase::target_name(bool atomic, bool no_born) const
+{
+  std::string name = strcmp(style_name, "allegro/pol") == 0 ? "nequip_pol_pair_allegro"
+                                                            : "nequip_pol_pair_nequip";
+  if (atomic) name += "_atomic_field";
+  if (no_born) name += "_no_born";
+  return name;
+}
+
+/* ----------------------------------------------------------------------
+   the per-atom field of the atom-style components (V/A), every force call: evaluated on the
+   local atoms at their current positions (and time), then copied to the ghosts by forward
+   communication, so that a ghost carries the value of the atom it is an image of (evaluated at
+   the owner's position, not at the image's). Components that are constants or equal-style
+   variables are 0 here: they are the frame field. The model takes the field of each edge at
+   its centre atom, which is always a local atom, so only the local values enter the result;
+   the ghost values complete the input (one row per graph node).
+------------------------------------------------------------------------- */
+
+void PairPolBase::eval_atomic_field()
+{
+  const int nall = atom->nlocal + atom->nghost;
+  if (atom->nmax > nmax_atomic_field || nall > nmax_atomic_field) {
+    nmax_atomic_field = std::max(atom->nmax, nall);
+    memory->destroy(atomic_field);
+    memory->create(atomic_field, nmax_atomic_field, 3, "pair:atomic_field");
+  }
+  const int nlocal = atom->nlocal;
+  for (int i = 0; i < nall; i++) atomic_field[i][0] = atomic_field[i][1] = atomic_field[i][2] = 0.0;
+  double *values = nlocal > 0 ? &atomic_field[0][0] : nullptr;
+  // as fix efield: computes the variables refer to are evaluated now and flagged for the next step
+  modify->clearstep_compute();
+  for (int k = 0; k < 3; k++)
+    if (field_spec[k].atom)
+      input->variable->compute_atom(field_spec[k].ivar, 0, values ? values + k : nullptr, 3, 0);
+  modify->addstep_compute(update->ntimestep + 1);
+  comm->forward_comm(this);    // collective: every rank evaluates the same components
+}
+
+int PairPolBase::pack_forward_comm(int n, int *list, double *buf, int, int *)
+{
+  // the field is a value at the owner, not a function of the image's position: no pbc shift
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    int j = list[i];
+    buf[m++] = atomic_field[j][0];
+    buf[m++] = atomic_field[j][1];
+    buf[m++] = atomic_field[j][2];
+  }
+  return m;
+}
+
+void PairPolBase::unpack_forward_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  const int last = first + n;
+  for (int i = first; i < last; i++) {
+    atomic_field[i][0] = buf[m++];
+    atomic_field[i][1] = buf[m++];
+    atomic_field[i][2] = buf[m++];
+  }
 }
 
 void PairPolBase::grow_response(int n)
@@ -709,6 +815,7 @@ void PairPolBase::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
 
   pol_eval_field(lmp, field_spec, field);
+  if (atomic_field_on) eval_atomic_field();
   if (guard_on()) guard_check();
 
   std::unordered_map<std::string, at::Tensor> in;
@@ -716,6 +823,20 @@ void PairPolBase::compute(int eflag, int vflag)
   at::Tensor efield = at::empty({1, 3}, at::kDouble);
   for (int k = 0; k < 3; k++) efield.data_ptr<double>()[k] = field[k];
   in[KEY_FIELD] = efield;
+  if (has_atomic_field_input) {
+    // one row per graph node (node k is atom node_atom[k]); zeros without atom-style
+    // components, which gives the model's result at the frame field alone
+    at::Tensor afield = at::zeros({nnodes, 3}, at::kDouble);
+    if (atomic_field_on) {
+      double *a_p = afield.data_ptr<double>();
+      const bool remap_nodes = !node_atom.empty();
+      for (int k = 0; k < nnodes; k++) {
+        const int i = remap_nodes ? node_atom[k] : k;
+        for (int c = 0; c < 3; c++) a_p[3 * k + c] = atomic_field[i][c];
+      }
+    }
+    in[KEY_ATOMIC_FIELD] = afield;
+  }
 
   // the graph is built on the host and moved to the model's device once (no copy on the CPU);
   // the outputs stay there until each is copied back once below
@@ -802,24 +923,40 @@ void PairPolBase::compute(int eflag, int vflag)
     for (int k = 0; k < 9; k++) alpha_local[k] = ao.data_ptr<double>()[k];
   }
 
-  // constant P0 = f @ cell (not in the compiled graph: no cell input there), on rank 0
-  if (offset_set && comm->me == 0) {
+  // constant P0 = f @ cell, added here where the compiled graph has no cell input (Allegro
+  // target; a model with the cell input, nequip/pol, applies it itself). As in the model, it is
+  // charged to the atoms evenly, each at its own field: atom i gets the dipole P0/N and the
+  // enthalpy -(P0/N).(E + E_i). The frame part -P0.E goes to rank 0, the per-atom part to the
+  // rank of each atom.
+  double p0[3] = {0, 0, 0};
+  const bool add_offset = offset_set && !has_cell_input;
+  if (add_offset) {
     double *h = domain->h;    // a = (h0,0,0), b = (h5,h1,0), c = (h4,h3,h2)
     double cell[3][3] = {{h[0], 0.0, 0.0}, {h[5], h[1], 0.0}, {h[4], h[3], h[2]}};
-    double p0[3] = {0, 0, 0};
     for (int a = 0; a < 3; a++)
       for (int k = 0; k < 3; k++) p0[a] += offset_frac[k] * cell[k][a];
-    double e0 = -(p0[0] * field[0] + p0[1] * field[1] + p0[2] * field[2]);
-    for (int a = 0; a < 3; a++) pol_local[a] += p0[a];
+    // the field the offset sees on this rank: E on rank 0, plus sum_i E_i / N over local atoms
+    double e_off[3] = {0, 0, 0};
+    if (comm->me == 0) {
+      for (int a = 0; a < 3; a++) e_off[a] = field[a];
+      for (int a = 0; a < 3; a++) pol_local[a] += p0[a];
+    }
+    if (atomic_field_on && atom->natoms > 0) {
+      double sum[3] = {0, 0, 0};
+      for (int i = 0; i < nlocal; i++)
+        for (int a = 0; a < 3; a++) sum[a] += atomic_field[i][a];
+      for (int a = 0; a < 3; a++) e_off[a] += sum[a] / (double) atom->natoms;
+    }
+    double e0 = -(p0[0] * e_off[0] + p0[1] * e_off[1] + p0[2] * e_off[2]);
     if (eflag_global) eng_vdwl += e0;
     if (vflag_global) {
-      // W_ab = -dE/d(strain_ab) = P0_a E_b
-      virial[0] += p0[0] * field[0];
-      virial[1] += p0[1] * field[1];
-      virial[2] += p0[2] * field[2];
-      virial[3] += 0.5 * (p0[0] * field[1] + p0[1] * field[0]);
-      virial[4] += 0.5 * (p0[0] * field[2] + p0[2] * field[0]);
-      virial[5] += 0.5 * (p0[1] * field[2] + p0[2] * field[1]);
+      // W_ab = -dE/d(strain_ab) = P0_a E_b at fixed field values (P0 strains with the cell)
+      virial[0] += p0[0] * e_off[0];
+      virial[1] += p0[1] * e_off[1];
+      virial[2] += p0[2] * e_off[2];
+      virial[3] += 0.5 * (p0[0] * e_off[1] + p0[1] * e_off[0]);
+      virial[4] += 0.5 * (p0[0] * e_off[2] + p0[2] * e_off[0]);
+      virial[5] += 0.5 * (p0[1] * e_off[2] + p0[2] * e_off[1]);
     }
   }
 
@@ -834,11 +971,17 @@ void PairPolBase::compute(int eflag, int vflag)
     else
       born_pending = std::make_unique<at::Tensor>(out[o_born]);
   }
+  // p_i = -dE/dE_i needs no reverse communication (unlike Z*): the field of edge i->j is the
+  // field at its centre i, and centres are local atoms (allegro/pol: ghost nodes start no edge,
+  // their rows are zero; nequip/pol: every node is a local atom)
   if (has_dipoles) {
     at::Tensor dpo = get(o_dipoles);
     const double *d = dpo.data_ptr<double>();
+    double share[3] = {0, 0, 0};    // P0/N (see above)
+    if (add_offset && atom->natoms > 0)
+      for (int k = 0; k < 3; k++) share[k] = p0[k] / (double) atom->natoms;
     for (int i = 0; i < nlocal; i++)
-      for (int k = 0; k < 3; k++) dipole[i][k] = d[3 * i + k];
+      for (int k = 0; k < 3; k++) dipole[i][k] = d[3 * i + k] + share[k];
   }
   last_step = update->ntimestep;
   // the graph of this step, for ensure_born()
@@ -868,7 +1011,8 @@ void PairPolBase::unpack_reverse_comm(int n, int *list, double *buf)
 
 double PairPolBase::memory_usage()
 {
-  return Pair::memory_usage() + 12.0 * sizeof(double) * nmax_resp;
+  return Pair::memory_usage() + 12.0 * sizeof(double) * nmax_resp +
+      3.0 * sizeof(double) * nmax_atomic_field;
 }
 
 /* ----------------------------------------------------------------------
@@ -956,11 +1100,29 @@ void PairPolBase::guard_init()
                    guard_max_field, guard_distance_factor, checked.empty() ? " none" : checked);
 }
 
+double PairPolBase::largest_field()
+{
+  // the frame field: the same on every rank
+  if (!atomic_field_on)
+    return std::sqrt(field[0] * field[0] + field[1] * field[1] + field[2] * field[2]);
+  // with a per-atom field, the strongest field an atom sees, over all ranks
+  double mine = 0.0, all = 0.0;
+  for (int i = 0; i < atom->nlocal; i++) {
+    double e2 = 0.0;
+    for (int k = 0; k < 3; k++) {
+      const double e = field[k] + atomic_field[i][k];
+      e2 += e * e;
+    }
+    mine = std::max(mine, e2);
+  }
+  MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_MAX, world);
+  return std::sqrt(all);
+}
+
 void PairPolBase::guard_check()
 {
   guard_checked++;
-  // the field: the same on every rank
-  const double e = std::sqrt(field[0] * field[0] + field[1] * field[1] + field[2] * field[2]);
+  const double e = largest_field();
   // data at zero field only (the usual DFT set: P, Z*, alpha at E = 0): the field acts through
   // the learned response, and no field range was sampled to compare with
   const bool field_out = guard_max_field > 0.0 && e > guard_field_factor * guard_max_field;

@@ -2,9 +2,10 @@
    nequip_pol: field-aware NequIP/Allegro pair styles for LAMMPS.
    Common base of pair styles allegro/pol and nequip/pol: loads an AOTInductor package
    compiled by nequip-compile (targets nequip_pol_pair_allegro / nequip_pol_pair_nequip),
-   evaluates the electric enthalpy E(R, E) with a homogeneous field E (V/A), and keeps the
-   response outputs (cell dipole P, Born charges Z*, polarizability alpha) of the last step
-   for compute pol/allegro, compute born/atom and fix efield/born.
+   evaluates the electric enthalpy E(R, E) with a homogeneous field E (V/A), plus a per-atom
+   field E_i from atom-style variables (targets *_atomic_field), and keeps the response outputs
+   (cell dipole P, Born charges Z*, polarizability alpha, atomic dipoles p_i) of the last step
+   for compute pol/allegro, compute born/atom, compute dipole/atom/pol and fix efield/born.
 ------------------------------------------------------------------------- */
 
 #ifndef LMP_PAIR_POL_BASE_H
@@ -30,16 +31,21 @@ class Tensor;
 
 namespace LAMMPS_NS {
 
-// one field component: a constant or an equal-style variable (v_name)
+// one field component: a constant, an equal-style variable (v_name) or, for the pair styles,
+// an atom-style variable (v_name: one value per atom, a field that varies in space)
 struct PolFieldComponent {
   double value = 0.0;
   std::string varname;    // empty: constant
   int ivar = -1;
+  bool atom = false;    // an atom-style variable (set by pol_init_field)
 };
 
 // parse "efield Ex Ey Ez" style arguments; shared by the pair styles and fix efield/born
 void pol_parse_field(class LAMMPS *lmp, const char *what, char **arg, PolFieldComponent *comp);
-void pol_init_field(class LAMMPS *lmp, const char *what, PolFieldComponent *comp);
+// look the variables up; atom-style ones only where allow_atom (the pair styles)
+void pol_init_field(class LAMMPS *lmp, const char *what, PolFieldComponent *comp,
+                    bool allow_atom = false);
+// the homogeneous (frame) field: constants and equal-style variables; 0 for atom-style components
 void pol_eval_field(class LAMMPS *lmp, PolFieldComponent *comp, double *field);
 
 class PairPolBase : public Pair {
@@ -55,6 +61,8 @@ class PairPolBase : public Pair {
   void finish() override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
   double memory_usage() override;
 
   // ---- results of the last evaluation, read by the computes and fix efield/born ----
@@ -63,9 +71,16 @@ class PairPolBase : public Pair {
   double pol_local[3] = {0, 0, 0};       // this rank's share of P (e*A)
   double alpha_local[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};    // this rank's share of alpha (row major)
   double **born = nullptr;      // per-atom Z*_i,ab (row major a,b), valid for local atoms
-  double **dipole = nullptr;    // per-atom dipoles (e*A), local atoms
+  double **dipole = nullptr;    // per-atom dipoles p_i = -dE/dE_i (e*A), local atoms
   bool has_pol = false, has_born = false, has_alpha = false, has_dipoles = false;
   bool has_field_input = false;
+  // fields that vary in space: a component of efield is an atom-style variable; its values
+  // (V/A, per atom, added to the frame field above) go to the model's input
+  // atomic_electric_field, which the model must have (targets *_atomic_field)
+  bool has_atomic_field_input = false;
+  bool atomic_field_on = false;        // some efield component is atom-style (init_style)
+  double **atomic_field = nullptr;     // (nmax, 3), V/A: local atoms and, after the forward
+                                       // communication, ghosts (each carries its owner's value)
   bool field_is_set = false;    // pair_style got an efield keyword
   int nmax_resp = 0;
   // Born charges on demand: with "pair_style ... noborn FILE" the variant without Z* runs on
@@ -95,6 +110,8 @@ class PairPolBase : public Pair {
   std::vector<int> type_mapper;    // LAMMPS type (1..ntypes) -> model type index
   double r_max = 0.0;
   bool offset_set = false;
+  // the model has the cell input and applies the offset itself (nequip_pol_pair_nequip targets)
+  bool has_cell_input = false;
   double offset_frac[3] = {0, 0, 0};    // polarization_offset_fractional (P0 = f @ cell)
   int out_energy = -1, out_forces = -1, out_virial = -1, out_pol = -1, out_born = -1,
       out_alpha = -1, out_dipoles = -1;
@@ -149,6 +166,13 @@ class PairPolBase : public Pair {
     }
   }
 
+  // the compile target for this style: the plain one, without Born charges and/or with the
+  // per-atom field (e.g. nequip_pol_pair_allegro_atomic_field_no_born)
+  std::string target_name(bool atomic, bool no_born) const;
+  int nmax_atomic_field = 0;
+  // evaluate the atom-style components on the local atoms and send them to the ghosts
+  void eval_atomic_field();
+
   void allocate();
   void grow_response(int n);
   void load_model(const std::string &path);
@@ -172,6 +196,7 @@ class PairPolBase : public Pair {
   void guard_read_metadata(const std::string &path);
   void guard_init();     // init_style: type-pair thresholds, counts reset, the status line
   void guard_check();    // compute: field and pair distances against the range (collective)
+  double largest_field();    // max over atoms of |E + E_i| (collective with a per-atom field)
 };
 
 }    // namespace LAMMPS_NS
