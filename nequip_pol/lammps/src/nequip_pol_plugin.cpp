@@ -7,6 +7,7 @@
 #include "lammps.h"
 
 #include "compute_born_atom.h"
+#include "compute_dipole_atom_pol.h"
 #include "compute_pol_allegro.h"
 #include "fix_efield_born.h"
 #include "pair_allegro_pol.h"
@@ -53,6 +54,10 @@ static Compute *make_compute_born(LAMMPS *lmp, int narg, char **arg)
 {
   return new ComputeBornAtom(lmp, narg, arg);
 }
+static Compute *make_compute_dipole(LAMMPS *lmp, int narg, char **arg)
+{
+  return new ComputeDipoleAtomPol(lmp, narg, arg);
+}
 static Fix *make_fix_efield_born(LAMMPS *lmp, int narg, char **arg)
 {
   return new FixEfieldBorn(lmp, narg, arg);
@@ -89,6 +94,12 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   plugin.name = "born/atom";
   plugin.info = "per-atom Born charges of pair allegro/pol or nequip/pol";
   plugin.creator.v2 = (lammpsplugin_factory2 *) &make_compute_born;
+  (*reg)(&plugin, lmp);
+
+  plugin.style = "compute";
+  plugin.name = "dipole/atom/pol";
+  plugin.info = "per-atom dipoles p_i = -dE/dE_i of pair allegro/pol or nequip/pol";
+  plugin.creator.v2 = (lammpsplugin_factory2 *) &make_compute_dipole;
   (*reg)(&plugin, lmp);
 
   plugin.style = "fix";
