@@ -208,7 +208,8 @@ def read_table(path) -> List[dict]:
             )
         text = ("waveform", "loop_csv")
         return [
-            {k: (v if k in text else float(v)) for k, v in row.items()} for row in reader
+            {k: (v if k in text else float(v)) for k, v in row.items()}
+            for row in reader
         ]
 
 
