@@ -11,7 +11,7 @@ current homogeneous field E (V/A) and returns, as ASE properties:
 ``polarization``             e*A, (3,)       cell dipole P = -dE/dE
 ``born_effective_charges``   e, (N, 3, 3)    Z*_i,ab = dP_a/dR_ib
 ``polarizability``           e*A^2/V, (3,3)  alpha_ab = dP_a/dE_b
-``atomic_dipoles``           e*A, (N, 3)     p_i = -dE/dE_i (sum_i p_i = P; eager models)
+``atomic_dipoles``           e*A, (N, 3)     p_i = -dE/dE_i (sum_i p_i = P)
 ==========================  ==============  =================================================
 
 Loading::
@@ -314,9 +314,9 @@ class NequIPPolCalculator(FieldStateMixin, NequIPCalculator):
         ):
             raise ValueError(
                 f"this model takes no per-atom field (`{ATOMIC_ELECTRIC_FIELD_KEY}`; inputs "
-                f"{self.input_keys}): compiled models and packages written by an older nequip-pol "
-                "do not; load the training checkpoint with `from_saved_model` (or package it "
-                "again with this nequip-pol)"
+                f"{self.input_keys}): compile it with `--target nequip_pol_ase_atomic_field`, "
+                "or load the training checkpoint with `from_saved_model` (packages written by an "
+                "older nequip-pol: package it again with this one)"
             )
 
     # ------------------------------------------------------------------ ASE machinery
