@@ -48,6 +48,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -85,15 +86,18 @@ def lattice_from_data(path: Path):
     return float(lengths[:2].mean()), float(lengths[2])
 
 
-def report(sweeps, out: Path, force: bool = False) -> int:
+def report(
+    sweeps, out: Path, force: bool = False, intrinsic_ec: Optional[float] = None
+) -> int:
     """Combine finished sweeps into one table and one figure (literature units).
 
     Reads ``SWEEP/hysteresis.csv`` of each folder, averages the runs of each (T, period)
     (``combine_runs``: mean over runs, sample spread between them; a single run keeps the
     spread over its cycles), writes ``OUT/switching_summary.csv`` (V/A, e*A, eV) and
     ``OUT/switching.png``: the loops (first run of each (T, period), P centred) in MV/cm and
-    uC/cm^2, and Ec vs temperature per period with the spread as error bars. Prints a Markdown
-    table in MV/cm and uC/cm^2.
+    uC/cm^2, and Ec vs temperature per period with the spread as error bars (and the
+    zero-temperature ``intrinsic_ec``, V/A, as a line if given). Prints a Markdown table in
+    MV/cm and uC/cm^2.
     """
     import csv
 
@@ -218,6 +222,14 @@ def report(sweeps, out: Path, force: bool = False) -> int:
             capsize=3,
             label=f"period {period / 1000:g} ps",
         )
+    if intrinsic_ec is not None:
+        ax.axhline(
+            mv * intrinsic_ec,
+            color="0.4",
+            ls="--",
+            lw=1,
+            label="intrinsic (0 K, homogeneous)",
+        )
     ax.set_xlabel("temperature (K)")
     ax.set_ylabel("coercive field Ec (MV/cm)")
     ax.legend(fontsize=7)
@@ -237,6 +249,14 @@ def main(argv=None) -> int:
         default=None,
         help="instead of running: combine finished sweep folders (their hysteresis.csv) into "
         "OUT/switching_summary.csv and OUT/switching.png (mean and spread over runs)",
+    )
+    p.add_argument(
+        "--intrinsic-ec",
+        type=float,
+        default=None,
+        metavar="V_PER_A",
+        help="with --report: the model's intrinsic coercive field (V/A; printed by a run, or "
+        "nequip-pol coercive), drawn beside the dynamic Ec",
     )
     p.add_argument(
         "--model",
@@ -304,7 +324,12 @@ def main(argv=None) -> int:
     p.set_defaults(axis="z", sample_interval=1)
     args = p.parse_args(argv)
     if args.report:
-        return report(args.report, Path(args.out), force=args.force)
+        return report(
+            args.report,
+            Path(args.out),
+            force=args.force,
+            intrinsic_ec=args.intrinsic_ec,
+        )
     if args.model is None:
         p.error(
             "--model is required (or --report SWEEP ... to combine finished sweeps)"
