@@ -54,23 +54,12 @@ import numpy as np
 
 
 def tetragonal_cell(a: float, c: float, repeat: int, ti_shift: float):
-    """Tetragonal ABO3 cell (Ba corner, Ti body centre), Ti shifted by ``ti_shift`` A along +z."""
-    from ase import Atoms
+    """Tetragonal ABO3 cell (Ba corner, Ti body centre) repeated n x n x n, Ti shifted by
+    ``ti_shift`` A along +z; and the centrosymmetric cell of the same atoms."""
+    from nequip_pol.reference.paraelectric import ideal_structure
 
-    unit = Atoms(
-        "BaTiO3",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.5, 0.5, 0.0],
-            [0.5, 0.0, 0.5],
-            [0.0, 0.5, 0.5],
-        ],
-        cell=np.diag([a, a, c]),
-        pbc=True,
-    )
-    atoms = unit.repeat((repeat, repeat, repeat))
-    centro = atoms.copy()
+    centro = ideal_structure((repeat, repeat, repeat), a=a, c=c)
+    atoms = centro.copy()
     atoms.positions[atoms.numbers == 22] += [0.0, 0.0, ti_shift]
     return atoms, centro
 

@@ -117,22 +117,11 @@ def in_plane_distance(positions, cell, centre) -> np.ndarray:
 
 def tetragonal_supercell(a: float, c: float, repeat, ti_shift: float):
     """Tetragonal ABO3 cell (Ba corner, Ti body centre) repeated (nx, ny, nz), Ti shifted along +z."""
-    from ase import Atoms
+    from nequip_pol.reference.paraelectric import ideal_structure
 
-    unit = Atoms(
-        "BaTiO3",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.5, 0.5, 0.0],
-            [0.5, 0.0, 0.5],
-            [0.0, 0.5, 0.5],
-        ],
-        cell=np.diag([a, a, c]),
-        pbc=True,
-    )
-    unit.positions[1, 2] += ti_shift
-    return unit.repeat(tuple(repeat))
+    atoms = ideal_structure(tuple(repeat), a=a, c=c)
+    atoms.positions[atoms.numbers == 22] += [0.0, 0.0, ti_shift]
+    return atoms
 
 
 def unit_cells(atoms):

@@ -154,9 +154,16 @@ def _neighbor_pairs(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: 
     return i, j, S
 
 
-def ideal_structure(supercell: Sequence[int] = (2, 2, 2)) -> ase.Atoms:
-    """The ideal cubic ABO3 crystal (Ba at the corner, Ti at the body centre), repeated ``supercell`` times."""
-    a = LATTICE_CONSTANT
+def ideal_structure(
+    supercell: Sequence[int] = (2, 2, 2),
+    a: Optional[float] = None,
+    c: Optional[float] = None,
+) -> ase.Atoms:
+    """The ideal ABO3 crystal (Ba at the corner, Ti at the body centre), repeated ``supercell``
+    times: cubic with this material's lattice constant by default, tetragonal with lattice
+    constants ``a`` and ``c`` (A; ``c`` defaults to ``a``) for other perovskites' cells."""
+    a = LATTICE_CONSTANT if a is None else float(a)
+    c = a if c is None else float(c)
     unit = ase.Atoms(
         symbols=["Ba", "Ti", "O", "O", "O"],
         scaled_positions=[
@@ -166,7 +173,7 @@ def ideal_structure(supercell: Sequence[int] = (2, 2, 2)) -> ase.Atoms:
             [0.5, 0.0, 0.5],
             [0.0, 0.5, 0.5],
         ],
-        cell=np.eye(3) * a,
+        cell=np.diag([a, a, c]),
         pbc=True,
     )
     return unit.repeat(tuple(int(n) for n in supercell))
