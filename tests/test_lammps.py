@@ -72,6 +72,18 @@ def _start_compile(config, target, out, *overrides):
     )
 
 
+def compiled_model(config, target, out, *overrides) -> str:
+    """`out` compiled from `config` for `target` (compiled now unless it exists, e.g. in the
+    cache); a failed compile fails the test with the end of its log."""
+    if not Path(out).exists():
+        if _start_compile(config, target, out, *overrides).wait() != 0:
+            pytest.fail(
+                f"compiling {config} for {target} failed:\n"
+                + open(str(out) + ".log").read()[-4000:]
+            )
+    return str(out)
+
+
 _SETUP = {}  # one build/compile per session, also for test modules that import the fixtures
 
 
@@ -591,15 +603,11 @@ def nequip_model(lammps_setup):
         pytest.skip(
             "message-passing test needs a second compile: set NEQUIP_POL_LAMMPS_NEQUIP=1"
         )
-    model = lammps_setup["cache"] / "nequip_pol.nequip.pt2"
-    if not model.exists():
-        proc = _start_compile("NEQUIP_POL", "nequip_pol_pair_nequip", model)
-        if proc.wait() != 0:
-            pytest.fail(
-                "compiling the NequIP test model failed:\n"
-                + open(str(model) + ".log").read()[-4000:]
-            )
-    return str(model)
+    return compiled_model(
+        "NEQUIP_POL",
+        "nequip_pol_pair_nequip",
+        lammps_setup["cache"] / "nequip_pol.nequip.pt2",
+    )
 
 
 @pytest.mark.parametrize("field", [[0.0, 0.0, 0.0], FIELD], ids=["zero", "field"])

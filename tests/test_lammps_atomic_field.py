@@ -24,7 +24,7 @@ from test_lammps import (  # noqa: F401  (lammps_setup: session fixture, shared 
     FIELD,
     TYPE_NAMES,
     _fake_package,
-    _start_compile,
+    compiled_model,
     cell_dir,
     eager_model,
     header,
@@ -136,15 +136,11 @@ def errors_against(lmp, ref):
 @pytest.fixture(scope="module")
 def atomic_model(lammps_setup):
     """The Allegro test model compiled for ``nequip_pol_pair_allegro_atomic_field``."""
-    model = lammps_setup["cache"] / "allegro_pol_atomic_field.nequip.pt2"
-    if not model.exists():
-        proc = _start_compile("ALLEGRO_POL", ALLEGRO_TARGET, model)
-        if proc.wait() != 0:
-            pytest.fail(
-                f"compiling the {ALLEGRO_TARGET} test model failed:\n"
-                + open(str(model) + ".log").read()[-4000:]
-            )
-    return str(model)
+    return compiled_model(
+        "ALLEGRO_POL",
+        ALLEGRO_TARGET,
+        lammps_setup["cache"] / "allegro_pol_atomic_field.nequip.pt2",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -155,15 +151,11 @@ def nequip_atomic_model(lammps_setup):
         pytest.skip(
             "message-passing test needs a second compile: set NEQUIP_POL_LAMMPS_NEQUIP=1"
         )
-    model = lammps_setup["cache"] / "nequip_pol_atomic_field.nequip.pt2"
-    if not model.exists():
-        proc = _start_compile("NEQUIP_POL", NEQUIP_TARGET, model)
-        if proc.wait() != 0:
-            pytest.fail(
-                f"compiling the {NEQUIP_TARGET} test model failed:\n"
-                + open(str(model) + ".log").read()[-4000:]
-            )
-    return str(model)
+    return compiled_model(
+        "NEQUIP_POL",
+        NEQUIP_TARGET,
+        lammps_setup["cache"] / "nequip_pol_atomic_field.nequip.pt2",
+    )
 
 
 def run_case(setup, workdir, data, efield, variables="", nprocs=1, **opts):
@@ -347,13 +339,12 @@ def test_nequip_pol_offset_applied_once(lammps_setup, tmp_path):
     from nequip_pol.lammps.tools.compile_model import build_model
 
     f = [0.5, 0.0, 0.0]
-    model = lammps_setup["cache"] / "nequip_pol_offset_atomic_field.nequip.pt2"
-    if not model.exists():
-        proc = _start_compile(
-            "NEQUIP_POL", NEQUIP_TARGET, model, f"polarization_offset_fractional={f}"
-        )
-        if proc.wait() != 0:
-            pytest.fail(open(str(model) + ".log").read()[-4000:])
+    model = compiled_model(
+        "NEQUIP_POL",
+        NEQUIP_TARGET,
+        lammps_setup["cache"] / "nequip_pol_offset_atomic_field.nequip.pt2",
+        f"polarization_offset_fractional={f}",
+    )
     atoms = make_cell(repeat=(2, 2, 2), seed=3)
     write_data(atoms, tmp_path / "data.lmp")
     lmp = run_case(
@@ -531,11 +522,11 @@ def test_compiled_ase_model_takes_the_per_atom_field(tmp_path_factory):
     cache = os.environ.get("NEQUIP_POL_LAMMPS_CACHE")
     cache = Path(cache) if cache else tmp_path_factory.mktemp("ase_atomic_field")
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / "allegro_pol_ase_atomic_field.nequip.pt2"
-    if not path.exists():
-        proc = _start_compile("ALLEGRO_POL", "nequip_pol_ase_atomic_field", path)
-        if proc.wait() != 0:
-            pytest.fail(open(str(path) + ".log").read()[-4000:])
+    path = compiled_model(
+        "ALLEGRO_POL",
+        "nequip_pol_ase_atomic_field",
+        cache / "allegro_pol_ase_atomic_field.nequip.pt2",
+    )
     atoms = make_cell(repeat=(2, 2, 2), seed=5)
     frame = np.array([0.02, 0.0, -0.01])
     d = atoms.get_positions() - atoms.cell.sum(0) / 2
