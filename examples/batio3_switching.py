@@ -312,7 +312,7 @@ def main(argv=None) -> int:
         "OMP_NUM_THREADS, else the free cores; one for a small cell)",
     )
     # the hysteresis verb's options this script does not offer: the loops run along z
-    p.set_defaults(axis="z", sample_interval=1)
+    p.set_defaults(axis="z", sample_interval=1, snapshot_interval=0)
     args = p.parse_args(argv)
     if args.report:
         return report(

@@ -484,7 +484,7 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
     rest, sine or triangle field) in ASE (eager model) and in LAMMPS (``LammpsLoopRunner``:
     ``lammps_patch/examples/in.hysteresis``, compiled model, pair_style allegro/pol, 1 or 2 MPI
     ranks): the P(t) series and the extracted Ec, Pr, area agree (far) within their spread over
-    cycles. Builds the plugin and compiles the model (fixture of ``tests/test_lammps.py``; minutes)."""
+    cycles, and so do the structure snapshots (``snapshot_interval``). Builds the plugin and compiles the model (fixture of ``tests/test_lammps.py``; minutes)."""
     import shutil
 
     import test_lammps as tl
@@ -511,6 +511,7 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
         timestep_fs=dt_fs,
         temperature_K=0.0,
         friction_per_fs=0.0,
+        snapshot_interval=40,
     )
     mpirun = (
         str(tl.BIN / "mpirun")
@@ -537,7 +538,7 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
             NeighborListTransform(r_max=float(model.metadata["r_max"])),
         ],
     )
-    ase_series, _ = run_loop(atoms, calc, protocol)
+    ase_series, _ = run_loop(atoms, calc, protocol, log_path=tmp_path / "ase_loop.csv")
 
     def analyze(series):
         # the untrained test model has a negative polarizability (alpha_zz = -6.7 e*A^2/V): P runs
@@ -551,6 +552,19 @@ def test_lammps_and_ase_loops_agree(lammps_setup, tmp_path, waveform, ranks):  #
         )
 
     ase_res, lmp_res = analyze(ase_series), analyze(lmp_series)
+
+    # the snapshots (--snapshot-interval): the same times and positions from both codes
+    from nequip_pol.analysis.domains import read_snapshots
+
+    t_lmp, f_lmp = read_snapshots(tmp_path / "loop.snapshots.lammpstrj")
+    t_ase, f_ase = read_snapshots(tmp_path / "ase_loop.snapshots.extxyz")
+    assert len(f_lmp) == len(f_ase) == protocol.n_steps // 40 + 1
+    np.testing.assert_allclose(t_lmp, t_ase, atol=1e-6)
+    for a, b in zip(f_lmp, f_ase):
+        assert a.get_chemical_symbols() == b.get_chemical_symbols()
+        d = a.positions - b.positions
+        frac = d @ np.linalg.inv(b.cell.array)
+        assert np.abs((frac - np.round(frac)) @ b.cell.array).max() < 1e-5
 
     assert len(lmp_series) == len(ase_series)
     assert np.allclose(lmp_series.time_fs, ase_series.time_fs, atol=1e-6)

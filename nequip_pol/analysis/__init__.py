@@ -11,6 +11,8 @@ One module per concept (this file imports nothing, so that each module can be ad
 - ``tolerances``: the force tolerance of relaxations from the model's precision (float32/float64)
 - ``plots``: figures of spectra and phonons
 - ``hysteresis``: ferroelectric switching (P-E loops)
+- ``domains``: per-cell views of switching in perovskites (off-centring per unit cell, switching
+  times, neighbour correlation) from a loop's structure snapshots
 
 Units: eV, A, fs, field V/A, P in e*A (cell dipole), alpha in e*A^2/V. See ``docs/analysis.md``.
 """

@@ -12,14 +12,22 @@ The names of the switching analysis in one namespace; each lives in the module o
 * :mod:`~nequip_pol.analysis.sweeps`: loops over temperatures x periods, the table
   ``hysteresis.csv``, the P(t) files and the figures (:func:`run_sweep`);
 * :mod:`~nequip_pol.analysis.coercive`: the zero-temperature intrinsic coercive field of any
-  field-aware calculator (:func:`intrinsic_coercive_field`).
+  field-aware calculator (:func:`intrinsic_coercive_field`);
+* :mod:`~nequip_pol.analysis.domains`: per-cell views of a loop's structure snapshots
+  (``snapshot_interval``): Ti off-centring per unit cell, when each cell switches, and whether
+  neighbours switch together (imported from there, not gathered here).
 
 The command line ``nequip-pol hysteresis`` runs a sweep (``--intrinsic``: the intrinsic
 coercive field). Units: time fs, field V/A, P e*A (cell dipole), work eV, temperature K.
 """
 
 from .coercive import intrinsic_coercive_field
-from .loop_drivers import LammpsLoopRunner, check_field_calculator, run_loop
+from .loop_drivers import (
+    LammpsLoopRunner,
+    check_field_calculator,
+    run_loop,
+    snapshot_path,
+)
 from .loops import (
     LOOP_QUANTITIES,
     LoopAnalysis,
@@ -62,6 +70,7 @@ __all__ = [
     "run_loop",
     "run_sweep",
     "LammpsLoopRunner",
+    "snapshot_path",
     "check_output_dir",
     "write_table",
     "read_table",

@@ -30,7 +30,16 @@ import numpy as np
 from .loops import analyze_series, read_loop
 from .protocol import LoopProtocol, field_function
 
-__all__ = ["check_field_calculator", "run_loop", "LammpsLoopRunner"]
+__all__ = ["check_field_calculator", "run_loop", "LammpsLoopRunner", "snapshot_path"]
+
+
+def snapshot_path(log_path, lammps: bool = False) -> Path:
+    """The structure snapshots written beside a loop's P(t) file ``log_path`` when the protocol
+    has a ``snapshot_interval``: ``.snapshots.extxyz`` (ASE) or ``.snapshots.lammpstrj`` (LAMMPS),
+    read by :func:`nequip_pol.analysis.domains.read_snapshots`."""
+    return Path(log_path).with_suffix(
+        ".snapshots.lammpstrj" if lammps else ".snapshots.extxyz"
+    )
 
 
 def _loop_analysis(series, protocol: LoopProtocol):
@@ -85,7 +94,8 @@ def run_loop(
         calc: a field-aware ASE calculator (field/time API of nequip-pol); its field is replaced
         protocol: :class:`LoopProtocol`
         log_path: optional CSV of P(t) written by
-            :class:`~nequip_pol.integrations.md.PolarizationLogger` (readable by :func:`read_loop`)
+            :class:`~nequip_pol.integrations.md.PolarizationLogger` (readable by :func:`read_loop`);
+            with a ``snapshot_interval``, the structures go beside it (:func:`snapshot_path`)
         force: overwrite ``log_path`` if it exists
         progress: called with one-line progress messages (e.g. ``print``)
         progress_every: steps between progress messages (0: once per cycle)
@@ -104,6 +114,10 @@ def run_loop(
     e_axis = protocol.validate()
     if log_path is not None and Path(log_path).exists() and not force:
         raise FileExistsError(f"{log_path} exists; not overwriting it (use force)")
+    if protocol.snapshot_interval and log_path is None:
+        raise ValueError(
+            "snapshots are written beside the P(t) file: give a log_path with a snapshot_interval"
+        )
     atoms = atoms.copy()
     atoms.calc = calc
     if hasattr(calc, "time"):
@@ -156,9 +170,23 @@ def run_loop(
                 f"  ({_time.time() - wall:.0f} s)"
             )
 
+    snapshots = snapshot_path(log_path) if protocol.snapshot_interval else None
+    if snapshots is not None and snapshots.exists():
+        snapshots.unlink()  # force: a fresh file, not frames appended to an old run's
+
+    def snapshot():
+        import ase.io
+
+        frame = atoms.copy()
+        frame.calc = None
+        frame.info = {"time_fs": float(calc.time), "step": int(dyn.nsteps)}
+        ase.io.write(snapshots, frame, format="extxyz", append=True)
+
     # ASE calls the observers before the first step (frame 0) and after every interval-th step
     with recorder:
         dyn.attach(recorder, interval=protocol.sample_interval)
+        if snapshots is not None:
+            dyn.attach(snapshot, interval=protocol.snapshot_interval)
         dyn.attach(report, interval=1)
         dyn.run(n_steps)
     series = recorder.to_series(
@@ -188,7 +216,8 @@ class LammpsLoopRunner:
         input_file: the LAMMPS input (default: ``examples/in.hysteresis`` of :mod:`nequip_pol.lammps`)
 
     Per loop, beside ``log_path`` (the ``fix ave/time`` P(t) file, read by :func:`read_loop`):
-    ``.data`` (the starting structure) and ``.lammps.log``.
+    ``.data`` (the starting structure) and ``.lammps.log``; with a ``snapshot_interval``,
+    ``.snapshots.lammpstrj`` (:func:`snapshot_path`).
     """
 
     def __init__(
@@ -281,6 +310,8 @@ class LammpsLoopRunner:
             "seed": 1 + int(protocol.seed) % 900_000_000,
             "every": protocol.sample_interval,
             "out": log_path,
+            "snapshots": protocol.snapshot_interval,
+            "snapfile": snapshot_path(log_path, lammps=True),
         }
         lammps_log = log_path.with_suffix(".lammps.log")
         command = [

@@ -116,6 +116,8 @@ class LoopProtocol:
         temperature_K: Langevin temperature, K (>= 0; also the initial Maxwell-Boltzmann velocities)
         friction_per_fs: Langevin friction, 1/fs; 0 runs velocity Verlet (NVE)
         sample_interval: record P every this many steps
+        snapshot_interval: write the structure every this many steps (0: never), for per-cell
+            views of the switching (:mod:`~nequip_pol.analysis.domains`)
         seed: random seed of the initial velocities and the Langevin noise
     """
 
@@ -129,6 +131,7 @@ class LoopProtocol:
     temperature_K: float = 10.0
     friction_per_fs: float = 0.01
     sample_interval: int = 1
+    snapshot_interval: int = 0
     seed: int = 0
 
     def validate(self) -> np.ndarray:
@@ -186,6 +189,14 @@ class LoopProtocol:
         ):
             raise ValueError(
                 f"sample_interval must be an integer >= 1, got {self.sample_interval}"
+            )
+        if (
+            isinstance(self.snapshot_interval, bool)
+            or int(self.snapshot_interval) != self.snapshot_interval
+            or self.snapshot_interval < 0
+        ):
+            raise ValueError(
+                f"snapshot_interval must be an integer >= 0 (0: no snapshots), got {self.snapshot_interval}"
             )
         if self.period_fs < 8 * self.sample_interval * self.timestep_fs:
             raise ValueError(

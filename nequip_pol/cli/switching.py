@@ -152,6 +152,14 @@ def add_hysteresis(p: argparse.ArgumentParser) -> None:
         help="record P every N steps (default 1)",
     )
     p.add_argument(
+        "--snapshot-interval",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write the structure every N steps beside each P(t) file (.snapshots.extxyz in ASE, "
+        ".snapshots.lammpstrj in LAMMPS) for per-cell views (nequip_pol.analysis.domains; default 0: none)",
+    )
+    p.add_argument(
         "--repeat",
         default="1x1x1",
         metavar="NxNxN",
@@ -192,7 +200,7 @@ def loop_protocol(args):
     """The :class:`~nequip_pol.analysis.protocol.LoopProtocol` of the hysteresis options in
     ``args`` (``axis``, ``amplitude`` V/A, ``period`` (fs, a list: its first), ``waveform``,
     ``cycles``, ``discard``, ``timestep`` fs, ``temperatures`` (K, a list: its first),
-    ``friction`` 1/fs, ``sample_interval``, ``seed``); a sweep varies period and temperature."""
+    ``friction`` 1/fs, ``sample_interval``, ``snapshot_interval``, ``seed``); a sweep varies period and temperature."""
     from nequip_pol.analysis.protocol import LoopProtocol
 
     return LoopProtocol(
@@ -206,6 +214,7 @@ def loop_protocol(args):
         temperature_K=args.temperatures[0],
         friction_per_fs=args.friction,
         sample_interval=args.sample_interval,
+        snapshot_interval=args.snapshot_interval,
         seed=args.seed,
     )
 
