@@ -179,6 +179,22 @@ def test_snapshots_of_a_loop_of_the_exact_ferroelectric(tmp_path, capsys, seed_o
     assert direction == -1
     assert np.isfinite(t_switch).all()
     assert (t_switch > 400.0).all() and (t_switch < 800.0).all()
+    # the per-cell example on the same loop: one event per half-period that reverses
+    import importlib.util
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "batio3_domains.py"
+    spec = importlib.util.spec_from_file_location("batio3_domains", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(loop), "--out", str(tmp_path / "dom")]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "dom" / "events.csv")))
+    assert rows[0]["direction"] == "-1" and rows[0]["switched_cells"] == "8"
+    assert 400.0 < float(rows[0]["t50_fs"]) < 800.0
+    assert (tmp_path / "dom" / "domains.png").stat().st_size > 0
+    assert module.main([str(loop), "--out", str(tmp_path / "dom")]) == 1  # no --force
     # a rerun without --force refuses, and keeps the snapshots
     size = loop.with_suffix(".snapshots.extxyz").stat().st_size
     rc = cli_main(
