@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     from nequip_pol import models
     from nequip_pol.integrations.md import PolarizationLogger, thermalize
     from nequip_pol.integrations.model_arguments import load_calculator
-    from nequip_pol.reference.ferroelectric import AnalyticFerroelectric
+    from nequip_pol.analysis.domains import off_centring
     from nequip_pol.threads import apply_threads, choose_threads
     from nequip_pol.units import E_ANGSTROM2_TO_UC_CM2
 
@@ -312,9 +312,7 @@ def main(argv=None) -> int:
     ti = np.flatnonzero(atoms.numbers == 22)
     rho = in_plane_distance(atoms.positions[ti], cell, centre)
     under = rho < args.width
-    material = (
-        AnalyticFerroelectric()
-    )  # its off_centering: Ti minus its O6 cage centroid
+    relaxed = atoms.copy()  # the O6 cages of the Ti, found once (domains.octahedra)
     cell_volume = atoms.get_volume() / len(ti)
     to_uc = E_ANGSTROM2_TO_UC_CM2 / cell_volume
 
@@ -363,7 +361,7 @@ def main(argv=None) -> int:
 
     def sample():
         samples["time_fs"].append(calc.time)
-        samples["u"].append(material.off_centering(atoms)[:, 2])
+        samples["u"].append(off_centring([atoms], reference=relaxed)[0, :, 2])
         samples["phase"].append(phase[0])
 
     phases = [

@@ -103,11 +103,14 @@ def _minimum_image(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
 
 def octahedra(
     atoms, b_site: str = "Ti", anion: str = "O", radius: float = CAGE_RADIUS
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each B cation and its six anions in ``atoms`` (a reference frame, e.g. the first).
 
-    Returns ``(b_index (n_B,), cage (n_B, 6))``, atom indices. ``ValueError`` when a B cation has
-    not exactly six anions within ``radius`` A (not a perovskite, or a cell too distorted).
+    Returns ``(b_index (n_B,), cage (n_B, 6), cage_vectors (n_B, 6, 3))``: atom indices, and the
+    B-to-anion vectors (A) in the reference frame. A cell one unit cell thick along an axis holds
+    the two apical anions of a cage as one atom seen through two periodic images: the vectors
+    keep them apart. ``ValueError`` when a B cation has not exactly six anions within ``radius``
+    A (not a perovskite, or a cell too distorted).
     """
     symbols = np.asarray(atoms.get_chemical_symbols())
     b_index = np.flatnonzero(symbols == b_site)
@@ -116,36 +119,52 @@ def octahedra(
         raise ValueError(
             f"no {b_site} or no {anion} atoms in the structure ({atoms.get_chemical_formula()})"
         )
-    cell = atoms.cell.array
     if atoms.cell.rank != 3 or not all(atoms.pbc):
         raise ValueError("the per-cell view needs a periodic cell (pbc in a, b and c)")
+    cell = atoms.cell.array
     d = _minimum_image(
         atoms.positions[anions][None, :, :] - atoms.positions[b_index][:, None, :], cell
     )
-    dist = np.linalg.norm(d, axis=-1)
+    # axes along which the cell is thinner than a cage's diameter: the other image counts too
+    heights = atoms.get_volume() / np.linalg.norm(
+        np.cross(np.roll(cell, -1, axis=0), np.roll(cell, -2, axis=0)), axis=1
+    )
+    shifts = [np.zeros(3)]
+    for a in np.flatnonzero(heights < 2.0 * radius):
+        shifts += [s + sign * cell[a] for s in shifts for sign in (-1.0, 1.0)]
+    vectors = np.concatenate(
+        [d + s for s in shifts], axis=1
+    )  # (n_B, n_images * n_O, 3)
+    atom_of = np.tile(anions, len(shifts))
+    dist = np.linalg.norm(vectors, axis=-1)
     counts = (dist < radius).sum(axis=1)
     if np.any(counts != 6):
         k = int(np.flatnonzero(counts != 6)[0])
         raise ValueError(
             f"{b_site} atom {b_index[k]} has {counts[k]} {anion} atoms within {radius} A, not 6: "
-            "not a perovskite octahedron (or a cell shorter than twice the cage)"
+            "not a perovskite octahedron"
         )
-    cage = anions[np.argsort(dist, axis=1)[:, :6]]
-    return b_index, cage
+    nearest = np.argsort(dist, axis=1)[:, :6]
+    cage = atom_of[nearest]
+    cage_vectors = np.take_along_axis(vectors, nearest[:, :, None], axis=1)
+    return b_index, cage, cage_vectors
 
 
 def off_centring(
     frames: Sequence, b_site: str = "Ti", anion: str = "O", reference=None
 ) -> np.ndarray:
     """Local order parameter u (n_frames, n_B, 3), A: each B cation minus the centroid of its
-    anion octahedron (minimum image), the cages found in ``reference`` (default: the first frame).
+    anion octahedron, the cages found in ``reference`` (default: the first frame).
 
-    Every frame must hold the same atoms in the same order (a trajectory).
+    Every frame must hold the same atoms in the same order (a trajectory). Each B-anion vector is
+    taken at the periodic image nearest to its vector in the reference frame, so atoms may wrap
+    through the cell, and cells one unit cell thick work, as long as no atom moves half a cell
+    length relative to its cation.
     """
     frames = list(frames)
     if not frames:
         raise ValueError("no frames")
-    b_index, cage = octahedra(
+    b_index, cage, ref_vectors = octahedra(
         frames[0] if reference is None else reference, b_site, anion
     )
     n_atoms = len(frames[0])
@@ -156,7 +175,8 @@ def off_centring(
                 f"frame {k} has {len(atoms)} atoms, the first {n_atoms}: not one trajectory"
             )
         pos = atoms.positions
-        d = _minimum_image(pos[cage] - pos[b_index][:, None, :], atoms.cell.array)
+        raw = pos[cage] - pos[b_index][:, None, :]
+        d = ref_vectors + _minimum_image(raw - ref_vectors, atoms.cell.array)
         u[k] = -d.mean(axis=1)
     return u
 
