@@ -15,9 +15,10 @@ half-period of the field (an *event*):
 * the spread of the cells' switching times (standard deviation, 10-90 % width, fs) against the
   time the whole crystal takes (mean u_z from 1/2 to -1/2 of its starting value);
 * the correlation between neighbouring cells along a, b and c, of their switching times and of
-  their u_z at ``t50``. Independent cells give about 0 within the noise level 1/sqrt(n_cells);
-  a domain that nucleates and grows makes neighbours alike (up to 1), most along the direction
-  the domain grows.
+  their u_z at ``t50`` (beside the same for u_z at the half-period's start: neighbouring cells
+  share O atoms, so their thermal fluctuations are correlated without any domain). Independent
+  cells give about 0 within the noise level 1/sqrt(n_cells); a domain that nucleates and grows
+  makes neighbours alike (up to 1), most along the direction the domain grows.
 
 Writes ``OUT/cells.npz`` (time_fs, u_z per cell, the grid, the switching times per event),
 ``OUT/events.csv`` and the figure ``OUT/domains.png``: mean u_z and switched fraction against
@@ -52,6 +53,9 @@ EVENT_COLUMNS = (
     "corr_u_a",
     "corr_u_b",
     "corr_u_c",
+    "corr_u0_a",
+    "corr_u0_b",
+    "corr_u0_c",
     "noise_level",
 )
 
@@ -120,6 +124,10 @@ def analyse(loop_csv: Path, axis: int = 2):
         q10, q90 = np.percentile(t_switch[ok], [10, 90])
         corr_t = domains.neighbour_correlation(t_switch, index, shape)
         corr_u = domains.neighbour_correlation(u[k50], index, shape)
+        # the thermal baseline: neighbours share anions, so their u_z fluctuations are
+        # correlated (or anticorrelated) without any domain; taken at the half-period's start
+        k0 = int(np.flatnonzero(inside)[0])
+        corr_u0 = domains.neighbour_correlation(u[k0], index, shape)
         events.append(
             {
                 "event": len(events) + 1,
@@ -137,6 +145,9 @@ def analyse(loop_csv: Path, axis: int = 2):
                 "corr_u_a": corr_u[0],
                 "corr_u_b": corr_u[1],
                 "corr_u_c": corr_u[2],
+                "corr_u0_a": corr_u0[0],
+                "corr_u0_b": corr_u0[1],
+                "corr_u0_c": corr_u0[2],
                 "noise_level": float(noise),
                 "_t_switch": t_switch,
                 "_k50": k50,
@@ -262,7 +273,8 @@ def main(argv: Optional[list] = None) -> int:
             f"times spread {e['spread_std_fs']:.0f} fs (std), {e['spread_10_90_fs']:.0f} fs (10-90 %); "
             f"crystal 50-50 % {e['crystal_50_50_fs']:.0f} fs; neighbour correlation of times "
             f"a/b/c {e['corr_t_a']:+.2f}/{e['corr_t_b']:+.2f}/{e['corr_t_c']:+.2f}, of u_z at t50 "
-            f"{e['corr_u_a']:+.2f}/{e['corr_u_b']:+.2f}/{e['corr_u_c']:+.2f} (noise {e['noise_level']:.2f})"
+            f"{e['corr_u_a']:+.2f}/{e['corr_u_b']:+.2f}/{e['corr_u_c']:+.2f} (before the switch "
+            f"{e['corr_u0_a']:+.2f}/{e['corr_u0_b']:+.2f}/{e['corr_u0_c']:+.2f}; noise {e['noise_level']:.2f})"
         )
     plot(
         args.out, time_fs, u, field, index, shape, events, args.title or str(args.loop)
