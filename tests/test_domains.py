@@ -210,6 +210,43 @@ def test_snapshot_interval_is_checked():
         LoopProtocol(snapshot_interval=2.5).validate()
 
 
+def _dump_frame(atoms, step, time_ps):
+    """One frame as in.hysteresis writes it (dump custom id element x y z, time yes)."""
+    lines = [
+        "ITEM: TIME",
+        f"{time_ps}",
+        "ITEM: TIMESTEP",
+        f"{step}",
+        "ITEM: NUMBER OF ATOMS",
+    ]
+    lines += [f"{len(atoms)}", "ITEM: BOX BOUNDS pp pp pp"]
+    lines += [f"0.0 {x}" for x in atoms.cell.lengths()]
+    lines += ["ITEM: ATOMS id element x y z"]
+    lines += [
+        f"{k + 1} {s} {p[0]:.10g} {p[1]:.10g} {p[2]:.10g}"
+        for k, (s, p) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_read_lammps_snapshots_and_a_cut_last_frame(tmp_path):
+    """Times in ps become fs; positions and species come back; a last frame cut short (a run
+    stopped while LAMMPS wrote it) is left out with a warning."""
+    atoms, _, _ = _displaced_cells((2, 2, 2), np.zeros((8, 3)))
+    text = "".join(_dump_frame(atoms, 5 * k, 0.01 * k) for k in range(3))
+    path = tmp_path / "loop.snapshots.lammpstrj"
+    path.write_text(text)
+    time_fs, frames = domains.read_snapshots(path)
+    np.testing.assert_allclose(time_fs, [0.0, 10.0, 20.0])
+    assert frames[1].get_chemical_symbols() == atoms.get_chemical_symbols()
+    np.testing.assert_allclose(frames[2].positions, atoms.positions, atol=1e-8)
+    cut = text[: len(text) - 200]
+    path.write_text(cut)
+    with pytest.warns(UserWarning, match="left out"):
+        time_fs, frames = domains.read_snapshots(path)
+    assert len(frames) == 2 and len(time_fs) == 2
+
+
 def test_read_snapshots_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         domains.read_snapshots(tmp_path / "none.extxyz")

@@ -22,6 +22,7 @@ Units: A, fs. numpy and ASE only.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
@@ -62,7 +63,8 @@ def read_snapshots(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, list]:
 
     ``.extxyz``: the ASE loop's file (``info["time_fs"]`` per frame). ``.lammpstrj``: the LAMMPS
     loop's ``dump custom ... id element x y z`` with ``dump_modify ... time yes`` (metal units,
-    time in ps). ``ValueError`` naming the problem for another format or frames without times.
+    time in ps); a last frame cut short (a run stopped while writing it) is left out with a
+    warning. ``ValueError`` naming the problem for another format or frames without times.
     """
     import ase.io
 
@@ -80,6 +82,13 @@ def read_snapshots(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, list]:
     elif path.suffix == ".lammpstrj":
         frames = ase.io.read(path, index=":", format="lammps-dump-text")
         times = [t * _PS_TO_FS for t in _lammps_dump_times(path)]
+        if len(frames) > 1 and len(frames[-1]) < len(frames[0]):
+            # a run stopped while LAMMPS wrote its last frame: keep the complete ones
+            warnings.warn(
+                f"{path}: the last frame holds {len(frames[-1])} of {len(frames[0])} atoms "
+                "(a run stopped while writing it); it is left out"
+            )
+            frames, times = frames[:-1], times[: len(frames) - 1]
         if len(times) != len(frames):
             raise ValueError(
                 f"{path}: {len(frames)} frames but {len(times)} ITEM: TIME entries; write the "
