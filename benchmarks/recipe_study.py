@@ -336,15 +336,17 @@ def planned_epochs(settings: dict):
 STUDY_SETTINGS = "study.json"
 
 
-def row_command(study: Path, dataset: str, variant: str) -> str:
-    """The command that reruns one variant of a study (from the study's settings file), or ""."""
+def row_command(study: Path, dataset: str, variant: str, model: str = "") -> str:
+    """The command that reruns one variant of a study (from the study's settings file and the
+    run's model family), or ""."""
     path = study / STUDY_SETTINGS
     if not path.exists():
         return ""
     settings = json.loads(path.read_text())
     return (
         f"python benchmarks/recipe_study.py OUT --dataset {dataset} "
-        f"--cpu-hours {settings['cpu_hours']:g} --points {settings['points']} "
+        + (f"--model {model} " if model else "")
+        + f"--cpu-hours {settings['cpu_hours']:g} --points {settings['points']} "
         f"--variants {variant}"
     )
 
@@ -366,12 +368,16 @@ def report(paths, table_path, plot_path) -> None:
                 (variant_dir / "run" / "learning_curve.json").read_text()
             )
             rows.append((dataset, variant_dir.name, curve, settings))
-            commands.append(row_command(study, dataset, variant_dir.name))
+            commands.append(
+                row_command(
+                    study, dataset, variant_dir.name, settings.get("model") or ""
+                )
+            )
     lines = [
-        "| dataset | variant | change | epochs | CPU h | "
+        "| dataset | model | variant | change | epochs | CPU h | "
         + " | ".join(c for _, c in COLUMNS)
         + " | command |",
-        "|" + " --- |" * (6 + len(COLUMNS)),
+        "|" + " --- |" * (7 + len(COLUMNS)),
     ]
     for (dataset, variant, curve, settings), command in zip(rows, commands):
         last = curve[-1]
@@ -385,7 +391,8 @@ def report(paths, table_path, plot_path) -> None:
         if planned is not None and int(epochs) < planned:
             epochs = f"{epochs} of {planned}"
         lines.append(
-            f"| {dataset} | {variant} | {change} | {epochs} | {float(last['cpu_hours']):.2f} | "
+            f"| {dataset} | {settings.get('model') or ''} | {variant} | {change} | {epochs} | "
+            f"{float(last['cpu_hours']):.2f} | "
             + " | ".join(values)
             + (f" | `{command}` |" if command else " | |")
         )
@@ -395,8 +402,9 @@ def report(paths, table_path, plot_path) -> None:
         "folder):"
     )
     lines.append("")
-    for dataset, variant, curve, _ in rows:
-        lines.append(f"- {dataset} {variant}: `{curve[-1]['command']}`")
+    for dataset, variant, curve, settings in rows:
+        family = f" {settings['model']}" if settings.get("model") else ""
+        lines.append(f"- {dataset}{family} {variant}: `{curve[-1]['command']}`")
     text = "\n".join(lines) + "\n"
     print(text)
     if table_path:
@@ -408,8 +416,15 @@ def report(paths, table_path, plot_path) -> None:
         import matplotlib.pyplot as plt
 
         datasets = sorted({r[0] for r in rows})
-        # one style per variant on every panel (20 colours, then dashed), one legend for all
-        names = sorted({r[1] for r in rows})
+
+        def name(variant, settings):
+            # the family too: the architecture axis runs the same variant for two families
+            return (
+                f"{settings['model']} {variant}" if settings.get("model") else variant
+            )
+
+        # one style per run name on every panel (20 colours, then dashed), one legend for all
+        names = sorted({name(r[1], r[3]) for r in rows})
         colours = plt.get_cmap("tab20").colors
         style = {
             v: dict(color=colours[k % 20], ls="-" if k < 20 else "--")
@@ -422,9 +437,10 @@ def report(paths, table_path, plot_path) -> None:
             squeeze=False,
         )
         for i, dataset in enumerate(datasets):
-            for ds, variant, curve, _ in rows:
+            for ds, variant, curve, settings in rows:
                 if ds != dataset:
                     continue
+                run_label = name(variant, settings)
                 cpu = [float(r["cpu_hours"]) for r in curve]
                 for ax, (key, label) in zip(axes[i], COLUMNS):
                     values = [
@@ -432,7 +448,12 @@ def report(paths, table_path, plot_path) -> None:
                         for r in curve
                     ]
                     ax.plot(
-                        cpu, values, marker="o", ms=3, label=variant, **style[variant]
+                        cpu,
+                        values,
+                        marker="o",
+                        ms=3,
+                        label=run_label,
+                        **style[run_label],
                     )
             for ax, (_, label) in zip(axes[i], COLUMNS):
                 ax.set_yscale("log")

@@ -251,8 +251,8 @@ def _load_recipe_study():
 
 
 def test_recipe_study_report_gives_each_row_its_command(tmp_path, capsys):
-    """The report's table has one row per variant with the command that reruns it (from the
-    study's settings), a run stopped early shows `done of planned`, and a study folder refuses a
+    """The report's table has one row per variant with its model family and the command that
+    reruns it (from the study's settings), a run stopped early shows `done of planned`, and a study folder refuses a
     second budget instead of mixing two in one table."""
     import csv
     import json
@@ -268,9 +268,10 @@ def test_recipe_study_report_gives_each_row_its_command(tmp_path, capsys):
     for variant, epochs, planned in (("cosine", 9, 9), ("wide", 2, 6)):
         run = out / variant / "run"
         run.mkdir(parents=True)
-        (run / "learning_curve.json").write_text(
-            json.dumps({"dataset": "SiO2", "overrides": [f"lr_total_epochs={planned}"]})
-        )
+        settings = {"dataset": "SiO2", "overrides": [f"lr_total_epochs={planned}"]}
+        if variant == "wide":
+            settings["model"] = "nequip_pol"  # the family, where the run recorded one
+        (run / "learning_curve.json").write_text(json.dumps(settings))
         with open(run / "learning_curve.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(
@@ -290,6 +291,8 @@ def test_recipe_study_report_gives_each_row_its_command(tmp_path, capsys):
         "--points 3 --variants cosine` |"
     )
     assert "| 2 of 6 |" in rows[1] and "--variants wide`" in rows[1]
+    assert rows[1].startswith("| SiO2 | nequip_pol | wide |")
+    assert "--dataset SiO2 --model nequip_pol --cpu-hours" in rows[1]
     assert "python learning_curve.py wide" in table.read_text()
     capsys.readouterr()
 
