@@ -259,9 +259,8 @@ def switching_times(
         if s[-1, c] <= 0:
             continue
         unswitched = np.flatnonzero(s[:, c] <= 0)
-        if (
-            len(unswitched) == 0
-        ):  # switched before the window: its crossing is at or before t0
+        if len(unswitched) == 0:
+            # switched before the window: its crossing is at or before t0
             t_switch[c] = t[0]
             continue
         k = unswitched[-1]  # last unswitched frame; frame k + 1 is switched
