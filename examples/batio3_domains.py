@@ -162,6 +162,8 @@ def plot(out: Path, time_fs, u, field, index, shape, events, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nequip_pol.analysis import domains
+
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     ax = axes[0, 0]
     ax.plot(time_fs, u.mean(axis=1), color="k", label="mean u_z (A)")
@@ -178,7 +180,7 @@ def plot(out: Path, time_fs, u, field, index, shape, events, title: str) -> None
         d = e["direction"]
         ax.plot(
             time_fs - e["t50_fs"],
-            (d * u > 0).mean(axis=1),
+            domains.switched_fraction(u, d),
             label=f"event {e['event']} ({'up' if d > 0 else 'down'})",
         )
     ax.set_xlim(-300, 300)
