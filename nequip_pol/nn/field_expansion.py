@@ -249,24 +249,25 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
     @model_modifier(persistent=False, private=False)
     @classmethod
     def initialize_from_checkpoint(cls, model, checkpoint_path: Optional[str] = None):
-        """Start training from the weights of an earlier run's checkpoint (fine-tuning on more
-        data, a new schedule, the inversion-allowed offset of the config).
+        """Start training from the weights of an earlier run's checkpoint or of a packaged
+        model (fine-tuning on more data, a new schedule, the inversion-allowed offset of the
+        config).
 
-        Copies the checkpoint's model weights (not its EMA copy) into the freshly built model;
-        every weight must match by name and shape. The polarization offset is *not* copied: the
-        config states it (0 or 1/2 per lattice vector). Not persistent: a model rebuilt from
-        the new run's checkpoint (packaging, compiling) takes that checkpoint's weights and
-        does not need this file. ``None``: the model is left as built.
+        ``checkpoint_path``: a nequip checkpoint (``*.ckpt``: its model weights are copied, not
+        its EMA copy) or a nequip package (``*.nequip.zip``, e.g. a shipped model of
+        :mod:`nequip_pol.models`: the weights it was packaged with, the EMA weights of an EMA
+        run). Every weight must match the freshly built model by name and shape. The
+        polarization offset is *not* copied: the config states it (0 or 1/2 per lattice
+        vector). Not persistent: a model rebuilt from the new run's checkpoint (packaging,
+        compiling) takes that checkpoint's weights and does not need this file. ``None``: the
+        model is left as built.
         """
         if checkpoint_path is None:
             return model
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        prefix = "model.sole_model."
         weights = {
-            key[len(prefix) :]: value
-            for key, value in checkpoint["state_dict"].items()
-            if key.startswith(prefix)
-            and not key.endswith("polarization_offset_fractional")
+            key: value
+            for key, value in _saved_model_weights(str(checkpoint_path)).items()
+            if not key.endswith("polarization_offset_fractional")
         }
         own = model.state_dict()
         missing = sorted(set(own) - set(weights))
@@ -440,3 +441,35 @@ class FieldExpansionEnergy(GraphModuleMixin, torch.nn.Module):
         data[POLARIZATION_KEY] = polarization
         data[POLARIZABILITY_KEY] = polarizability
         return data
+
+
+def _saved_model_weights(path: str) -> Dict[str, torch.Tensor]:
+    """The weights of the single model in a nequip checkpoint or package, keyed as in the
+    model's own ``state_dict``."""
+    if path.endswith(".nequip.zip"):
+        from nequip.model import ModelFromPackage
+
+        try:
+            loaded = ModelFromPackage(package_path=path)
+        except Exception as error:
+            raise ValueError(
+                f"initialize_from_checkpoint: could not load the package {path}: {error}"
+            ) from error
+        prefix = "sole_model."
+        state = loaded.state_dict()
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)[
+                "state_dict"
+            ]
+        except Exception as error:
+            raise ValueError(
+                f"initialize_from_checkpoint: {path} is neither a nequip checkpoint nor a "
+                f"package (*.nequip.zip): {error}"
+            ) from error
+        prefix = "model.sole_model."
+    return {
+        key[len(prefix) :]: value
+        for key, value in state.items()
+        if key.startswith(prefix)
+    }
