@@ -447,16 +447,21 @@ def _saved_model_weights(path: str) -> Dict[str, torch.Tensor]:
     """The weights of the single model in a nequip checkpoint or package, keyed as in the
     model's own ``state_dict``."""
     if path.endswith(".nequip.zip"):
-        from nequip.model import ModelFromPackage
+        # torch.package directly, not nequip's ModelFromPackage: this module is packaged with
+        # every model, and importing nequip.model here would pull nequip's training stack into
+        # the package (nequip-package then refuses it)
+        from torch.package import PackageImporter
 
         try:
-            loaded = ModelFromPackage(package_path=path)
+            models = PackageImporter(path).load_pickle(
+                package="model", resource="eager_model.pkl", map_location="cpu"
+            )
         except Exception as error:
             raise ValueError(
                 f"initialize_from_checkpoint: could not load the package {path}: {error}"
             ) from error
         prefix = "sole_model."
-        state = loaded.state_dict()
+        state = models.state_dict()
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)[
