@@ -43,9 +43,8 @@ def test_checkpoint_weights_are_copied_but_not_the_offset(family, tmp_path):
     trained = build(
         FAMILIES[family], seed=1, polarization_offset_fractional=[0.5, 0, 0]
     )
-    with (
-        torch.no_grad()
-    ):  # weights no fresh build has: the copy cannot happen by chance
+    # weights no fresh build has: the copy cannot happen by chance
+    with torch.no_grad():
         for p in trained.parameters():
             p.add_(0.01 * torch.randn_like(p))
     save_as_checkpoint(trained, tmp_path / "last.ckpt")
@@ -94,7 +93,8 @@ def test_shipped_package_is_a_starting_point():
     config = yaml.safe_load((CONFIGS / "model" / "allegro_pol.yaml").read_text())[
         "model"
     ]
-    config.update(  # the run's values of the config's ${...} interpolations
+    # the config's ${...} interpolations: values that are no weights do not matter here
+    config.update(
         seed=5,
         model_dtype="float32",
         type_names=["Ba", "Ti", "O"],
