@@ -2,7 +2,8 @@
 
 The verbs live in the modules of this package, one per family (:data:`VERBS` is the table):
 
-- :mod:`~nequip_pol.cli.data`: ``parse-qe``, ``parse-qe-ph``, ``parse-vasp``, ``check-data``
+- :mod:`~nequip_pol.cli.data`: ``parse-qe``, ``parse-qe-ph``, ``parse-vasp``, ``check-data``,
+  ``align-branches``
 - :mod:`~nequip_pol.cli.demo`: ``demo`` (the main job)
 - :mod:`~nequip_pol.cli.spectra`: ``ir``, ``raman``
 - :mod:`~nequip_pol.cli.dielectric`: ``dielectric``
@@ -65,6 +66,10 @@ VERBS = {
     "check-data": (
         "data",
         "check an extended-XYZ dataset (keys, sum rule, symmetry, P branch)",
+    ),
+    "align-branches": (
+        "data",
+        "move P labels by whole quanta to the branch of a reference model (one consistent branch)",
     ),
     "demo": (
         "demo",
@@ -131,6 +136,7 @@ RUNS_A_MODEL = {
     "coercive",
     "train-long",
     "frame-errors",
+    "align-branches",
 }
 #: verbs whose positional arguments may come between their options (argparse's
 #: ``parse_intermixed_args``: ``OUT --dataset X key=value --resume key2=value2``)

@@ -1,10 +1,12 @@
-"""``nequip-pol parse-qe | parse-qe-ph | parse-vasp | check-data``: training data, and its checks.
+"""``nequip-pol parse-qe | parse-qe-ph | parse-vasp | check-data | align-branches``: training
+data, and its checks.
 
 ``parse-qe`` converts finite-field QE runs to extended XYZ (:mod:`nequip_pol.io.qe`),
 ``parse-qe-ph`` QE linear-response runs (pw.x + ph.x, :mod:`nequip_pol.io.qe_ph`), ``parse-vasp``
 VASP runs (:mod:`nequip_pol.io.vasp`), all three through one writer
 (:func:`nequip_pol.io.qe.write_frames`); ``check-data`` reports what is wrong with an
-extended-XYZ dataset (:mod:`nequip_pol.io.check_data`). Only ``argparse`` and the standard
+extended-XYZ dataset (:mod:`nequip_pol.io.check_data`); ``align-branches`` moves P labels by whole
+quanta to one consistent branch (:mod:`nequip_pol.data.branch_alignment`). Only ``argparse`` and the standard
 library are imported at module level.
 """
 
@@ -23,6 +25,8 @@ __all__ = [
     "run_parse_qe_ph",
     "add_check_data",
     "run_check_data",
+    "add_align_branches",
+    "run_align_branches",
     "check_inputs",
 ]
 
@@ -280,6 +284,89 @@ def run_check_data(args: argparse.Namespace) -> int:
     return rc
 
 
+# ------------------------------------------------------------------------------- align-branches
+
+
+def add_align_branches(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="the reference: a shipped model's name, a package (*.nequip.zip) or a checkpoint "
+        "that fits every frame's P within a small fraction of a quantum",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="extended-XYZ files")
+    p.add_argument(
+        "--out-dir",
+        required=True,
+        metavar="DIR",
+        help="existing folder; each file is written there under its own name",
+    )
+    p.add_argument(
+        "--max-residual",
+        type=float,
+        default=0.1,
+        metavar="QUANTA",
+        help="largest distance allowed between the reference and a moved label, in quanta "
+        "(default 0.1); above it nothing is written",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def _check_align_branches(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nequip_pol.models import is_shipped_name
+
+    if not is_shipped_name(args.model) and not Path(args.model).is_file():
+        return input_error(
+            "align-branches", f"MODEL {args.model}: no such file or shipped model"
+        )
+    for f in args.files:
+        if not Path(f).is_file():
+            return input_error("align-branches", f"{f}: no such file")
+    if not Path(args.out_dir).is_dir():
+        return input_error(
+            "align-branches", f"--out-dir {args.out_dir}: no such folder"
+        )
+    if not 0 < args.max_residual < 0.5:
+        return input_error(
+            "align-branches",
+            f"--max-residual {args.max_residual}: must be between 0 and 0.5 quanta",
+        )
+    return 0
+
+
+def run_align_branches(args: argparse.Namespace) -> int:
+    """Exit status 0: every frame's label moved and written; 2: bad input, or the reference is
+    too far from some frame (nothing written)."""
+    import numpy as np
+
+    from nequip_pol.data.branch_alignment import align_files
+
+    from .common import run_guarded
+
+    def body(a) -> int:
+        moves = align_files(
+            a.model, a.files, a.out_dir, max_residual=a.max_residual, force=a.force
+        )
+        moved = [m for m in moves if np.any(m.quanta != 0)]
+        print(
+            f"{len(moves)} frames, {len(moved)} moved by whole quanta; the reference is at most "
+            f"{max(float(np.abs(m.residual).max()) for m in moves):.3f} quanta from a label"
+        )
+        print("file index quanta_a quanta_b quanta_c residual_a residual_b residual_c")
+        for m in moves:
+            print(
+                f"{m.file} {m.index} "
+                + " ".join(f"{q:+.0f}" for q in m.quanta)
+                + " "
+                + " ".join(f"{r:+.3f}" for r in m.residual)
+            )
+        return 0
+
+    return run_guarded("align-branches", body, args)
+
+
 # ---------------------------------------------------------------------------------- input checks
 _CHECKS = {
     "parse-qe": _check_parse_qe,
@@ -290,6 +377,7 @@ _CHECKS = {
         "parse-qe-ph", args, "QE run folder"
     ),
     "check-data": _check_check_data,
+    "align-branches": _check_align_branches,
 }
 
 

@@ -62,11 +62,11 @@ class BornChargesOrProjection(BaseModifier):
         return data1[PROJECTED_BORN_CHARGE_KEY], target
 
 
-def _field(key: str, per_atom: bool):
+def _field(key: str, per_atom: bool, polarization_branch: str = "nearest"):
     if key == BORN_CHARGE_KEY:
         return BornChargesOrProjection()
     if key == POLARIZATION_KEY:
-        return NearestBranchPolarization(per_atom=per_atom)
+        return NearestBranchPolarization(per_atom=per_atom, branch=polarization_branch)
     if key == _E and per_atom:
         return PerAtomModifier(_E)
     return key
@@ -86,10 +86,10 @@ def _float_sum(metric):
     return metric
 
 
-def _entry(name, key, metric, coeff, per_atom=False):
+def _entry(name, key, metric, coeff, per_atom=False, polarization_branch="nearest"):
     return {
         "name": name,
-        "field": _field(key, per_atom),
+        "field": _field(key, per_atom, polarization_branch),
         "metric": _float_sum(metric),
         "coeff": coeff,
         "ignore_nan": key in _PARTIAL_LABELS,
@@ -112,10 +112,16 @@ def ElectricResponseLoss(
         POLARIZABILITY_KEY: 1.0,
     },
     per_atom_energy: bool = True,
+    polarization_branch: str = "nearest",
     type_names=None,
 ):
     """Weighted sum of mean squared errors of energy (per atom by default), forces, stress, the
     branch-folded polarization, Born charges and polarizability.
+
+    ``polarization_branch``: ``"nearest"`` compares P with the label moved to the prediction's
+    branch; ``"labels"`` with the label as it is, for data whose labels were moved to one
+    consistent branch (``nequip-pol align-branches``; docs/training.md, "Polarization
+    branches"). Validation and test metrics always use the nearest branch.
 
     A key left out of ``coeffs`` (or given ``null``) is not trained on. Loss component names:
     ``per_atom_energy_mse`` (or ``total_energy_mse``), ``forces_mse``, ``stress_mse``,
@@ -144,7 +150,16 @@ def ElectricResponseLoss(
             continue
         per_atom = key == _E and per_atom_energy
         name = loss_term_name(key, per_atom)
-        metrics.append(_entry(name, key, MeanSquaredError(), coeffs[key], per_atom))
+        metrics.append(
+            _entry(
+                name,
+                key,
+                MeanSquaredError(),
+                coeffs[key],
+                per_atom,
+                polarization_branch,
+            )
+        )
     return MetricsManager(metrics, type_names=type_names)
 
 
