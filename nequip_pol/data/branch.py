@@ -22,6 +22,21 @@ from nequip.data.modifier import BaseModifier
 from .._keys import POLARIZATION_KEY
 
 
+def _in_quanta(
+    vector: torch.Tensor, cell: torch.Tensor, periodic: torch.Tensor
+) -> torch.Tensor:
+    """Fractional coordinates f of cell dipoles, vector = f @ cell: how many quanta e*R along
+    each lattice vector, (num_frames, 3); Cartesian components where ``periodic`` is false."""
+    safe_cell = torch.where(
+        periodic.view(-1, 1, 1),
+        cell,
+        torch.eye(3, dtype=cell.dtype, device=cell.device),
+    )
+    return torch.linalg.solve(
+        safe_cell.transpose(-1, -2), vector.unsqueeze(-1)
+    ).squeeze(-1)
+
+
 def fold_to_nearest_branch(
     reference: torch.Tensor,
     target: torch.Tensor,
@@ -39,19 +54,9 @@ def fold_to_nearest_branch(
         the shifted reference, (num_frames, 3); unchanged where ``periodic`` is false
     """
     cell = cell.view(-1, 3, 3).to(reference.dtype)
-    difference = (target - reference).unsqueeze(-2)  # (n, 1, 3)
-    # fractional coordinates of the difference: d = f @ cell
-    safe_cell = torch.where(
-        periodic.view(-1, 1, 1),
-        cell,
-        torch.eye(3, dtype=cell.dtype, device=cell.device),
-    )
-    fractional = torch.linalg.solve(
-        safe_cell.transpose(-1, -2), difference.transpose(-1, -2)
-    ).transpose(-1, -2)
-    quanta = torch.round(fractional)
+    quanta = torch.round(_in_quanta(target - reference, cell, periodic))
     quanta = torch.where(torch.isfinite(quanta), quanta, torch.zeros_like(quanta))
-    shift = torch.matmul(quanta, cell).view(-1, 3)
+    shift = torch.matmul(quanta.unsqueeze(-2), cell).view(-1, 3)
     return torch.where(periodic.view(-1, 1), reference + shift, reference)
 
 
@@ -80,19 +85,8 @@ def align_to_reference(
     """
     aligned = fold_to_nearest_branch(labels, reference, cell, periodic)
     cell = cell.view(-1, 3, 3).to(labels.dtype)
-    safe_cell = torch.where(
-        periodic.view(-1, 1, 1),
-        cell,
-        torch.eye(3, dtype=cell.dtype, device=cell.device),
-    )
-
-    def fractional(vector):
-        return torch.linalg.solve(
-            safe_cell.transpose(-1, -2), vector.unsqueeze(-1)
-        ).squeeze(-1)
-
-    quanta = torch.round(fractional(aligned - labels))
-    residual = fractional(reference - aligned)
+    quanta = torch.round(_in_quanta(aligned - labels, cell, periodic))
+    residual = _in_quanta(reference - aligned, cell, periodic)
     zero = torch.zeros_like(residual)
     periodic = periodic.view(-1, 1)
     return (
