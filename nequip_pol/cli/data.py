@@ -5,9 +5,9 @@ data, and its checks.
 ``parse-qe-ph`` QE linear-response runs (pw.x + ph.x, :mod:`nequip_pol.io.qe_ph`), ``parse-vasp``
 VASP runs (:mod:`nequip_pol.io.vasp`), all three through one writer
 (:func:`nequip_pol.io.qe.write_frames`); ``check-data`` reports what is wrong with an
-extended-XYZ dataset (:mod:`nequip_pol.io.check_data`); ``align-branches`` moves P labels by whole
-quanta to one consistent branch (:mod:`nequip_pol.data.branch_alignment`). Only ``argparse`` and the standard
-library are imported at module level.
+extended-XYZ dataset (:mod:`nequip_pol.io.check_data`); ``align-branches`` moves P labels by
+whole quanta to one consistent branch (:mod:`nequip_pol.data.branch_alignment`). Only
+``argparse`` and the standard library are imported at module level.
 """
 
 from __future__ import annotations
