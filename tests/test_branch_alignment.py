@@ -194,11 +194,11 @@ def test_align_branches_verb_input_errors(tmp_path, capsys):
     cases = [
         (
             ["no-such-model.ckpt", str(source), "--out-dir", str(tmp_path)],
-            "no such file",
+            "model file not found: 'no-such-model.ckpt'",
         ),
         (
             ["batio3", str(tmp_path / "missing.xyz"), "--out-dir", str(tmp_path)],
-            "no such file",
+            "extended-XYZ file not found",
         ),
         (
             ["batio3", str(source), "--out-dir", str(tmp_path / "nope")],

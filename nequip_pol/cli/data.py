@@ -291,8 +291,8 @@ def add_align_branches(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="the reference: a shipped model's name, a package (*.nequip.zip) or a checkpoint "
-        "that fits every frame's P within a small fraction of a quantum",
+        help="the reference that fits every frame's P within a small fraction of a quantum: a "
+        "shipped model's name, a package (*.nequip.zip), a checkpoint or a compiled model",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="extended-XYZ files")
     p.add_argument(
@@ -315,15 +315,18 @@ def add_align_branches(p: argparse.ArgumentParser) -> None:
 def _check_align_branches(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nequip_pol.models import is_shipped_name
+    from nequip_pol.integrations.model_arguments import (
+        ModelArgumentError,
+        check_file,
+        check_model,
+    )
 
-    if not is_shipped_name(args.model) and not Path(args.model).is_file():
-        return input_error(
-            "align-branches", f"MODEL {args.model}: no such file or shipped model"
-        )
-    for f in args.files:
-        if not Path(f).is_file():
-            return input_error("align-branches", f"{f}: no such file")
+    try:
+        args.model = check_model(args.model)
+        for f in args.files:
+            check_file(f, "extended-XYZ")
+    except ModelArgumentError as exc:
+        return input_error("align-branches", str(exc))
     if not Path(args.out_dir).is_dir():
         return input_error(
             "align-branches", f"--out-dir {args.out_dir}: no such folder"

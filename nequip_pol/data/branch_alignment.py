@@ -109,7 +109,8 @@ def align_files(
     """Align the P labels of every frame of ``files`` to ``model``'s branch; write ``out_dir/NAME``.
 
     Args:
-        model: a shipped model's name, a package (``*.nequip.zip``) or a checkpoint
+        model: a MODEL argument (:mod:`nequip_pol.integrations.model_arguments`): a shipped
+            model's name, a package, a checkpoint or a compiled model
         files: extended-XYZ files; each is written under its own name, frames in their order,
             every other key unchanged (a dataset split file by file stays the same split)
         out_dir: an existing folder; existing outputs are refused unless ``force``
@@ -123,9 +124,8 @@ def align_files(
     """
     import ase.io
 
-    from ..integrations.ase import NequIPPolCalculator
+    from ..integrations.model_arguments import load_calculator
     from ..io.qe import write_frames
-    from ..models import resolve
 
     out_dir = Path(out_dir)
     outputs = [out_dir / Path(f).name for f in files]
@@ -141,9 +141,7 @@ def align_files(
         raise FileExistsError(
             f"output file(s) exist: {', '.join(existing)}; not overwriting (use --force)"
         )
-    calc = NequIPPolCalculator.from_saved_model(
-        resolve(model), chemical_species_to_atom_type_map=True
-    )
+    calc = load_calculator(model)
 
     def reference(atoms):
         atoms = atoms.copy()
